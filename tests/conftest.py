@@ -1,0 +1,109 @@
+"""Shared fixtures: a fake 2-socket host tree, hosts, study files, the fake workload."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tuner.host import Host, Tools, probe_topology
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+FAKE_WORKLOAD = str(PROGRAMS / "fake_workload.py")
+PYTHON = sys.executable
+
+
+def reported_settings(stdout: str) -> dict[str, Any]:
+    """The SETTINGS line a workload printed, parsed."""
+    line = next(x for x in stdout.splitlines() if x.startswith("SETTINGS "))
+    return dict(json.loads(line[len("SETTINGS "):]))
+
+
+def final_throughput(stdout: str) -> float:
+    line = next(x for x in stdout.splitlines() if x.startswith("FINAL "))
+    return float(line.split("throughput=")[1].split()[0])
+
+
+def make_sys_tree(root: Path, *, sockets: int, cores_per_socket: int, threads_per_core: int,
+                  nodes_per_socket: int = 1, model: str = "Intel(R) Xeon(R) Platinum 8180") -> Path:
+    """Write a Linux-style /sys and /proc/cpuinfo describing a machine. CPU ids follow the
+    kernel's usual numbering: first thread of every core on every socket, then siblings."""
+    cpu_dir = root / "sys/devices/system/cpu"
+    node_dir = root / "sys/devices/system/node"
+    total_cores = sockets * cores_per_socket
+    n_cpus = total_cores * threads_per_core
+    node_cpus: dict[int, list[int]] = {}
+    for cpu in range(n_cpus):
+        thread, core_index = divmod(cpu, total_cores)
+        socket, core = divmod(core_index, cores_per_socket)
+        node = socket * nodes_per_socket + core * nodes_per_socket // cores_per_socket
+        topo = cpu_dir / f"cpu{cpu}" / "topology"
+        topo.mkdir(parents=True)
+        (topo / "physical_package_id").write_text(f"{socket}\n")
+        (topo / "core_id").write_text(f"{core}\n")
+        siblings = [core_index + t * total_cores for t in range(threads_per_core)]
+        (topo / "thread_siblings_list").write_text(",".join(map(str, siblings)) + "\n")
+        node_cpus.setdefault(node, []).append(cpu)
+    (cpu_dir / "online").write_text(f"0-{n_cpus - 1}\n")
+    for node, cpus in node_cpus.items():
+        (node_dir / f"node{node}").mkdir(parents=True)
+        (node_dir / f"node{node}" / "cpulist").write_text(",".join(map(str, cpus)) + "\n")
+    (root / "proc").mkdir(parents=True)
+    (root / "proc/cpuinfo").write_text(
+        "".join(f"processor\t: {c}\nmodel name\t: {model}\nflags\t\t: fpu avx512f avx512_bf16\n\n"
+                for c in range(n_cpus)))
+    return root
+
+
+@pytest.fixture
+def xeon_root(tmp_path: Path) -> Path:
+    """A 2-socket, 28-core-per-socket Xeon with SMT: 56 cores, 112 CPUs, 2 NUMA nodes."""
+    return make_sys_tree(tmp_path / "xeon", sockets=2, cores_per_socket=28, threads_per_core=2)
+
+
+@pytest.fixture
+def xeon(xeon_root: Path) -> Host:
+    return Host(topology=probe_topology(xeon_root),
+                tools=Tools(numactl="/usr/bin/numactl", taskset="/usr/bin/taskset"))
+
+
+@pytest.fixture
+def xeon_no_numactl(xeon_root: Path) -> Host:
+    return Host(topology=probe_topology(xeon_root),
+                tools=Tools(numactl=None, taskset="/usr/bin/taskset"))
+
+
+@pytest.fixture
+def local_host() -> Host:
+    from tuner.host import probe_host
+
+    return probe_host()
+
+
+@pytest.fixture
+def write_study(tmp_path: Path) -> Callable[[str], Path]:
+    counter = iter(range(10_000))
+
+    def write(text: str) -> Path:
+        path = tmp_path / f"study{next(counter)}.yaml"
+        path.write_text(text)
+        return path
+    return write
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep tuner's caches and outputs inside the test's directory."""
+    from tuner.settings import get_settings
+
+    monkeypatch.setenv("TUNER_CACHE_DIR", str(Path.home() / ".cache" / "tuner"))
+    monkeypatch.setenv("TUNER_OUTPUT_DIR", str(tmp_path / "tuner-out"))
+    monkeypatch.setenv("TUNER_DEFAULT_STORAGE", f"sqlite:///{tmp_path / 'tuner.db'}")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -1,0 +1,120 @@
+"""The `tuner` command, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAKE_WORKLOAD, PYTHON, final_throughput, reported_settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "studies"
+
+
+def tuner(*args: str, cwd: Path | None = None, check: bool = False,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "tuner.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_validate_good_and_bad() -> None:
+    good = tuner("validate", "--no-host", *map(str, sorted((FIXTURES / "good").glob("*.yaml"))))
+    assert good.returncode == 0, good.stderr
+    assert "study resnet-threads is valid" in good.stdout
+    bad = tuner("validate", str(FIXTURES / "bad" / "unknown_knob.yaml"))
+    assert bad.returncode == 2
+    assert "unknown_knob.yaml:5: knobs.intra_ops: unknown knob 'intra_ops'" in bad.stderr
+    assert "did you mean 'intra_op'" in bad.stderr
+
+
+def test_validate_against_this_host_reports_the_space() -> None:
+    root = Path(__file__).resolve().parent.parent
+    out = tuner("validate", str(root / "studies.yaml"), check=True)
+    assert "configurations" in out.stdout
+
+
+def test_doctor_lists_topology_and_knobs() -> None:
+    out = tuner("doctor", check=True).stdout
+    assert "physical cores" in out and "fingerprint:" in out and "host_class=" in out
+    assert "membind" in out and "intra_op" in out
+
+
+@pytest.fixture
+def finished_study(tmp_path: Path, write_study: Callable[[str], Path]) -> tuple[Path, str]:
+    storage = f"sqlite:///{tmp_path / 'cli.db'}"
+    path = write_study(f"""
+name: cli-fake
+workload:
+  command: [{PYTHON}, {FAKE_WORKLOAD}, --intervals, "2"]
+  parser: protocol
+knobs:
+  threads: {{flag: --threads, low: 1, high: 5}}
+  KMP_BLOCKTIME: [0, 1]
+budget: {{n_trials: 10}}
+sampler: {{name: tpe, seed: 2}}
+storage: {storage}
+""")
+    out = tuner("tune", str(path), "--output", str(tmp_path / "out"), cwd=tmp_path, check=True)
+    assert "Best: trial" in out.stdout
+    assert "Improvement over framework defaults" in out.stdout
+    assert "Explored" in out.stdout and "of 15 configurations" in out.stdout
+    assert f"Settings written to {tmp_path / 'out' / 'cli-fake'}" in out.stdout
+    assert "10/10 trials" in out.stderr  # progress
+    return path, storage
+
+
+def test_best_formats(finished_study: tuple[Path, str], tmp_path: Path) -> None:
+    path, storage = finished_study
+    data = json.loads(tuner("best", "cli-fake", "--storage", storage, "--format", "json",
+                            check=True).stdout)
+    assert data["study"] == "cli-fake" and data["value"] > 900
+    assert set(data["improvement"]) == {"defaults", "vendor"}
+    env = tuner("best", "cli-fake", "-f", str(path), "--format", "env", check=True).stdout
+    assert all(line.startswith(("export ", "#")) for line in env.strip().splitlines())
+    if data["knobs"].get("KMP_BLOCKTIME") not in (None, "unset"):
+        assert f"export KMP_BLOCKTIME={data['knobs']['KMP_BLOCKTIME']}" in env
+    text = tuner("best", "cli-fake", "--storage", storage, check=True).stdout
+    assert "Best: trial" in text
+    written = json.loads((tmp_path / "out" / "cli-fake" / "best.json").read_text())
+    assert written["trial"] == data["trial"]
+
+
+def test_best_shell_line_pasted_into_a_shell_runs_the_best_settings(
+        finished_study: tuple[Path, str]) -> None:
+    _, storage = finished_study
+    data = json.loads(tuner("best", "cli-fake", "--storage", storage, "--format", "json",
+                            check=True).stdout)
+    line = tuner("best", "cli-fake", "--storage", storage, "--format", "shell",
+                 check=True).stdout.strip()
+    ran = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=60,
+                         env={"PATH": os.environ["PATH"]})
+    assert ran.returncode == 0, ran.stderr
+    settings = reported_settings(ran.stdout)
+    assert settings["threads"] == data["knobs"]["threads"]
+    blocktime = data["knobs"].get("KMP_BLOCKTIME", "unset")
+    assert settings["env"].get("KMP_BLOCKTIME", "unset") == str(blocktime)
+    assert final_throughput(ran.stdout) == pytest.approx(data["value"], rel=0.02)
+
+
+def test_list_and_delete(finished_study: tuple[Path, str]) -> None:
+    _, storage = finished_study
+    assert "cli-fake: 10/10 trials" in tuner("list", "--storage", storage, check=True).stdout
+    tuner("delete", "cli-fake", "--storage", storage, check=True)
+    gone = tuner("best", "cli-fake", "--storage", storage)
+    assert gone.returncode == 1 and "no study named 'cli-fake'" in gone.stderr
+
+
+def test_unreachable_database_is_one_clear_line() -> None:
+    out = tuner("best", "x", "--storage", "postgresql://nobody@127.0.0.1:1/none")
+    assert out.returncode == 1
+    assert out.stderr.startswith("tuner: cannot open the study database postgresql://")
+    assert "Traceback" not in out.stderr

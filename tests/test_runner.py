@@ -1,0 +1,122 @@
+"""The runner against real subprocesses: every way a workload can go wrong is an outcome."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.conftest import FAKE_WORKLOAD, PYTHON
+from tuner.launch import Launch
+from tuner.parsers import ProtocolParser, Reading
+from tuner.runner import Status, run
+
+ENV = {"PATH": os.environ["PATH"], "PYTHONUNBUFFERED": "1"}
+
+
+def launch(*args: str, env: dict[str, str] | None = None, **kw) -> Launch:  # type: ignore[no-untyped-def]
+    return Launch(argv=(PYTHON, FAKE_WORKLOAD, *args), env=env or {}, **kw)
+
+
+def go(lnch: Launch, timeout: float = 20.0, **kw):  # type: ignore[no-untyped-def]
+    return run(lnch, parser=ProtocolParser(), metric="throughput", timeout=timeout,
+               base_env=ENV, tail_lines=10, kill_grace=1.0, **kw)
+
+
+def test_a_good_run_yields_its_metric_intervals_and_settings() -> None:
+    outcome = go(launch("--threads", "3", env={"KMP_BLOCKTIME": "1"}))
+    assert outcome.status is Status.OK, outcome.reason
+    assert outcome.metrics["throughput"] == pytest.approx(1000.0, rel=0.01)
+    assert len(outcome.intervals["throughput"]) == 3
+    assert outcome.settings is not None
+    assert outcome.settings["env"]["KMP_BLOCKTIME"] == "1"
+    assert outcome.returncode == 0
+    assert "FINAL throughput=" in outcome.tail
+
+
+def test_a_crash_is_failed_with_its_traceback_in_the_tail() -> None:
+    outcome = go(launch("--behaviour", "crash"))
+    assert outcome.status is Status.FAILED
+    assert outcome.reason == "exited with status 1"
+    assert "ZeroDivisionError" in outcome.tail
+    assert "about to fail" in outcome.tail
+
+
+def test_a_hang_is_stopped_at_the_timeout() -> None:
+    start = time.monotonic()
+    outcome = go(launch("--behaviour", "hang"), timeout=2.0)
+    assert outcome.status is Status.TIMEOUT
+    assert "2 s timeout" in outcome.reason
+    assert "hanging now" in outcome.tail
+    assert time.monotonic() - start < 8
+
+
+def test_garbage_output_is_no_metric_with_the_tail_kept() -> None:
+    outcome = go(launch("--behaviour", "garbage"))
+    assert outcome.status is Status.NO_METRIC
+    assert "no 'throughput' metric" in outcome.reason
+    tail = outcome.tail.splitlines()
+    assert len(tail) == 10 and tail[-1].endswith("garbage line 49 ###")
+
+
+def test_a_metric_then_a_crash_is_still_a_failure() -> None:
+    outcome = go(launch("--behaviour", "crash-after-metric"))
+    assert outcome.status is Status.FAILED and outcome.reason == "exited with status 7"
+    assert "throughput" in outcome.metrics  # kept for diagnosis, not used as a result
+
+
+def test_a_program_that_cannot_start() -> None:
+    outcome = go(Launch(argv=("/nonexistent/program", "--x")))
+    assert outcome.status is Status.FAILED
+    assert "cannot start '/nonexistent/program'" in outcome.reason
+
+
+def test_a_line_without_newline_is_cut_and_kept() -> None:
+    outcome = go(launch("--behaviour", "huge-line"))
+    assert outcome.status is Status.FAILED
+    assert max(len(line) for line in outcome.tail.splitlines()) <= 4000
+
+
+def test_the_whole_process_group_is_killed() -> None:
+    outcome = go(launch("--behaviour", "grandchild"), timeout=2.0)
+    assert outcome.status is Status.TIMEOUT
+    time.sleep(0.5)
+    leftover = os.popen("pgrep -f 'import time; time.sleep(3600)'").read().split()
+    assert leftover == []
+
+
+def test_on_reading_can_stop_the_run_as_pruned() -> None:
+    seen: list[Reading] = []
+
+    def prune_at_second(reading: Reading) -> bool:
+        seen.append(reading)
+        return reading.interval == 2
+
+    outcome = go(launch("--intervals", "50", "--interval-seconds", "0.2"),
+                 on_reading=prune_at_second)
+    assert outcome.status is Status.PRUNED
+    assert "interval 2" in outcome.reason
+    assert [r.interval for r in seen] == [1, 2]
+    assert outcome.seconds < 8
+
+
+def test_affinity_fallback_pins_the_child() -> None:
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    outcome = go(launch(affinity=(cpu,)))
+    assert outcome.ok and outcome.settings is not None
+    assert outcome.settings["affinity"] == [cpu]
+
+
+def test_environment_is_exactly_base_plus_launch() -> None:
+    outcome = go(launch(env={"FAKE_KNOB": "7"}))
+    assert outcome.settings is not None
+    assert outcome.settings["env"] == {"FAKE_KNOB": "7"}
+
+
+def test_on_tick_heartbeats_while_the_child_runs() -> None:
+    ticks: list[float] = []
+    outcome = go(launch("--sleep", "1.2"), on_tick=lambda: ticks.append(time.monotonic()),
+                 tick_seconds=0.3)
+    assert outcome.ok
+    assert len(ticks) >= 2

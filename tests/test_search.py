@@ -1,0 +1,200 @@
+"""The ask-run-tell loop on real subprocesses (the fast fake workload) and a SQLite study."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest import FAKE_WORKLOAD, PYTHON
+from tuner.errors import StudyConflictError
+from tuner.host import Host, fingerprint
+from tuner.report import summarize
+from tuner.search import tune
+from tuner.settings import get_settings
+from tuner.space import build_space
+from tuner.spec import load_file
+
+STUDY = f"""
+name: fake
+workload:
+  command: [{PYTHON}, {FAKE_WORKLOAD}, --intervals, "2"]
+  parser: protocol
+  timeout: 20
+knobs:
+  threads: {{flag: --threads, low: 1, high: 6}}
+  KMP_BLOCKTIME: [0, 1, 200]
+budget: {{n_trials: 12}}
+sampler: {{name: tpe, seed: 3}}
+"""
+
+
+def run_study(path: Path, host: Host, storage: str, **kw):  # type: ignore[no-untyped-def]
+    loaded = load_file(path, host=host)
+    space = build_space(loaded.studies[0], host)
+    fp = fingerprint(host, cache_dir=get_settings().cache_dir)
+    return tune(space, storage_url=storage, fingerprint=fp, spec_text=loaded.text,
+                settings=get_settings(), **kw)
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'study.db'}"
+
+
+def test_study_runs_baselines_first_and_finds_the_optimum(
+        write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
+    result = run_study(write_study(STUDY), local_host, storage)
+    trials = result.study.get_trials()
+    assert len(trials) == 12
+    assert [t.user_attrs["role"] for t in trials[:2]] == ["defaults", "vendor"]
+    assert all(t.user_attrs["role"] == "search" for t in trials[2:])
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    # the defaults baseline applied nothing: no flag, no variable, no binding
+    defaults = trials[0].user_attrs
+    assert defaults["launch"]["prefix"] == [] and defaults["launch"]["env"] == {}
+    assert defaults["reported"]["argv"] == ["--intervals", "2"]
+    # the vendor baseline set KMP_BLOCKTIME=1 and TensorFlow's pools through the environment
+    assert trials[1].user_attrs["reported"]["env"]["KMP_BLOCKTIME"] == "1"
+    summary = summarize(result.study)
+    assert summary.best is not None and summary.best.value is not None
+    assert summary.best.value > 950  # optimum is threads=3, KMP_BLOCKTIME=1: 1000
+    assert summary.improvements()["defaults"] > 1.0
+    attrs = result.study.user_attrs
+    assert attrs["fingerprint"]["host_class"] == attrs["host_class"]
+    assert attrs["space"]["size"] == 6 * 3 and "threads" in attrs["spec_text"]
+
+
+def test_failures_are_recorded_and_the_study_goes_on(
+        write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
+    text = f"""
+name: failing
+workload:
+  command: [{PYTHON}, {FAKE_WORKLOAD}]
+  parser: protocol
+  timeout: 3
+knobs:
+  behaviour: {{flag: --behaviour, choices: [ok, crash, hang, garbage]}}
+budget: {{n_trials: 7}}
+sampler: {{name: grid}}
+"""
+    result = run_study(write_study(text), local_host, storage)
+    trials = result.study.get_trials()
+    assert len(trials) == 7
+    by_behaviour = {t.params["behaviour"]: t for t in trials if t.user_attrs["role"] == "search"}
+    assert set(by_behaviour) == {"ok", "crash", "hang", "garbage", "unset"}
+    crash, hang, garbage = by_behaviour["crash"], by_behaviour["hang"], by_behaviour["garbage"]
+    assert crash.state == TrialState.FAIL and crash.user_attrs["reason"] == "exited with status 1"
+    assert "ZeroDivisionError" in crash.user_attrs["runs"][0]["tail"]
+    assert hang.state == TrialState.FAIL and "timeout" in hang.user_attrs["reason"]
+    assert "hanging now" in hang.user_attrs["runs"][0]["tail"]
+    assert garbage.state == TrialState.FAIL and "no 'throughput'" in garbage.user_attrs["reason"]
+    assert by_behaviour["ok"].state == TrialState.COMPLETE
+    summary = summarize(result.study)
+    assert summary.best is not None
+    assert {f.number for f in summary.failures} == {crash.number, hang.number, garbage.number}
+
+
+def test_repeats_store_samples_and_use_the_median(
+        write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
+    text = STUDY.replace("n_trials: 12", "n_trials: 3") + "repeats: 3\n"
+    result = run_study(write_study(text), local_host, storage)
+    for trial in result.study.get_trials():
+        samples = trial.user_attrs["samples"]
+        assert len(samples) == 3 and len(trial.user_attrs["runs"]) == 3
+        assert trial.value == sorted(samples)[1]
+
+
+def test_resume_keeps_the_budget(write_study: Callable[[str], Path], local_host: Host,
+                                 storage: str) -> None:
+    path = write_study(STUDY.replace("n_trials: 12", "n_trials: 5"))
+    first = run_study(path, local_host, storage, max_trials=3)
+    assert len(first.study.get_trials()) == 3
+    second = run_study(path, local_host, storage)
+    assert second.ran == 2 and len(second.study.get_trials()) == 5
+    third = run_study(path, local_host, storage)
+    assert third.ran == 0
+
+
+def test_changed_space_or_machine_refuses_to_resume(
+        write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
+    run_study(write_study(STUDY.replace("n_trials: 12", "n_trials: 2")), local_host, storage)
+    changed = write_study(STUDY.replace("high: 6", "high: 8"))
+    with pytest.raises(StudyConflictError, match="different workload, objective or knob space"):
+        run_study(changed, local_host, storage)
+    loaded = load_file(write_study(STUDY), host=local_host)
+    space = build_space(loaded.studies[0], local_host)
+    other = replace(fingerprint(local_host, cache_dir=get_settings().cache_dir),
+                    cpu_model="Some Other CPU")
+    with pytest.raises(StudyConflictError, match="another kind of machine"):
+        tune(space, storage_url=storage, fingerprint=other, spec_text="", settings=get_settings())
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def test_resume_after_sigkill_mid_trial(write_study: Callable[[str], Path], tmp_path: Path,
+                                        storage: str) -> None:
+    text = f"""
+name: killed
+workload:
+  command: [{PYTHON}, {FAKE_WORKLOAD}, --sleep, "1.5", --intervals, "1"]
+  parser: protocol
+knobs:
+  threads: {{flag: --threads, low: 1, high: 4}}
+budget: {{n_trials: 4}}
+"""
+    path = write_study(text)
+    cmd = [sys.executable, "-m", "tuner.cli", "tune", str(path), "--storage", storage, "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def running_trial() -> bool:
+        try:
+            study = optuna.load_study(study_name="killed", storage=storage)
+        except KeyError:
+            return False
+        trials = study.get_trials(states=(TrialState.RUNNING,))
+        return any(t.number >= 1 for t in trials)
+
+    _wait_for(running_trial, 60)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    # the workload died with its tuner (PR_SET_PDEATHSIG): nothing keeps measuring
+    def workload_gone() -> bool:
+        found = subprocess.run(["pgrep", "-af", "fake_workload.py --sleep 1.5"],
+                               capture_output=True, text=True).stdout.strip()
+        print("still there:", found)
+        return not found
+
+    _wait_for(workload_gone, 10)
+    study = optuna.load_study(study_name="killed", storage=storage)
+    assert [t for t in study.get_trials() if t.state == TrialState.RUNNING]
+
+    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "recovered trials" in rerun.stderr
+    study = optuna.load_study(study_name="killed", storage=storage)
+    trials = study.get_trials()
+    marks = {k: v for k, v in study.user_attrs.items() if k.startswith("abandoned:")}
+    assert len(marks) == 1 and "died mid-trial" in next(iter(marks.values()))
+    abandoned = [t for t in trials if f"abandoned:{t.number}" in marks]
+    assert len(abandoned) == 1 and abandoned[0].state == TrialState.FAIL
+    counted = [t for t in trials if t not in abandoned]
+    assert len(counted) == 4 and all(t.state == TrialState.COMPLETE for t in counted)
+    retried = [t for t in counted if t.system_attrs.get("failed_trial") == abandoned[0].number]
+    assert len(retried) == 1 and retried[0].params == abandoned[0].params

@@ -1,0 +1,110 @@
+"""The search space on a host: baselines as points of the space, launches, identity."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuner.host import Host
+from tuner.knobs import UNSET
+from tuner.space import SpaceError, build_space
+from tuner.spec import parse_text
+
+
+def space_of(text: str, host: Host):  # type: ignore[no-untyped-def]
+    return build_space(parse_text(text, "t.yaml").studies[0], host)
+
+
+THREADS = """
+name: t
+workload: {builtin: resnet, params: {preset: small}}
+knobs:
+  intra_op: {low: 1, high: 56}
+  inter_op: {low: 1, high: 4}
+  KMP_BLOCKTIME: [0, 10]
+  KMP_AFFINITY: auto
+  batch_size: 32
+"""
+
+
+def test_vendor_baseline_on_a_two_socket_xeon(xeon: Host) -> None:
+    space = space_of(THREADS, xeon)
+    vendor = next(b for b in space.baselines if b.name == "vendor")
+    assert vendor.settings == {"intra_op": 28, "inter_op": 2, "OMP_NUM_THREADS": 28,
+                               "KMP_BLOCKTIME": 1, "KMP_AFFINITY": "granularity=fine,compact,1,0",
+                               "cpunodebind": 0, "membind": 0}
+    launch = space.launch(vendor.settings)
+    assert launch.prefix == ("numactl", "--cpunodebind=0", "--membind=0")
+    assert launch.env == {"OMP_NUM_THREADS": "28", "KMP_BLOCKTIME": "1",
+                          "KMP_AFFINITY": "granularity=fine,compact,1,0"}
+    assert "--intra-op" in launch.argv and "--batch-size" in launch.argv
+    assert vendor.params == {"intra_op": 28, "inter_op": 2, "KMP_BLOCKTIME": 1,
+                             "KMP_AFFINITY": "granularity=fine,compact,1,0"}
+
+
+def test_defaults_baseline_sets_nothing_but_fixed_knobs(xeon: Host) -> None:
+    space = space_of(THREADS, xeon)
+    defaults = next(b for b in space.baselines if b.name == "defaults")
+    launch = space.launch(defaults.settings)
+    assert launch.prefix == () and launch.env == {}
+    assert launch.argv[-2:] == ("--batch-size", "32")  # fixed knobs are part of the workload
+    # TensorFlow's default pools (all 112 CPUs) lie outside intra_op 1..56 and inter_op
+    # 1..4: recorded as the nearest values and flagged approximate; what ran is "nothing".
+    assert defaults.params["intra_op"] == 56 and defaults.params["inter_op"] == 4
+    assert set(defaults.approximate) == {"intra_op", "inter_op"}
+
+
+def test_categorical_domains_grow_to_hold_the_baselines(xeon: Host) -> None:
+    space = space_of(THREADS, xeon)
+    dims = {d.name: d.domain for d in space.dims}
+    # KMP_BLOCKTIME [0, 10] gains the vendor's 1 and the runtime default 200
+    assert dims["KMP_BLOCKTIME"].values() == [0, 10, 200, 1]
+    assert UNSET in dims["KMP_AFFINITY"].values()
+    assert space.size == 56 * 4 * 4 * len(dims["KMP_AFFINITY"].values())
+    assert space.fixed == {"batch_size": 32}
+
+
+def test_vendor_binds_through_physcpubind_when_the_study_tunes_it(xeon: Host) -> None:
+    space = space_of("name: p\nworkload: {builtin: resnet}\nknobs: {physcpubind: auto}\n", xeon)
+    vendor = next(b for b in space.baselines if b.name == "vendor")
+    assert vendor.settings["physcpubind"] == 28
+    assert space.launch(vendor.settings).prefix == ("numactl", "--physcpubind=0-27",
+                                                    "--membind=0")
+
+
+def test_vendor_without_numactl_skips_memory_binding_with_a_note(xeon_no_numactl: Host) -> None:
+    space = space_of(THREADS, xeon_no_numactl)
+    vendor = next(b for b in space.baselines if b.name == "vendor")
+    launch = space.launch(vendor.settings)
+    assert launch.prefix == ("taskset", "-c", "0-27,56-83")
+    assert any("membind" in note and "numactl" in note for note in launch.notes)
+
+
+def test_single_value_domains_become_fixed(xeon: Host) -> None:
+    space = space_of("name: f\nworkload: {builtin: resnet}\nknobs:\n  precision: [fp32]\n"
+                     "  xla: [off, on]\n", xeon)
+    assert space.fixed == {"precision": "fp32"}  # both baselines run fp32: nothing to tune
+    assert [d.name for d in space.dims] == ["xla"]
+
+
+def test_space_key_changes_with_the_space_not_the_budget(xeon: Host) -> None:
+    a = space_of(THREADS, xeon).key()
+    assert space_of(THREADS + "budget: {n_trials: 99}\n", xeon).key() == a
+    assert space_of(THREADS.replace("high: 4", "high: 8"), xeon).key() != a
+
+
+def test_suggest_uses_optuna_distributions(xeon: Host) -> None:
+    import optuna
+
+    space = space_of(THREADS, xeon)
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    values = space.suggest(trial)
+    assert set(values) == {"intra_op", "inter_op", "KMP_BLOCKTIME", "KMP_AFFINITY"}
+    assert 1 <= values["intra_op"] <= 56
+
+
+def test_oversized_grid_is_refused(xeon: Host) -> None:
+    text = THREADS.replace("sampler", "x") + "  OMP_NUM_THREADS: auto\n" \
+        "  physcpubind: auto\nsampler: {name: grid}\n"
+    with pytest.raises(SpaceError, match="too large"):
+        space_of(text, xeon)

@@ -1,0 +1,85 @@
+"""The built-in workloads tuner knows by name: how to launch each, which of its flags are knobs,
+and which parameters a study file may set. Pure data: nothing here imports TensorFlow.
+
+Every built-in follows the workload contract (``workloads/_common.py``): thread settings as
+flags applied before the first op, a SETTINGS line, METRIC lines per interval and a FINAL
+line, so the ``protocol`` parser reads them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, kw_only=True)
+class Param:
+    """A non-knob parameter of a built-in workload, passed as ``flag value``."""
+
+    flag: str
+    type: type[int] | type[float] | type[str]
+    choices: tuple[str, ...] | None = None
+    help: str = ""
+
+
+#: Flags every built-in accepts for knobs (see ``workloads/_common.base_parser``).
+COMMON_KNOB_FLAGS = {
+    "inter_op": "--inter-op",
+    "intra_op": "--intra-op",
+    "batch_size": "--batch-size",
+    "precision": "--precision",
+    "xla": "--xla",
+}
+
+COMMON_PARAMS = {
+    "preset": Param(flag="--preset", type=str, choices=("small", "full"),
+                    help="named sizes: small (seconds, for tests and quick studies) or full"),
+    "seconds": Param(flag="--seconds", type=float, help="timed seconds of measurement"),
+    "intervals": Param(flag="--intervals", type=int, help="METRIC lines per run"),
+    "warmup_steps": Param(flag="--warmup-steps", type=int, help="untimed steps first"),
+    "seed": Param(flag="--seed", type=int, help="seed of weights and synthetic inputs"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Builtin:
+    name: str
+    module: str
+    summary: str
+    unit: str
+    params: dict[str, Param] = field(default_factory=dict)
+    knob_flags: dict[str, str] = field(default_factory=lambda: dict(COMMON_KNOB_FLAGS))
+    #: Per-run timeout by preset (seconds), used when the study sets none.
+    timeouts: dict[str, float] = field(default_factory=lambda: {"small": 180.0, "full": 3600.0})
+    #: The workload's own batch size by preset, i.e. the "framework defaults" value.
+    default_batch: dict[str, int] = field(default_factory=dict)
+
+    def all_params(self) -> dict[str, Param]:
+        return {**COMMON_PARAMS, **self.params}
+
+    def timeout_for(self, preset: str) -> float:
+        return self.timeouts.get(preset, max(self.timeouts.values()))
+
+
+BUILTINS: dict[str, Builtin] = {
+    b.name: b
+    for b in (
+        Builtin(
+            name="resnet",
+            module="workloads.resnet",
+            summary="ResNet-50 v1 inference or training on synthetic 224x224 images "
+                    "(tf_cnn_benchmarks style); images/s",
+            unit="images/s",
+            params={
+                "mode": Param(flag="--mode", type=str, choices=("infer", "train")),
+                "image_size": Param(flag="--image-size", type=int,
+                                    help="square input size in pixels"),
+                "learning_rate": Param(flag="--learning-rate", type=float),
+            },
+            default_batch={"small": 8, "full": 64},
+        ),
+    )
+}
+
+
+def builtin_names() -> list[str]:
+    return sorted(BUILTINS)

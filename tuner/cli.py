@@ -1,0 +1,236 @@
+"""The ``tuner`` command. Errors of tuner's own (``TunerError``) are printed as one clear
+message and a non-zero exit status: 2 for bad input, 1 for anything else, 130 when
+interrupted (the study resumes where it stopped when the same command runs again)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tuner.errors import SpecError, SpecIssue, TunerError
+
+
+def _storage_for(args: argparse.Namespace) -> str:
+    from tuner.settings import get_settings
+
+    if getattr(args, "storage", None):
+        return str(args.storage)
+    if getattr(args, "file", None):
+        from tuner.spec import load_file
+
+        loaded = load_file(args.file)
+        for study in loaded.studies:
+            if study.name == args.name and study.storage:
+                return study.storage
+    return get_settings().default_storage
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from tuner.host import probe_host
+    from tuner.space import build_space
+    from tuner.spec import load_file
+
+    host = None if args.no_host else probe_host()
+    failed = False
+    for path in args.files:
+        try:
+            loaded = load_file(path, host=host)
+        except SpecError as exc:
+            print(exc, file=sys.stderr)
+            failed = True
+            continue
+        for study in loaded.studies:
+            extra = ""
+            if host is not None:
+                space = build_space(study, host)
+                extra = f": {len(space.dims)} knobs tuned over {space.size} configurations"
+                if space.fixed:
+                    extra += f", fixed {space.fixed}"
+            print(f"{path}: study {study.name} is valid{extra}")
+    return 2 if failed else 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from tuner.host import fingerprint, probe_host
+    from tuner.progress import Progress
+    from tuner.report import render, summarize, write_best
+    from tuner.search import tune
+    from tuner.settings import get_settings
+    from tuner.space import build_space
+    from tuner.spec import load_file
+    from tuner.workload import unit_of
+
+    settings = get_settings()
+    host = probe_host()
+    loaded = load_file(args.file, host=host)
+    studies = loaded.studies
+    if args.study:
+        wanted = set(args.study)
+        unknown = wanted - {s.name for s in studies}
+        if unknown:
+            have = ", ".join(s.name for s in studies)
+            raise SpecError([SpecIssue(source=args.file, line=None, field="study", message=(
+                f"no study named {', '.join(sorted(unknown))}; the file has {have}"))])
+        studies = [s for s in studies if s.name in wanted]
+    if host.tools.numactl is None:
+        print("note: numactl is not installed; CPU binding uses taskset/sched_setaffinity and "
+              "memory binding is unavailable", file=sys.stderr)
+    fp = fingerprint(host, cache_dir=settings.cache_dir)
+    for spec in studies:
+        space = build_space(spec, host)
+        storage = args.storage or spec.storage or settings.default_storage
+        print(f"Tuning {spec.name}: {len(space.dims)} knobs over {space.size} configurations "
+              f"on {fp.cpu_model} ({fp.physical_cores} cores, {fp.numa_nodes} NUMA nodes); "
+              f"storage {storage}", file=sys.stderr)
+        progress = Progress(planned=spec.budget.n_trials, time_budget=spec.budget.timeout,
+                            unit=unit_of(spec.workload),
+                            maximize=spec.objective.direction == "maximize", quiet=args.quiet)
+        result = tune(space, storage_url=storage, fingerprint=fp, spec_text=loaded.text,
+                      settings=settings, progress=progress, max_trials=args.trials)
+        if result.recovered:
+            print(f"recovered trials {result.recovered} left running by a dead tuner process",
+                  file=sys.stderr)
+        summary = summarize(result.study)
+        written = write_best(summary, Path(args.output or settings.output_dir))
+        print(render(summary, written=written))
+    return 0
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from tuner import store
+    from tuner.report import best_as, render, summarize
+
+    study = store.load(_storage_for(args), args.name, heartbeat=False)
+    summary = summarize(study)
+    if args.format == "text":
+        print(render(summary))
+        return 0 if summary.best else 1
+    if summary.best is None:
+        print(f"study {args.name} has no completed trial yet", file=sys.stderr)
+        return 1
+    print(best_as(summary, args.format))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import optuna
+
+    from tuner import store
+    from tuner.report import fmt_value, summarize
+
+    url = _storage_for(args)
+    storage = store.open_storage(url, heartbeat=False)
+    names = sorted(optuna.get_all_study_names(storage))
+    if not names:
+        print(f"no studies in {store.redact(url)}")
+    for name in names:
+        summary = summarize(optuna.load_study(study_name=name, storage=storage))
+        best = fmt_value(summary.best.value if summary.best else None, summary.unit)
+        print(f"{name}: {summary.counted}/{summary.planned or '?'} trials, best {best}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    import optuna
+
+    from tuner import store
+
+    url = _storage_for(args)
+    store.load(url, args.name, heartbeat=False)  # NotFoundError if absent
+    optuna.delete_study(study_name=args.name, storage=store.open_storage(url, heartbeat=False))
+    print(f"deleted study {args.name} from {store.redact(url)}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from tuner.builtins import BUILTINS
+    from tuner.host import fingerprint, format_cpu_list, probe_host
+    from tuner.knobs import KnobContext, Target, catalogue
+    from tuner.settings import get_settings
+
+    host = probe_host()
+    topo = host.topology
+    fp = fingerprint(host, cache_dir=get_settings().cache_dir)
+    print(f"CPU: {topo.model}")
+    print(f"  sockets {len(topo.sockets)}, NUMA nodes {len(topo.nodes)}, physical cores "
+          f"{topo.physical_cores}, logical CPUs {topo.logical_cpus} "
+          f"({topo.threads_per_core} per core); usable CPUs {format_cpu_list(topo.allowed)}")
+    for node in topo.nodes:
+        print(f"  node {node}: CPUs {format_cpu_list(topo.cpus_of_node(node))}")
+    print(f"numactl: {host.tools.numactl or 'missing'}; taskset: {host.tools.taskset or 'missing'}")
+    print("fingerprint: " + ", ".join(f"{k}={v}" for k, v in fp.to_dict().items()))
+    for label, target in (("built-in workloads", Target(builtin=BUILTINS["resnet"])),
+                          ("TensorFlow commands", Target(builtin=None, tensorflow=True))):
+        print(f"knobs for {label}:")
+        ctx = KnobContext(host=host, target=target)
+        for name, knob in catalogue().items():
+            reason = knob.availability(ctx)
+            note = knob.note(ctx)
+            state = "available" if reason is None else f"unavailable: {reason}"
+            print(f"  {name:<22} {state}" + (f" (note: {note})" if note and not reason else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tuner", description="Automated performance tuning "
+                                     "of ML workloads on CPUs.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check study files without running anything")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--no-host", action="store_true",
+                   help="check structure only, not against this machine")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("tune", help="run (or resume) the studies of a file")
+    p.add_argument("file")
+    p.add_argument("--study", action="append", help="only this study (repeatable)")
+    p.add_argument("--storage", help="database URL (default: the study's, else sqlite)")
+    p.add_argument("--trials", type=int, help="run at most this many trials now")
+    p.add_argument("--output", help="directory for best.{env,json,sh} (default tuner-out)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_tune)
+
+    for name, func, text in (("best", cmd_best, "the best settings of a study"),
+                             ("delete", cmd_delete, "delete a study and its trials")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("name")
+        p.add_argument("--storage")
+        p.add_argument("-f", "--file", help="study file naming the storage")
+        if name == "best":
+            p.add_argument("--format", choices=("text", "env", "json", "shell"),
+                           default="text")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("list", help="studies in a database")
+    p.add_argument("--storage")
+    p.set_defaults(func=cmd_list, file=None, name=None)
+
+    p = sub.add_parser("doctor", help="host topology, fingerprint and what each knob can do")
+    p.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except TunerError as exc:
+        print(f"tuner: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""What machine this is: CPU topology from /sys and /proc, the binding tools present, and a
+fingerprint of the environment recorded with every study.
+
+The probe reads files under a root directory (``/`` on a real host) so tests can describe a
+2-socket, 56-core server with SMT as a fake tree and check every knob domain against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+
+from tuner.errors import HostError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True, order=True)
+class Cpu:
+    """One logical CPU (hardware thread)."""
+
+    id: int
+    socket: int
+    core: int
+    node: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Topology:
+    """Online logical CPUs with their socket, core and NUMA node, and the CPU's identity."""
+
+    cpus: tuple[Cpu, ...]
+    allowed: frozenset[int]
+    model: str
+    flags: frozenset[str] = field(default_factory=frozenset)
+
+    @cached_property
+    def sockets(self) -> list[int]:
+        return sorted({c.socket for c in self.cpus})
+
+    @cached_property
+    def nodes(self) -> list[int]:
+        return sorted({c.node for c in self.cpus})
+
+    @cached_property
+    def cores(self) -> list[tuple[Cpu, ...]]:
+        """Physical cores in (socket, core id) order, each as its hardware threads by id."""
+        by_core: dict[tuple[int, int], list[Cpu]] = {}
+        for cpu in self.cpus:
+            by_core.setdefault((cpu.socket, cpu.core), []).append(cpu)
+        return [tuple(sorted(by_core[key])) for key in sorted(by_core)]
+
+    @cached_property
+    def usable_cores(self) -> list[tuple[Cpu, ...]]:
+        """Physical cores whose first hardware thread this process may run on."""
+        return [core for core in self.cores if core[0].id in self.allowed]
+
+    @property
+    def physical_cores(self) -> int:
+        return len(self.usable_cores)
+
+    @property
+    def logical_cpus(self) -> int:
+        return len([c for c in self.cpus if c.id in self.allowed])
+
+    @property
+    def threads_per_core(self) -> int:
+        return max((len(core) for core in self.cores), default=1)
+
+    def first_physical_cores(self, count: int, *, with_siblings: bool = False) -> list[int]:
+        """The logical CPU ids of the first ``count`` usable physical cores (socket 0 first);
+        one hardware thread per core unless ``with_siblings``."""
+        if not 1 <= count <= self.physical_cores:
+            raise HostError(
+                f"asked for {count} physical cores; this host has {self.physical_cores}")
+        chosen = self.usable_cores[:count]
+        ids = [cpu.id for core in chosen for cpu in (core if with_siblings else core[:1])]
+        return sorted(i for i in ids if i in self.allowed)
+
+    def cpus_of_node(self, node: int) -> list[int]:
+        return sorted(c.id for c in self.cpus if c.node == node and c.id in self.allowed)
+
+    def cpus_of_socket(self, socket: int) -> list[int]:
+        return sorted(c.id for c in self.cpus if c.socket == socket and c.id in self.allowed)
+
+    def nodes_of_socket(self, socket: int) -> list[int]:
+        return sorted({c.node for c in self.cpus if c.socket == socket})
+
+    def cores_of_socket(self, socket: int) -> int:
+        return len([core for core in self.usable_cores if core[0].socket == socket])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tools:
+    """Binding tools found on PATH (absolute paths), or None."""
+
+    numactl: str | None
+    taskset: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Host:
+    topology: Topology
+    tools: Tools
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """Parse the kernel's list format, e.g. ``0-3,8,10-11``."""
+    out: list[int] = []
+    for part in text.strip().split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out.extend(range(int(lo), int(hi) + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+def format_cpu_list(ids: Iterable[int]) -> str:
+    """The inverse of ``parse_cpu_list``: ``[0, 1, 2, 5]`` -> ``0-2,5``."""
+    ordered = sorted(set(ids))
+    parts: list[str] = []
+    start = prev = None
+    for i in ordered:
+        if start is None:
+            start = prev = i
+        elif prev is not None and i == prev + 1:
+            prev = i
+        else:
+            parts.append(f"{start}-{prev}" if start != prev else f"{start}")
+            start = prev = i
+    if start is not None:
+        parts.append(f"{start}-{prev}" if start != prev else f"{start}")
+    return ",".join(parts)
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="ascii", errors="replace").strip()
+
+
+def probe_topology(root: Path = Path("/"), *, allowed: Iterable[int] | None = None) -> Topology:
+    """Read the topology under ``root`` (``/sys/devices/system/{cpu,node}``, /proc/cpuinfo).
+
+    ``allowed`` defaults to this process's affinity mask on a real root, and to every online
+    CPU on a fake one.
+    """
+    cpu_dir = root / "sys/devices/system/cpu"
+    try:
+        online = parse_cpu_list(_read(cpu_dir / "online"))
+    except (OSError, ValueError) as exc:
+        raise HostError(f"cannot read the online CPUs from {cpu_dir / 'online'}: {exc}") from exc
+    node_of: dict[int, int] = {}
+    node_dir = root / "sys/devices/system/node"
+    if node_dir.is_dir():
+        for entry in sorted(node_dir.glob("node[0-9]*")):
+            node = int(entry.name[4:])
+            try:
+                for cpu_id in parse_cpu_list(_read(entry / "cpulist")):
+                    node_of[cpu_id] = node
+            except OSError:
+                continue
+    cpus: list[Cpu] = []
+    for cpu_id in online:
+        topo = cpu_dir / f"cpu{cpu_id}" / "topology"
+        try:
+            socket = int(_read(topo / "physical_package_id"))
+            core = int(_read(topo / "core_id"))
+        except (OSError, ValueError):
+            socket, core = 0, cpu_id  # no topology files: treat every CPU as its own core
+        cpus.append(Cpu(id=cpu_id, socket=max(socket, 0), core=core, node=node_of.get(cpu_id, 0)))
+    model, flags = _cpuinfo(root / "proc/cpuinfo")
+    if allowed is None:
+        allowed = os.sched_getaffinity(0) if root == Path("/") else online
+    return Topology(cpus=tuple(cpus), allowed=frozenset(allowed) & frozenset(online),
+                    model=model, flags=flags)
+
+
+def _cpuinfo(path: Path) -> tuple[str, frozenset[str]]:
+    model, flags = "unknown", frozenset[str]()
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return model, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model == "unknown":
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = frozenset(value.split())
+        if model != "unknown" and flags:
+            break
+    return model, flags
+
+
+def probe_tools() -> Tools:
+    return Tools(numactl=shutil.which("numactl"), taskset=shutil.which("taskset"))
+
+
+def probe_host(root: Path = Path("/")) -> Host:
+    return Host(topology=probe_topology(root), tools=probe_tools())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fingerprint:
+    """The environment a measurement was taken in. Measurements from different host classes
+    must never be mixed in one study."""
+
+    cpu_model: str
+    sockets: int
+    physical_cores: int
+    logical_cpus: int
+    numa_nodes: int
+    threads_per_core: int
+    kernel: str
+    python: str
+    tensorflow: str
+    onednn: str
+    numactl: str
+
+    @property
+    def host_class(self) -> str:
+        """A short id of what makes timings comparable: CPU, core and NUMA layout, framework
+        versions. Kernel and Python patch versions are recorded but do not split classes."""
+        key = [self.cpu_model, self.sockets, self.physical_cores, self.logical_cpus,
+               self.numa_nodes, self.tensorflow, self.onednn]
+        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
+        return f"{self.physical_cores}c{self.numa_nodes}n-{digest}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "host_class": self.host_class}
+
+
+def package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def tensorflow_version() -> str:
+    for dist in ("tensorflow-cpu", "tensorflow", "tensorflow-intel", "intel-tensorflow"):
+        version = package_version(dist)
+        if version != "not installed":
+            return version
+    return "not installed"
+
+
+_ONEDNN_PROBE = (
+    "import tensorflow as tf\n"
+    "x = tf.ones([8, 8]); tf.nn.relu(tf.matmul(x, x)).numpy()\n"
+)
+
+
+def onednn_version(cache_dir: Path, python: str = sys.executable) -> str:
+    """oneDNN's version as TensorFlow reports it with ONEDNN_VERBOSE=1 (cached per TF version;
+    the probe starts TensorFlow once, a few seconds)."""
+    tf_version = tensorflow_version()
+    if tf_version == "not installed":
+        return "not installed"
+    cache = cache_dir / f"onednn-{tf_version}.json"
+    try:
+        return str(json.loads(cache.read_text())["onednn"])
+    except (OSError, ValueError, KeyError):
+        pass
+    env = {**os.environ, "ONEDNN_VERBOSE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    version = "unknown"
+    try:
+        proc = subprocess.run([python, "-c", _ONEDNN_PROBE], env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+        for line in (proc.stdout + proc.stderr).splitlines():
+            if ",info,oneDNN v" in line:
+                version = line.split("oneDNN v", 1)[1].split()[0]
+                break
+        else:
+            version = "not used" if proc.returncode == 0 else "unknown"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.warning("oneDNN version probe failed: %s", exc)
+        return version
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"onednn": version}))
+    except OSError:
+        pass
+    return version
+
+
+def numactl_version(tools: Tools) -> str:
+    if tools.numactl is None:
+        return "missing"
+    dpkg = shutil.which("dpkg-query")
+    if dpkg:
+        proc = subprocess.run([dpkg, "-W", "-f", "${Version}", "numactl"], capture_output=True,
+                              text=True, check=False)
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+    return "present"
+
+
+def fingerprint(host: Host, *, cache_dir: Path) -> Fingerprint:
+    topo = host.topology
+    return Fingerprint(
+        cpu_model=topo.model,
+        sockets=len(topo.sockets),
+        physical_cores=topo.physical_cores,
+        logical_cpus=topo.logical_cpus,
+        numa_nodes=len(topo.nodes),
+        threads_per_core=topo.threads_per_core,
+        kernel=platform.release(),
+        python=platform.python_version(),
+        tensorflow=tensorflow_version(),
+        onednn=onednn_version(cache_dir),
+        numactl=numactl_version(host.tools),
+    )

@@ -1,0 +1,211 @@
+"""The knob plug-in point.
+
+A knob turns one value into changes of a launch (an environment variable, a flag, a binding).
+Call order, for each study: ``availability(ctx)`` (None when this host and workload can apply
+the knob, else the reason); ``domain(spec, ctx)`` resolves the study file's domain against
+the host, raising ``DomainError`` for values that cannot run here; then, for each trial,
+``apply(value, builder, ctx)``. ``UNSET`` as a value means "leave the runtime's default".
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from tuner.builtins import Builtin
+from tuner.host import Host
+from tuner.launch import LaunchBuilder
+from tuner.spec.models import KnobSpec
+
+#: A choice that means "do not set this knob".
+UNSET = "unset"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """What the knobs are applied to: a built-in workload (knobs become its flags) or a
+    command (TensorFlow thread knobs become TF_NUM_*_THREADS variables)."""
+
+    builtin: Builtin | None
+    tensorflow: bool = True
+    preset: str = "small"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnobContext:
+    host: Host
+    target: Target
+
+
+class DomainError(ValueError):
+    """A domain that cannot be sampled here; ``field`` is the part of the knob entry at fault
+    (``high``, ``choices``, ...) or empty for the whole entry."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class IntDomain:
+    low: int
+    high: int
+    step: int = 1
+
+    @property
+    def size(self) -> int:
+        return (self.high - self.low) // self.step + 1
+
+    def values(self) -> list[int]:
+        return list(range(self.low, self.high + 1, self.step))
+
+    def contains(self, value: Any) -> bool:
+        return (isinstance(value, int) and not isinstance(value, bool)
+                and self.low <= value <= self.high and (value - self.low) % self.step == 0)
+
+    def nearest(self, value: int) -> int:
+        clipped = min(max(value, self.low), self.high)
+        return self.low + round((clipped - self.low) / self.step) * self.step
+
+    def describe(self) -> str:
+        step = f" step {self.step}" if self.step != 1 else ""
+        return f"{self.low}..{self.high}{step}"
+
+
+@dataclass(frozen=True)
+class ChoiceDomain:
+    choices: tuple[Any, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.choices)
+
+    def values(self) -> list[Any]:
+        return list(self.choices)
+
+    def contains(self, value: Any) -> bool:
+        return any(type(value) is type(c) and value == c for c in self.choices)
+
+    def describe(self) -> str:
+        return "{" + ", ".join(map(str, self.choices)) + "}"
+
+
+Domain = IntDomain | ChoiceDomain
+
+
+class Knob(ABC):
+    """One tunable setting. Subclasses set ``name``, ``family`` and ``summary``."""
+
+    name: str
+    family: str
+    summary: str
+
+    @abstractmethod
+    def domain(self, spec: KnobSpec, ctx: KnobContext) -> Domain:
+        """The values this knob may take here, from the study file's entry (resolving
+        ``auto``); raise ``DomainError`` for anything this host cannot run."""
+
+    @abstractmethod
+    def apply(self, value: Any, builder: LaunchBuilder, ctx: KnobContext) -> None:
+        """Write ``value`` into the launch; ``UNSET`` leaves the runtime's default."""
+
+    def availability(self, ctx: KnobContext) -> str | None:
+        """None when this host and workload can apply the knob, else why not."""
+        return None
+
+    def default_value(self, ctx: KnobContext) -> Any:
+        """The value equivalent to leaving the knob alone (what the defaults baseline runs)."""
+        return UNSET
+
+    def note(self, ctx: KnobContext) -> str | None:
+        """Something a user should know (a fallback in use, a knob likely inert here)."""
+        return None
+
+
+def fixed_value(spec: KnobSpec) -> Any:
+    """The value of a ``value:`` entry (validated like a one-element choice)."""
+    return spec.value
+
+
+class IntKnob(Knob):
+    """A knob over integers (plus ``unset`` where ``allow_unset``), bounded below by
+    ``minimum`` and above by ``maximum(ctx)`` when that is a hard limit of the host."""
+
+    minimum: int = 1
+    allow_unset: bool = True
+    extra_words: tuple[str, ...] = ()
+
+    def maximum(self, ctx: KnobContext) -> int | None:
+        return None
+
+    @abstractmethod
+    def auto_domain(self, ctx: KnobContext) -> Domain:
+        """The domain ``auto`` stands for on this host."""
+
+    def _check_value(self, value: Any, ctx: KnobContext, field: str) -> None:
+        if isinstance(value, str) and (value == UNSET and self.allow_unset
+                                       or value in self.extra_words):
+            return
+        if not isinstance(value, int) or isinstance(value, bool):
+            words = ([UNSET] if self.allow_unset else []) + list(self.extra_words)
+            also = f" or one of {words}" if words else ""
+            raise DomainError(f"expected an integer{also}, got {value!r}", field=field)
+        if value < self.minimum:
+            raise DomainError(f"expected a value >= {self.minimum}, got {value}", field=field)
+        limit = self.maximum(ctx)
+        if limit is not None and value > limit:
+            raise DomainError(f"{value} is beyond this host: {self.limit_reason(ctx, limit)}",
+                              field=field)
+
+    def limit_reason(self, ctx: KnobContext, limit: int) -> str:
+        return f"at most {limit}"
+
+    def domain(self, spec: KnobSpec, ctx: KnobContext) -> Domain:
+        kind = spec.kind
+        if kind == "auto":
+            return self.auto_domain(ctx)
+        if kind == "range":
+            assert spec.low is not None and spec.high is not None
+            self._check_value(spec.low, ctx, "low")
+            self._check_value(spec.high, ctx, "high")
+            return IntDomain(spec.low, spec.high, spec.step or 1)
+        values = spec.listed()
+        for value in values:
+            self._check_value(value, ctx, kind)
+        return ChoiceDomain(tuple(values))
+
+
+class ChoiceKnob(Knob):
+    """A knob over a fixed vocabulary of strings (``allowed``; None means any string)."""
+
+    allowed: tuple[str, ...] | None = None
+    #: Words for false and true: YAML 1.1 reads ``off``/``on`` as booleans, so a knob whose
+    #: vocabulary is a switch accepts them.
+    bool_words: tuple[str, str] | None = None
+
+    @abstractmethod
+    def auto_domain(self, ctx: KnobContext) -> Domain:
+        """The domain ``auto`` stands for on this host."""
+
+    def _word(self, value: Any) -> Any:
+        if isinstance(value, bool) and self.bool_words is not None:
+            return self.bool_words[int(value)]
+        return value
+
+    def domain(self, spec: KnobSpec, ctx: KnobContext) -> Domain:
+        kind = spec.kind
+        if kind == "auto":
+            return self.auto_domain(ctx)
+        if kind == "range":
+            raise DomainError(f"{self.name} takes choices, not a numeric range")
+        values = [self._word(v) for v in spec.listed()]
+        for value in values:
+            if isinstance(value, bool) or isinstance(value, float) and not math.isfinite(value):
+                raise DomainError(f"expected a string, got {value!r}", field=kind)
+            text = str(value)
+            if self.allowed is not None and text not in self.allowed:
+                raise DomainError(f"expected one of {list(self.allowed)}, got {value!r}",
+                                  field=kind)
+        return ChoiceDomain(tuple(str(v) for v in values))

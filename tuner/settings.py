@@ -1,0 +1,59 @@
+"""Settings of tuner itself. The only module that reads tuner's own environment.
+
+Knobs write the *child's* environment and never read ``os.environ``; the runner starts each
+trial from ``child_base_environment()``, which is tuner's environment with every variable a
+knob controls removed, so that "framework defaults" really means defaults and not whatever
+the user's shell happened to export.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """``TUNER_*`` environment variables (or a ``.env`` file) override these defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNER_", env_file=".env", extra="ignore")
+
+    #: Where studies are stored when a study file names no storage.
+    default_storage: str = "sqlite:///tuner.db"
+    #: Where ``tuner tune`` writes the best settings of each study.
+    output_dir: Path = Path("tuner-out")
+    #: Cache of slow host facts (the oneDNN version probe).
+    cache_dir: Path = Path.home() / ".cache" / "tuner"
+    #: Root of /sys and /proc for the host probe (tests point it at a fake tree).
+    sys_root: Path = Path("/")
+    #: Lines of a trial's output kept for the study database.
+    output_tail_lines: int = 40
+    #: Seconds a workload gets to exit after SIGTERM before SIGKILL.
+    kill_grace_seconds: float = 3.0
+    #: Seconds between heartbeats of a running trial, and the silence after which another
+    #: process declares the trial abandoned, fails it and retries it.
+    heartbeat_interval: int = 10
+    heartbeat_grace: int = 60
+    #: Seconds to wait for the database server before giving up with a clear error.
+    db_connect_timeout: int = 5
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def child_base_environment(controlled: Iterable[str]) -> dict[str, str]:
+    """tuner's own environment minus the variables knobs control, plus unbuffered output."""
+    drop = set(controlled)
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def inherited_environment(names: Iterable[str]) -> dict[str, str]:
+    """The values tuner's environment gives to ``names`` (for the 'scrubbed' notice)."""
+    return {name: os.environ[name] for name in names if name in os.environ}

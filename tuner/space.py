@@ -1,0 +1,267 @@
+"""The search space of a study on this host: the knobs it tunes with their resolved domains,
+the knobs it fixes, the two baselines, and how a set of knob values becomes a ``Launch``.
+
+``build_space`` is where the study file meets the host. Every problem it finds is returned
+with its path inside the study (``knobs.intra_op.high``) so the loader can name the line;
+nothing impossible on this host (a core or node that does not exist, a knob that cannot be
+applied) survives into the space, so it can never be sampled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuner.baselines import baseline_settings
+from tuner.builtins import BUILTINS
+from tuner.host import Host
+from tuner.knobs import (
+    CONTROLLED_ENV,
+    UNSET,
+    ChoiceDomain,
+    Domain,
+    DomainError,
+    IntDomain,
+    Knob,
+    KnobContext,
+    UnknownKnobError,
+    catalogue,
+    make_knob,
+)
+from tuner.launch import Launch
+from tuner.parsers import PARSER_PRESETS, metric_names
+from tuner.spec.models import BaselineName, StudySpec
+from tuner.workload import base_builder, parser_of, target_of
+
+Path = tuple[str | int, ...]
+MAX_GRID = 200_000
+
+
+class SpaceError(ValueError):
+    """Problems found while fitting a study to this host, each with its path in the study."""
+
+    def __init__(self, problems: list[tuple[Path, str]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, p))}: {m}" for p, m in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    knob: Knob
+    domain: Domain
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselineTrial:
+    name: BaselineName
+    #: What the baseline applies beyond the study's fixed knobs, by knob name.
+    settings: dict[str, Any]
+    #: The values recorded for the tuned knobs (so the sampler sees a point of its space).
+    params: dict[str, Any]
+    #: Tuned knobs whose baseline value lies outside an integer domain and was recorded as
+    #: the nearest value in it (what ran is in ``settings``).
+    approximate: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchSpace:
+    spec: StudySpec
+    host: Host
+    ctx: KnobContext
+    knobs: dict[str, Knob]
+    dims: list[Dimension]
+    fixed: dict[str, Any]
+    baselines: list[BaselineTrial]
+
+    @property
+    def size(self) -> int:
+        return math.prod(d.domain.size for d in self.dims)
+
+    @property
+    def names(self) -> list[str]:
+        return [d.name for d in self.dims]
+
+    def suggest(self, trial: Any) -> dict[str, Any]:
+        """Ask an Optuna trial for a value of every tuned knob."""
+        values: dict[str, Any] = {}
+        for dim in self.dims:
+            if isinstance(dim.domain, IntDomain):
+                values[dim.name] = trial.suggest_int(dim.name, dim.domain.low, dim.domain.high,
+                                                     step=dim.domain.step)
+            else:
+                values[dim.name] = trial.suggest_categorical(dim.name, list(dim.domain.choices))
+        return values
+
+    def grid(self) -> dict[str, list[Any]]:
+        return {d.name: d.domain.values() for d in self.dims}
+
+    def launch(self, settings: Mapping[str, Any]) -> Launch:
+        """The launch of a trial: the workload's base, then ``settings``, then the fixed
+        knobs (which no baseline overrides). Knobs this host cannot apply are skipped with
+        a note in the launch."""
+        builder = base_builder(self.spec.workload)
+        merged = {k: v for k, v in settings.items() if k not in self.fixed}
+        merged.update(self.fixed)
+        for name, value in merged.items():
+            knob = self.knobs[name]
+            reason = knob.availability(self.ctx)
+            if reason is not None:
+                if value != UNSET:
+                    builder.notes.append(f"{name}={value} not applied: {reason}")
+                continue
+            knob.apply(value, builder, self.ctx)
+        return builder.build(self.host.tools)
+
+    @property
+    def controlled_env(self) -> frozenset[str]:
+        """Variables scrubbed from the inherited environment of every trial."""
+        custom = {getattr(k, "variable", None) for k in self.knobs.values()}
+        return CONTROLLED_ENV | {v for v in custom if isinstance(v, str)}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "tuned": {d.name: d.domain.describe() for d in self.dims},
+            "fixed": {k: v for k, v in self.fixed.items()},
+            "size": self.size,
+        }
+
+    def key(self) -> str:
+        """Identity of what the trials measure: workload, objective and the space. Resuming a
+        study with a different key would mix incomparable trials."""
+        blob = {
+            "workload": self.spec.workload.model_dump(mode="json", by_alias=True),
+            "objective": self.spec.objective.model_dump(mode="json"),
+            "space": self.describe(),
+            "repeats": self.spec.repeats,
+        }
+        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_params(spec: StudySpec) -> list[tuple[Path, str]]:
+    problems: list[tuple[Path, str]] = []
+    workload = spec.workload
+    if workload.builtin is None:
+        return problems
+    builtin = BUILTINS[workload.builtin]
+    known = builtin.all_params()
+    for key, value in workload.params.items():
+        path: Path = ("workload", "params", key)
+        if key not in known:
+            hint = (f"; {key} is a knob: tune or fix it under knobs" if key in builtin.knob_flags
+                    else "")
+            problems.append((path, f"unknown parameter {key!r} for {builtin.name}{hint}; "
+                                   f"known: {', '.join(sorted(known))}"))
+            continue
+        param = known[key]
+        numeric_ok = param.type is float and isinstance(value, int)
+        if isinstance(value, bool) or not (isinstance(value, param.type) or numeric_ok):
+            problems.append((path, f"expected a {param.type.__name__}, got {value!r}"))
+        elif param.choices and value not in param.choices:
+            problems.append((path, f"expected one of {list(param.choices)}, got {value!r}"))
+        elif isinstance(value, int | float) and value <= 0 and key != "seed":
+            problems.append((path, f"expected a positive value, got {value!r}"))
+    return problems
+
+
+def _check_objective(spec: StudySpec) -> list[tuple[Path, str]]:
+    parser = parser_of(spec.workload)
+    if parser.preset is not None and parser.preset not in PARSER_PRESETS:
+        return [(("workload", "parser"), f"unknown parser preset {parser.preset!r}; expected "
+                                         f"one of {', '.join(PARSER_PRESETS)}, {{regex: ...}} "
+                                         "or {json: key}")]
+    names = metric_names(parser)
+    if names is not None and spec.objective.metric not in names:
+        return [(("objective", "metric"),
+                 f"the parser yields {sorted(names)}, not {spec.objective.metric!r}")]
+    return []
+
+
+def _with_baseline_choices(domain: Domain, values: list[Any]) -> Domain:
+    """Categorical domains grow to include the baselines' values: the baselines are points
+    of every study's space (integer domains are never widened)."""
+    if isinstance(domain, ChoiceDomain):
+        extra = tuple(v for v in values if not domain.contains(v))
+        extra = tuple(dict.fromkeys(extra))
+        if extra:
+            return ChoiceDomain(domain.choices + extra)
+    return domain
+
+
+def build_space(spec: StudySpec, host: Host) -> SearchSpace:
+    """Fit ``spec`` to ``host``. Raises ``SpaceError`` listing every problem found."""
+    problems = _check_params(spec) + _check_objective(spec)
+    target = target_of(spec.workload)
+    ctx = KnobContext(host=host, target=target)
+    known = catalogue(dict(spec.knobs))
+    knobs: dict[str, Knob] = dict(known)
+    resolved: dict[str, Domain] = {}
+    fixed: dict[str, Any] = {}
+    for name, entry in spec.knobs.items():
+        path: Path = ("knobs", name)
+        if entry.is_custom and name in known:
+            problems.append((path, f"{name!r} is a catalogue knob; give the custom knob "
+                                   "another name"))
+            continue
+        try:
+            knob = make_knob(name, entry, known)
+        except UnknownKnobError as exc:
+            problems.append((path, str(exc)))
+            continue
+        knobs[name] = knob
+        reason = knob.availability(ctx)
+        if reason is not None:
+            problems.append((path, f"cannot be applied here: {reason}"))
+            continue
+        try:
+            domain = knob.domain(entry, ctx)
+        except DomainError as exc:
+            problems.append((path + ((exc.field,) if exc.field else ()), str(exc)))
+            continue
+        if entry.kind == "value":
+            fixed[name] = entry.value
+        else:
+            resolved[name] = domain
+    if "physcpubind" in spec.knobs and "cpunodebind" in spec.knobs:
+        problems.append((("knobs", "cpunodebind"), "physcpubind and cpunodebind both bind "
+                                                   "CPUs; tune one of them"))
+    if problems:
+        raise SpaceError(problems)
+
+    names = set(resolved) | set(fixed)
+    recipes = {b: baseline_settings(b, ctx, tuned_or_fixed=names) for b in spec.baselines}
+    dims: list[Dimension] = []
+    for name, domain in resolved.items():
+        knob = knobs[name]
+        wanted = [recipes[b].get(name, knob.default_value(ctx)) for b in spec.baselines]
+        domain = _with_baseline_choices(domain, wanted)
+        if domain.size == 1:
+            fixed[name] = domain.values()[0]
+        else:
+            dims.append(Dimension(name=name, knob=knob, domain=domain))
+
+    baselines: list[BaselineTrial] = []
+    for b in spec.baselines:
+        params: dict[str, Any] = {}
+        approximate: list[str] = []
+        for dim in dims:
+            value = recipes[b].get(dim.name, dim.knob.default_value(ctx))
+            if not dim.domain.contains(value):
+                assert isinstance(dim.domain, IntDomain)
+                approximate.append(dim.name)
+                value = dim.domain.nearest(value if isinstance(value, int) else dim.domain.low)
+            params[dim.name] = value
+        baselines.append(BaselineTrial(name=b, settings=recipes[b], params=params,
+                                       approximate=approximate))
+    if spec.sampler.name == "grid":
+        size = math.prod(d.domain.size for d in dims)
+        if size > MAX_GRID:
+            raise SpaceError([(("sampler", "name"),
+                               f"a grid of {size} configurations is too large (at most "
+                               f"{MAX_GRID}); use tpe or random")])
+    return SearchSpace(spec=spec, host=host, ctx=ctx, knobs=knobs, dims=dims, fixed=fixed,
+                       baselines=baselines)

@@ -1,0 +1,26 @@
+"""Study files: YAML, validated with pydantic, errors with file:line and field."""
+
+from tuner.spec.load import StudyFileText, format_field, load_file, parse_text
+from tuner.spec.models import (
+    Budget,
+    KnobSpec,
+    Objective,
+    ParserSpec,
+    SamplerSpec,
+    StudySpec,
+    WorkloadSpec,
+)
+
+__all__ = [
+    "Budget",
+    "KnobSpec",
+    "Objective",
+    "ParserSpec",
+    "SamplerSpec",
+    "StudyFileText",
+    "StudySpec",
+    "WorkloadSpec",
+    "format_field",
+    "load_file",
+    "parse_text",
+]

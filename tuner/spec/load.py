@@ -1,0 +1,191 @@
+"""Load and validate study files: YAML with line numbers, pydantic for structure, then the
+knob catalogue and the host for meaning. Every problem comes back as ``file:line: field:
+what was expected``; all problems of a file are reported at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tuner.errors import SpecError, SpecIssue
+from tuner.spec import models
+from tuner.spec.yaml_source import Located, load_yaml
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class StudyFileText:
+    """A validated file: its studies and, for each, where it sits in the file."""
+
+    source: str
+    text: str
+    studies: list[models.StudySpec]
+    prefixes: list[Loc]
+
+
+def _all_field_names() -> set[str]:
+    names: set[str] = set()
+    for obj in vars(models).values():
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj is not BaseModel:
+            for fname, finfo in obj.model_fields.items():
+                names.add(finfo.alias or fname)
+    return names
+
+
+def format_field(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    loc = error["loc"]
+    if kind == "extra_forbidden":
+        name = str(loc[-1]) if loc else "?"
+        close = get_close_matches(name, _all_field_names(), n=2)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        return f"unknown field {name!r}{hint}"
+    if kind == "missing":
+        return "required field is missing"
+    msg = str(error["msg"])
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, "):]
+    got = error.get("input")
+    if kind not in ("model_type", "dict_type") and not isinstance(got, dict | list):
+        return f"{msg} (got {got!r})"
+    return msg
+
+
+_UNION_TAGS = {"bool", "int", "float", "str", "strict-bool", "strict-int", "strict-float",
+               "strict-str", "function-before[parse_duration(), constrained-float]",
+               "constrained-int", "function-after", "nullable"}
+
+
+def _clean_loc(loc: Sequence[str | int]) -> Loc:
+    return tuple(p for p in loc if not (isinstance(p, str) and (p in _UNION_TAGS
+                                                               or p.startswith("function-"))))
+
+
+def _issues_from_validation(exc: ValidationError, located: Located,
+                            prefix: Loc, shown_prefix: Loc) -> list[SpecIssue]:
+    """Pydantic errors, with union alternatives of one field merged into one issue."""
+    grouped: dict[Loc, list[dict[str, Any]]] = {}
+    for error in exc.errors():
+        loc = _clean_loc(error["loc"])
+        grouped.setdefault(loc, []).append(dict(error))
+    issues: list[SpecIssue] = []
+    for loc, errors in grouped.items():
+        doc_path = prefix + loc
+        if errors[0]["type"] == "missing":
+            line = located.line_of(doc_path[:-1])
+        else:
+            line = located.key_line(doc_path)
+        if len(errors) > 1 and all("type" in e["type"] for e in errors):
+            got = errors[0].get("input")
+            message = f"expected a number, a string or a boolean (got {got!r})"
+        else:
+            message = "; ".join(dict.fromkeys(_message(e) for e in errors))
+        issues.append(SpecIssue(source=located.source, line=line,
+                                field=format_field(shown_prefix + loc), message=message))
+    return issues
+
+
+def _split_studies(located: Located) -> tuple[list[Any], list[Loc]] | SpecIssue:
+    data = located.data
+    if isinstance(data, dict) and "studies" in data:
+        extra = sorted(set(data) - {"studies"})
+        if extra:
+            return SpecIssue(source=located.source, line=located.key_line((extra[0],)),
+                             field=str(extra[0]),
+                             message="unknown top-level key; a file holds `studies: [...]`, a "
+                                     "list of studies, or one study")
+        studies = data["studies"]
+        if not isinstance(studies, list) or not studies:
+            return SpecIssue(source=located.source, line=located.key_line(("studies",)),
+                             field="studies", message="expected a non-empty list of studies")
+        return studies, [("studies", i) for i in range(len(studies))]
+    if isinstance(data, list):
+        if not data:
+            return SpecIssue(source=located.source, line=1, field="",
+                             message="expected at least one study")
+        return data, [(i,) for i in range(len(data))]
+    if isinstance(data, dict):
+        return [data], [()]
+    got = type(data).__name__ if data is not None else "an empty file"
+    return SpecIssue(source=located.source, line=1 if data is not None else None, field="",
+                     message="expected a study (a mapping with name, workload, knobs...) or a "
+                             f"list of studies, got {got}")
+
+
+def parse_text(text: str, source: str, *, host: Any = None) -> StudyFileText:
+    """Validate a study file's text. With ``host`` (a ``tuner.host.Host``), also fit every
+    study to that host (knob names, domains, availability). Raises ``SpecError``."""
+    located = load_yaml(text, source)
+    split = _split_studies(located)
+    if isinstance(split, SpecIssue):
+        raise SpecError([split])
+    raw_studies, prefixes = split
+    issues: list[SpecIssue] = []
+    studies: list[models.StudySpec] = []
+    valid_prefixes: list[Loc] = []
+    for raw, prefix in zip(raw_studies, prefixes, strict=True):
+        shown = ("studies", prefix[-1]) if prefix else ()
+        try:
+            studies.append(models.StudySpec.model_validate(raw))
+            valid_prefixes.append(prefix)
+        except ValidationError as exc:
+            issues += _issues_from_validation(exc, located, prefix, shown)
+    seen: set[str] = set()
+    for study, prefix in zip(studies, valid_prefixes, strict=True):
+        if study.name in seen:
+            issues.append(SpecIssue(source=source, line=located.key_line(prefix + ("name",)),
+                                    field=format_field(("studies", prefix[-1], "name")),
+                                    message=f"study name {study.name!r} is used twice"))
+        seen.add(study.name)
+    if host is not None:
+        issues += _host_issues(studies, valid_prefixes, located, host)
+    issues.sort(key=lambda i: (i.line is None, i.line or 0))
+    if issues:
+        raise SpecError(issues)
+    return StudyFileText(source=source, text=text, studies=studies, prefixes=valid_prefixes)
+
+
+def _host_issues(studies: list[models.StudySpec], prefixes: list[Loc], located: Located,
+                 host: Any) -> list[SpecIssue]:
+    from tuner.space import SpaceError, build_space
+
+    issues: list[SpecIssue] = []
+    for study, prefix in zip(studies, prefixes, strict=True):
+        shown: Loc = ("studies", prefix[-1]) if prefix else ()
+        try:
+            build_space(study, host)
+        except SpaceError as exc:
+            for path, message in exc.problems:
+                issues.append(SpecIssue(source=located.source,
+                                        line=located.key_line(prefix + path),
+                                        field=format_field(shown + path), message=message))
+    return issues
+
+
+def load_file(path: str | Path, *, host: Any = None) -> StudyFileText:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError([SpecIssue(source=str(path), line=None, field="",
+                                   message=f"cannot read the study file: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError([SpecIssue(source=str(path), line=None, field="",
+                                   message=f"not UTF-8 text: {exc}")]) from exc
+    return parse_text(text, str(path), host=host)

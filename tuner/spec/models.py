@@ -1,0 +1,305 @@
+"""Pydantic models of a study file. Structure only: whether a knob exists, fits this host or
+suits the workload is checked afterwards by ``tuner.spec.check`` with the knob catalogue.
+
+A file holds one study (a mapping with ``name``), a list of studies, or ``studies: [...]``.
+Each model forbids unknown fields, so a typo is an error, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
+
+from tuner.builtins import BUILTINS
+
+BaselineName = Literal["defaults", "vendor"]
+BASELINES: tuple[BaselineName, ...] = ("defaults", "vendor")
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
+                       r"(?:(\d+(?:\.\d+)?)s?)?\s*$")
+
+
+def parse_duration(value: Any) -> Any:
+    """Seconds from ``90``, ``90s``, ``10m``, ``1h30m``; other input is left for pydantic to
+    reject with its own message."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match and any(match.groups()):
+            h, m, s = (float(g) if g else 0.0 for g in match.groups())
+            return h * 3600 + m * 60 + s
+        raise ValueError(f"expected a duration such as 90, '90s', '10m' or '1h30m', "
+                         f"got {value!r}")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KnobSpec(Strict):
+    """The domain of one knob: exactly one of a range, choices, a fixed value, or ``auto``.
+
+    Shorthands: ``4`` is a fixed value, ``[1, 2, 4]`` are choices, ``auto`` asks the knob
+    for a domain derived from this host. ``env``/``flag`` make a custom knob.
+    """
+
+    low: StrictInt | None = None
+    high: StrictInt | None = None
+    step: StrictInt | None = None
+    choices: list[Scalar] | None = None
+    value: Scalar | None = None
+    auto: StrictBool = False
+    env: StrictStr | None = None
+    flag: StrictStr | None = None
+    siblings: StrictBool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, list):
+            return {"choices": data}
+        if data == "auto":
+            return {"auto": True}
+        if isinstance(data, bool | int | float | str):
+            return {"value": data}
+        if data is None:
+            raise ValueError("expected a domain: {low, high, step}, {choices: [...]}, "
+                             "a fixed value, or auto")
+        return data
+
+    @field_validator("step")
+    @classmethod
+    def _step_positive(cls, step: int | None) -> int | None:
+        if step is not None and step < 1:
+            raise ValueError(f"expected a step >= 1, got {step}")
+        return step
+
+    @field_validator("choices")
+    @classmethod
+    def _choices_nonempty_unique(cls, choices: list[Any] | None) -> list[Any] | None:
+        if choices is not None:
+            if not choices:
+                raise ValueError("expected at least one choice, got an empty list")
+            seen: list[Any] = []
+            for choice in choices:
+                if any(type(choice) is type(s) and choice == s for s in seen):
+                    raise ValueError(f"choice {choice!r} is listed twice")
+                seen.append(choice)
+        return choices
+
+    @field_validator("env")
+    @classmethod
+    def _env_name(cls, env: str | None) -> str | None:
+        if env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+            raise ValueError(f"expected an environment variable name, got {env!r}")
+        return env
+
+    @field_validator("flag")
+    @classmethod
+    def _flag_name(cls, flag: str | None) -> str | None:
+        if flag is not None and not re.fullmatch(r"--?[A-Za-z0-9][A-Za-z0-9_.-]*", flag):
+            raise ValueError(f"expected a command-line flag such as --threads, got {flag!r}")
+        return flag
+
+    @model_validator(mode="after")
+    def _one_domain(self) -> KnobSpec:
+        kinds = [name for name, present in (
+            ("range", self.low is not None or self.high is not None or self.step is not None),
+            ("choices", self.choices is not None),
+            ("value", self.value is not None),
+            ("auto", self.auto)) if present]
+        if len(kinds) != 1:
+            found = " and ".join(kinds) if kinds else "none"
+            raise ValueError("expected exactly one domain: {low, high, step}, choices, value "
+                             f"or auto; found {found}")
+        if self.env is not None and self.flag is not None:
+            raise ValueError("a custom knob sets either env or flag, not both")
+        if kinds == ["range"]:
+            if self.low is None or self.high is None:
+                raise ValueError("a range needs both low and high")
+            if self.low > self.high:
+                raise ValueError(f"empty range: low {self.low} is above high {self.high}")
+            step = self.step or 1
+            if (self.high - self.low) % step:
+                raise ValueError(f"step {step} does not divide the range {self.low}..{self.high}"
+                                 f" (high - low = {self.high - self.low}); like `seq "
+                                 f"{self.low} {step} {self.high}`, high must be low + k*step")
+        return self
+
+    @property
+    def kind(self) -> Literal["range", "choices", "value", "auto"]:
+        if self.choices is not None:
+            return "choices"
+        if self.value is not None:
+            return "value"
+        if self.auto:
+            return "auto"
+        return "range"
+
+    def listed(self) -> list[Any]:
+        """The values of a ``choices`` or ``value`` entry, as a list."""
+        if self.choices is not None:
+            return list(self.choices)
+        return [self.value] if self.value is not None else []
+
+    @property
+    def is_custom(self) -> bool:
+        return self.env is not None or self.flag is not None
+
+
+class ParserSpec(Strict):
+    """How to read metrics from a command's output: the METRIC/FINAL line ``protocol``, a
+    named ``preset`` of a known program, a ``regex`` with named groups, or a JSON-line key."""
+
+    preset: StrictStr | None = None
+    regex: StrictStr | None = None
+    json_key: StrictStr | None = Field(default=None, alias="json")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"preset": data} if isinstance(data, str) else data
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, regex: str | None) -> str | None:
+        if regex is None:
+            return None
+        try:
+            compiled = re.compile(regex)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from exc
+        if not compiled.groupindex:
+            raise ValueError("expected a named group, e.g. 'images/sec: (?P<throughput>[0-9.]+)'")
+        return regex
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ParserSpec:
+        given = [n for n in ("preset", "regex", "json_key") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("expected exactly one of preset (a name), regex or json")
+        return self
+
+
+class WorkloadSpec(Strict):
+    """A built-in workload by name with its parameters, or a command as an argument list."""
+
+    builtin: StrictStr | None = None
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    command: list[StrictStr] | None = None
+    parser: ParserSpec | None = None
+    tensorflow: StrictBool = True
+    cwd: StrictStr | None = None
+    env: dict[str, StrictStr] = Field(default_factory=dict)
+    timeout: Duration | None = None
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _argument_list(cls, command: Any) -> Any:
+        if isinstance(command, str):
+            raise ValueError(
+                "expected an argument list such as [python, train.py, --steps, '100']; "
+                "a shell string is never run (no quoting, globbing or injection surprises)")
+        return command
+
+    @field_validator("command")
+    @classmethod
+    def _nonempty(cls, command: list[str] | None) -> list[str] | None:
+        if command is not None and (not command or not command[0]):
+            raise ValueError("expected at least the program to run")
+        return command
+
+    @field_validator("builtin")
+    @classmethod
+    def _known_builtin(cls, builtin: str | None) -> str | None:
+        if builtin is not None and builtin not in BUILTINS:
+            from difflib import get_close_matches
+
+            close = get_close_matches(builtin, BUILTINS, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"unknown built-in workload {builtin!r}; known: "
+                             f"{', '.join(sorted(BUILTINS))}{hint}")
+        return builtin
+
+    @model_validator(mode="after")
+    def _builtin_or_command(self) -> WorkloadSpec:
+        if (self.builtin is None) == (self.command is None):
+            raise ValueError("expected exactly one of builtin (a name) or command (a list)")
+        if self.command is not None and self.parser is None:
+            raise ValueError("a command workload needs a parser: protocol, a preset "
+                             "(tf_cnn_benchmarks, wavenet, gnmt), {regex: ...} or {json: key}")
+        if self.builtin is not None and (self.cwd or self.env or self.parser):
+            raise ValueError("cwd, env and parser belong to command workloads")
+        return self
+
+
+class Objective(Strict):
+    metric: StrictStr = "throughput"
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class Budget(Strict):
+    """Stop after ``n_trials`` trials in the study (baselines included) and/or after
+    ``timeout`` of wall-clock time in this run, whichever comes first."""
+
+    n_trials: Annotated[int, Field(ge=1, strict=True)] | None = None
+    timeout: Duration | None = None
+
+    @model_validator(mode="after")
+    def _default_trials(self) -> Budget:
+        if self.n_trials is None and self.timeout is None:
+            object.__setattr__(self, "n_trials", 20)
+        return self
+
+
+class SamplerSpec(Strict):
+    name: Literal["tpe", "random", "grid"] = "tpe"
+    seed: StrictInt | None = None
+    multivariate: StrictBool = True
+    n_startup_trials: Annotated[int, Field(ge=0, strict=True)] | None = None
+
+
+class StudySpec(Strict):
+    name: Name
+    description: StrictStr = ""
+    workload: WorkloadSpec
+    knobs: dict[StrictStr, KnobSpec] = Field(default_factory=dict)
+    objective: Objective = Field(default_factory=Objective)
+    budget: Budget = Field(default_factory=Budget)
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    repeats: Annotated[int, Field(ge=1, le=100, strict=True)] = 1
+    baselines: list[BaselineName] = Field(default_factory=lambda: list(BASELINES))
+    storage: StrictStr | None = None
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, storage: str | None) -> str | None:
+        if storage is not None and not re.match(r"^(sqlite|postgresql|mysql)(\+\w+)?://",
+                                                storage):
+            raise ValueError("expected a database URL such as sqlite:///tuner.db or "
+                             f"postgresql://user@host/db, got {storage!r}")
+        return storage

@@ -1,0 +1,223 @@
+"""The contract every built-in workload follows (see the README, "Workload contract").
+
+A workload is a program, ``python -m workloads.NAME``. It
+
+1. parses its flags (``--preset`` picks a set of defaults, explicit flags override them);
+2. applies the thread settings *before* TensorFlow runs its first op
+   (``configure_tensorflow``), because TensorFlow fixes its thread pools at start-up;
+3. prints one ``SETTINGS {json}`` line with the values it actually runs with (thread pools,
+   CPU affinity, memory policy, the OpenMP/KMP variables it sees, versions);
+4. warms up (excluded from timing), then measures for a fixed wall-clock time split into
+   intervals, printing ``METRIC throughput=... unit=... interval=i`` per interval and
+   ``FINAL throughput=... unit=...`` at the end (``measure``);
+5. prints the line its reference implementation printed, so tuner's parsers for foreign
+   programs are tested on real output.
+
+Only the standard library is imported here at module level: TensorFlow is imported inside
+``configure_tensorflow`` so that flags are parsed (and errors reported) without paying for
+the import, and so no op can run before the thread pools are set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Environment variables whose values a workload reports, so tuner can check that the
+#: knobs it set really reached the process.
+REPORTED_ENV = (
+    "OMP_NUM_THREADS",
+    "KMP_AFFINITY",
+    "KMP_BLOCKTIME",
+    "KMP_HW_SUBSET",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "TF_NUM_INTEROP_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measurement:
+    """The result of ``measure``: total items over total timed seconds, and the intervals."""
+
+    throughput: float
+    items: float
+    seconds: float
+    intervals: list[float] = field(default_factory=list)
+
+
+def base_parser(
+    *, prog: str, description: str, presets: Mapping[str, Mapping[str, Any]]
+) -> argparse.ArgumentParser:
+    """Flags shared by all built-in workloads. Workload-specific flags are added by the caller.
+
+    Preset values become argparse defaults in ``parse_args``; an explicit flag always wins.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--preset", choices=sorted(presets), default="small",
+                        help="a named set of sizes (default: small)")
+    parser.add_argument("--inter-op", type=int, default=0, metavar="N",
+                        help="TensorFlow inter-op pool size (0: let TensorFlow choose)")
+    parser.add_argument("--intra-op", type=int, default=0, metavar="N",
+                        help="TensorFlow intra-op pool size (0: let TensorFlow choose)")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--xla", choices=("off", "on"), default="off",
+                        help="compile the measured step with XLA (jit_compile)")
+    parser.add_argument("--warmup-steps", type=int, default=None, metavar="N",
+                        help="steps run before timing starts (excluded from the metric)")
+    parser.add_argument("--seconds", type=float, default=None, metavar="S",
+                        help="wall-clock seconds of timed measurement")
+    parser.add_argument("--intervals", type=int, default=None, metavar="N",
+                        help="number of METRIC lines the timed seconds are split into")
+    parser.add_argument("--seed", type=int, default=1234)
+    return parser
+
+
+def parse_args(
+    parser: argparse.ArgumentParser,
+    presets: Mapping[str, Mapping[str, Any]],
+    argv: Sequence[str] | None = None,
+) -> argparse.Namespace:
+    """Parse twice: once to learn the preset, then with the preset's values as defaults
+    (argparse lets a flag given on the command line beat any default)."""
+    known, _ = parser.parse_known_args(argv)
+    preset = presets[known.preset]
+    unknown_keys = [k for k in preset if not hasattr(known, k)]
+    if unknown_keys:  # a programming error in the workload, not a user error
+        raise SystemExit(f"preset {known.preset!r} sets unknown options {unknown_keys}")
+    parser.set_defaults(**preset)
+    args = parser.parse_args(argv)
+    for name in ("warmup_steps", "seconds", "intervals", "batch_size"):
+        if getattr(args, name) is None:
+            parser.error(f"--{name.replace('_', '-')} has no value in preset {args.preset!r}")
+    if args.intervals < 1 or args.seconds <= 0 or args.batch_size < 1 or args.warmup_steps < 0:
+        parser.error("--intervals and --batch-size must be >= 1, --seconds > 0, "
+                     "--warmup-steps >= 0")
+    if args.inter_op < 0 or args.intra_op < 0:
+        parser.error("--inter-op and --intra-op must be >= 0 (0 lets TensorFlow choose)")
+    return args
+
+
+def configure_tensorflow(args: argparse.Namespace) -> Any:
+    """Import TensorFlow and apply thread pools, seeds and precision before any op runs.
+
+    Returns the ``tensorflow`` module. Thread pool sizes of 0 leave TensorFlow's choice.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if args.inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    if args.intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
+    tf.random.set_seed(args.seed)
+    return tf
+
+
+def compute_dtype(tf: Any, args: argparse.Namespace) -> Any:
+    return tf.bfloat16 if args.precision == "bf16" else tf.float32
+
+
+def effective_pool_sizes(tf: Any) -> tuple[int, int]:
+    """The inter-op and intra-op pool sizes TensorFlow really uses (0 means its own default,
+    which is the number of CPUs this process may run on)."""
+    default = len(os.sched_getaffinity(0))
+    inter = tf.config.threading.get_inter_op_parallelism_threads() or default
+    intra = tf.config.threading.get_intra_op_parallelism_threads() or default
+    return inter, intra
+
+
+def memory_policy() -> str:
+    """The NUMA memory policy of this process, as numactl set it ('default', 'bind:0', ...).
+
+    Read from the heap mapping's entry in /proc/self/numa_maps (the policy numactl sets is
+    inherited by every mapping made after exec)."""
+    try:
+        with open("/proc/self/numa_maps", encoding="ascii") as maps:
+            for line in maps:
+                if " heap " in line or line.rstrip().endswith("heap"):
+                    return line.split()[1]
+            maps.seek(0)
+            first = maps.readline().split()
+            return first[1] if len(first) > 1 else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def report_settings(tf: Any, args: argparse.Namespace, workload: str,
+                    extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Print the ``SETTINGS`` line: the values this process actually runs with."""
+    inter, intra = effective_pool_sizes(tf)
+    settings: dict[str, Any] = {
+        "workload": workload,
+        "preset": args.preset,
+        "inter_op": inter,
+        "intra_op": intra,
+        "inter_op_requested": args.inter_op,
+        "intra_op_requested": args.intra_op,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "xla": args.xla,
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "mempolicy": memory_policy(),
+        "env": {name: os.environ[name] for name in REPORTED_ENV if name in os.environ},
+        "tensorflow": tf.__version__,
+        "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        "python": platform.python_version(),
+        "pid": os.getpid(),
+    }
+    settings.update(extra or {})
+    print("SETTINGS " + json.dumps(settings, sort_keys=True), flush=True)
+    return settings
+
+
+def measure(
+    step: Callable[[], object],
+    *,
+    items_per_step: float,
+    unit: str,
+    warmup_steps: int,
+    seconds: float,
+    intervals: int,
+    on_interval: Callable[[int, float], None] | None = None,
+) -> Measurement:
+    """Warm up, then time ``step`` for ``seconds`` split into ``intervals`` METRIC lines.
+
+    ``step`` must block until its work is done (return a NumPy value or call ``.numpy()``).
+    Every interval runs at least one step, so a very slow step lengthens the run rather than
+    reporting nothing. Throughput is timed items / timed seconds, never an average of rates.
+    """
+    for _ in range(warmup_steps):
+        step()
+    per_interval = seconds / intervals
+    total_items = 0.0
+    total_seconds = 0.0
+    rates: list[float] = []
+    for index in range(1, intervals + 1):
+        items = 0.0
+        start = time.perf_counter()
+        elapsed = 0.0
+        while items == 0.0 or elapsed < per_interval:
+            step()
+            items += items_per_step
+            elapsed = time.perf_counter() - start
+        rate = items / elapsed
+        rates.append(rate)
+        total_items += items
+        total_seconds += elapsed
+        print(f"METRIC throughput={rate:.4f} unit={unit} interval={index} "
+              f"items={items:g} seconds={elapsed:.4f}", flush=True)
+        if on_interval is not None:
+            on_interval(index, rate)
+    throughput = total_items / total_seconds
+    print(f"FINAL throughput={throughput:.4f} unit={unit} items={total_items:g} "
+          f"seconds={total_seconds:.4f}", flush=True)
+    return Measurement(throughput=throughput, items=total_items, seconds=total_seconds,
+                       intervals=rates)
