@@ -61,11 +61,16 @@ knobs:
   KMP_BLOCKTIME: [0, 1]
 budget: {{n_trials: 10}}
 sampler: {{name: tpe, seed: 2}}
+noise: {{runs: 3}}
+confirm: {{top: 2, rounds: 3}}
 storage: {storage}
 """)
     out = tuner("tune", str(path), "--output", str(tmp_path / "out"), cwd=tmp_path, check=True)
-    assert "Best: trial" in out.stdout
-    assert "Improvement over framework defaults" in out.stdout
+    assert "Best (confirmed over 3 interleaved rounds): trial" in out.stdout
+    assert "Noise floor: runs of the defaults vary by" in out.stdout
+    assert "Screening KMP_BLOCKTIME: KMP_BLOCKTIME=0 vs unset" in out.stdout
+    assert "Knob importance (fANOVA): threads" in out.stdout
+    assert "Speedup over framework defaults" in out.stdout
     assert "Explored" in out.stdout and "of 15 configurations" in out.stdout
     assert f"Settings written to {tmp_path / 'out' / 'cli-fake'}" in out.stdout
     assert "10/10 trials" in out.stderr  # progress
@@ -77,13 +82,13 @@ def test_best_formats(finished_study: tuple[Path, str], tmp_path: Path) -> None:
     data = json.loads(tuner("best", "cli-fake", "--storage", storage, "--format", "json",
                             check=True).stdout)
     assert data["study"] == "cli-fake" and data["value"] > 900
-    assert set(data["improvement"]) == {"defaults", "vendor"}
+    assert set(data["speedups"]) == {"defaults", "vendor"} and data["confirmed"]
     env = tuner("best", "cli-fake", "-f", str(path), "--format", "env", check=True).stdout
     assert all(line.startswith(("export ", "#")) for line in env.strip().splitlines())
     if data["knobs"].get("KMP_BLOCKTIME") not in (None, "unset"):
         assert f"export KMP_BLOCKTIME={data['knobs']['KMP_BLOCKTIME']}" in env
     text = tuner("best", "cli-fake", "--storage", storage, check=True).stdout
-    assert "Best: trial" in text
+    assert "Best (confirmed" in text and "Speedup over vendor settings" in text
     written = json.loads((tmp_path / "out" / "cli-fake" / "best.json").read_text())
     assert written["trial"] == data["trial"]
 

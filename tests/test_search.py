@@ -34,7 +34,15 @@ knobs:
   KMP_BLOCKTIME: [0, 1, 200]
 budget: {{n_trials: 12}}
 sampler: {{name: tpe, seed: 3}}
+noise: {{runs: 3}}
+confirm: {{top: 2, rounds: 3}}
 """
+
+
+def override(text: str, **keys: str) -> str:
+    """``text`` with top-level ``key: value`` lines replaced (or added)."""
+    lines = [line for line in text.splitlines() if line.split(":", 1)[0] not in keys]
+    return "\n".join(lines + [f"{k}: {v}" for k, v in keys.items()]) + "\n"
 
 
 def run_study(path: Path, host: Host, storage: str, **kw):  # type: ignore[no-untyped-def]
@@ -57,7 +65,7 @@ def test_study_runs_baselines_first_and_finds_the_optimum(
     assert len(trials) == 12
     assert [t.user_attrs["role"] for t in trials[:2]] == ["defaults", "vendor"]
     assert all(t.user_attrs["role"] == "search" for t in trials[2:])
-    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     # the defaults baseline applied nothing: no flag, no variable, no binding
     defaults = trials[0].user_attrs
     assert defaults["launch"]["prefix"] == [] and defaults["launch"]["env"] == {}
@@ -65,12 +73,97 @@ def test_study_runs_baselines_first_and_finds_the_optimum(
     # the vendor baseline set KMP_BLOCKTIME=1 and TensorFlow's pools through the environment
     assert trials[1].user_attrs["reported"]["env"]["KMP_BLOCKTIME"] == "1"
     summary = summarize(result.study)
-    assert summary.best is not None and summary.best.value is not None
-    assert summary.best.value > 950  # optimum is threads=3, KMP_BLOCKTIME=1: 1000
-    assert summary.improvements()["defaults"] > 1.0
+    assert summary.confirmed and summary.best is not None
+    # the optimum is threads=3 (1000 with KMP_BLOCKTIME=1, 975 without)
+    assert summary.best.applied["threads"] == 3
+    assert summary.best_interval is not None and summary.best_interval["mean"] > 970
+    speedup = summary.speedups["defaults"]
+    assert speedup["low"] <= speedup["ratio"] <= speedup["high"]
+    assert speedup["ratio"] > 1.0 and speedup["verdict"] == "win"
     attrs = result.study.user_attrs
     assert attrs["fingerprint"]["host_class"] == attrs["host_class"]
     assert attrs["space"]["size"] == 6 * 3 and "threads" in attrs["spec_text"]
+    assert len(attrs["noise"]["samples"]) == 3 and attrs["noise"]["trial"] == 0
+
+
+def test_repeats_adapt_and_bad_trials_are_pruned(
+        write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
+    text = override(STUDY.replace("n_trials: 12", "n_trials: 14"),
+                    repeats="{min: 1, max: 3}", screening="off", confirm="{top: 0}")
+    text = text.replace('"2"]', '"4"]')
+    result = run_study(write_study(text), local_host, storage)
+    trials = result.study.get_trials()
+    assert len(trials[0].user_attrs["samples"]) == 3  # noise runs
+    assert len(trials[1].user_attrs["samples"]) == 3  # vendor: repeats.max
+    best = result.study.best_value
+    for trial in trials[2:]:
+        samples = trial.user_attrs["samples"]
+        if trial.state == TrialState.PRUNED:
+            assert samples == [] and "stopped early at interval" in trial.user_attrs["reason"]
+            assert len(trial.intermediate_values) >= 2
+        elif trial.value is not None and trial.value < 0.9 * best:
+            assert len(samples) == 1  # clearly worse: no more runs
+        elif trial.value is not None and trial.value > 0.999 * best:
+            assert len(samples) == 3  # a contender: as many runs as allowed
+    assert any(t.state == TrialState.PRUNED for t in trials)
+
+
+def test_screening_fixes_inert_knobs_and_keeps_the_others(
+        write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
+    noop = "  noop: {env: FAKE_UNUSED, choices: [a, b]}\n"
+    text = STUDY.replace("  KMP_BLOCKTIME: [0, 1, 200]\n", "  KMP_BLOCKTIME: [0, 1, 200]\n" + noop)
+    text = override(text, screening="[KMP_BLOCKTIME, noop]", confirm="{top: 0}")
+    result = run_study(write_study(text), local_host, storage)
+    screening = result.study.user_attrs["screening"]
+    assert screening["noop"]["inert"] and "inert, fixed at unset" in screening["noop"]["evidence"]
+    assert not screening["KMP_BLOCKTIME"]["inert"]
+    assert "KMP_BLOCKTIME=1 vs unset" in screening["KMP_BLOCKTIME"]["evidence"]
+    assert "it matters" in screening["KMP_BLOCKTIME"]["evidence"]
+    search = [t for t in result.study.get_trials() if t.user_attrs["role"] == "search"]
+    assert search and all("noop" not in t.params for t in search)
+    assert all(t.user_attrs["applied"]["noop"] == "unset" for t in search)
+    assert "KMP_BLOCKTIME" in search[-1].params
+
+
+def test_noise_is_never_reported_as_a_win(write_study: Callable[[str], Path], local_host: Host,
+                                          storage: str) -> None:
+    text = f"""
+name: only-noise
+workload:
+  command: [{PYTHON}, {FAKE_WORKLOAD}, --threads, "3", --intervals, "2"]
+  parser: protocol
+  env: {{FAKE_NOISE: "0.06"}}
+knobs:
+  noop: {{env: FAKE_UNUSED, choices: [a, b, c, d]}}
+budget: {{n_trials: 6}}
+screening: off
+noise: {{runs: 4}}
+confirm: {{top: 2, rounds: 4}}
+"""
+    result = run_study(write_study(text), local_host, storage)
+    noise = result.study.user_attrs["noise"]
+    assert 0.01 < noise["run_cv"] < 0.25
+    summary = summarize(result.study)
+    assert summary.confirmed
+    for entry in summary.confirmation["entries"]:
+        for speedup in entry["speedups"].values():
+            assert speedup["verdict"] == "no measurable difference", entry
+    from tuner.report import render
+    assert "No configuration measurably beat the baselines" in render(summary)
+
+
+def test_a_second_seed_confirms_within_the_first_runs_interval(
+        write_study: Callable[[str], Path], local_host: Host, tmp_path: Path) -> None:
+    picks = []
+    for seed in (1, 2):
+        text = STUDY.replace("seed: 3", f"seed: {seed}").replace("name: fake", f"name: s{seed}")
+        text = text.replace("  timeout: 20", '  timeout: 20\n  env: {FAKE_NOISE: "0.02"}')
+        result = run_study(write_study(text), local_host, f"sqlite:///{tmp_path / 'r.db'}")
+        summary = summarize(result.study)
+        assert summary.best_interval is not None
+        picks.append(summary.best_interval)
+    first, second = picks
+    assert first["low"] <= second["mean"] <= first["high"]
 
 
 def test_failures_are_recorded_and_the_study_goes_on(
@@ -85,6 +178,8 @@ knobs:
   behaviour: {{flag: --behaviour, choices: [ok, crash, hang, garbage]}}
 budget: {{n_trials: 7}}
 sampler: {{name: grid}}
+noise: {{runs: 2}}
+confirm: {{top: 0}}
 """
     result = run_study(write_study(text), local_host, storage)
     trials = result.study.get_trials()
@@ -103,11 +198,11 @@ sampler: {{name: grid}}
     assert {f.number for f in summary.failures} == {crash.number, hang.number, garbage.number}
 
 
-def test_repeats_store_samples_and_use_the_median(
+def test_fixed_repeats_store_samples_and_use_the_median(
         write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
-    text = STUDY.replace("n_trials: 12", "n_trials: 3") + "repeats: 3\n"
+    text = override(STUDY.replace("n_trials: 12", "n_trials: 3"), repeats="3", pruner="none")
     result = run_study(write_study(text), local_host, storage)
-    for trial in result.study.get_trials():
+    for trial in result.study.get_trials()[1:]:
         samples = trial.user_attrs["samples"]
         assert len(samples) == 3 and len(trial.user_attrs["runs"]) == 3
         assert trial.value == sorted(samples)[1]
@@ -157,6 +252,8 @@ workload:
 knobs:
   threads: {{flag: --threads, low: 1, high: 4}}
 budget: {{n_trials: 4}}
+noise: {{runs: 2}}
+confirm: {{top: 0}}
 """
     path = write_study(text)
     cmd = [sys.executable, "-m", "tuner.cli", "tune", str(path), "--storage", storage, "--quiet"]

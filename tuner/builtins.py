@@ -77,6 +77,62 @@ BUILTINS: dict[str, Builtin] = {
             },
             default_batch={"small": 8, "full": 64},
         ),
+        Builtin(
+            name="wavenet",
+            module="workloads.wavenet",
+            summary="autoregressive WaveNet generation with the fast-generation algorithm "
+                    "(per-layer caches), compiled loop over chunks of samples; samples/s",
+            unit="samples/s",
+            params={
+                "algorithm": Param(flag="--algorithm", type=str, choices=("fast", "naive"),
+                                   help="fast: O(layers) per sample; naive: full window"),
+                "chunk": Param(flag="--chunk", type=int,
+                               help="samples generated per compiled call"),
+            },
+            default_batch={"small": 1, "full": 1},
+        ),
+        Builtin(
+            name="parallel_wavenet",
+            module="workloads.parallel_wavenet",
+            summary="Parallel WaveNet student (inverse-autoregressive flows on logistic "
+                    "noise): every timestep in parallel, timesteps/s; or one distillation "
+                    "training step, steps/s",
+            unit="timesteps/s",
+            params={
+                "mode": Param(flag="--mode", type=str, choices=("generate", "distill")),
+                "length": Param(flag="--length", type=int,
+                                help="timesteps generated per forward pass"),
+            },
+            default_batch={"small": 1, "full": 1},
+        ),
+        Builtin(
+            name="gnmt",
+            module="workloads.gnmt",
+            summary="GNMT v2 translation inference: bidirectional + 3 LSTM encoder, 4-layer "
+                    "LSTM decoder with normalised Bahdanau attention, beam search; "
+                    "sentences/s",
+            unit="sentences/s",
+            params={
+                "beam_width": Param(flag="--beam-width", type=int),
+                "source_length": Param(flag="--source-length", type=int,
+                                       help="tokens per synthetic source sentence"),
+            },
+            default_batch={"small": 8, "full": 32},
+        ),
+        Builtin(
+            name="proxy",
+            module="workloads.proxy",
+            summary="the WaveNet proxy: a 128-vector through 80 different 128x128 matrices "
+                    "per sample (5 MB of weights), NumPy or TensorFlow; samples/s and "
+                    "weight bytes/s against the measured memory bandwidth",
+            unit="samples/s",
+            params={
+                "backend": Param(flag="--backend", type=str, choices=("numpy", "tensorflow")),
+                "matrices": Param(flag="--matrices", type=int),
+                "size": Param(flag="--size", type=int),
+            },
+            default_batch={"small": 1, "full": 1},
+        ),
     )
 }
 

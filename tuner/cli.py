@@ -56,7 +56,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from tuner.host import fingerprint, probe_host
     from tuner.progress import Progress
-    from tuner.report import render, summarize, write_best
+    from tuner.report import importance, render, summarize, write_best
     from tuner.search import tune
     from tuner.settings import get_settings
     from tuner.space import build_space
@@ -89,24 +89,25 @@ def cmd_tune(args: argparse.Namespace) -> int:
                             unit=unit_of(spec.workload),
                             maximize=spec.objective.direction == "maximize", quiet=args.quiet)
         result = tune(space, storage_url=storage, fingerprint=fp, spec_text=loaded.text,
-                      settings=settings, progress=progress, max_trials=args.trials)
+                      settings=settings, progress=progress, max_trials=args.trials,
+                      confirm=not args.no_confirm)
         if result.recovered:
             print(f"recovered trials {result.recovered} left running by a dead tuner process",
                   file=sys.stderr)
         summary = summarize(result.study)
         written = write_best(summary, Path(args.output or settings.output_dir))
-        print(render(summary, written=written))
+        print(render(summary, written=written, importances=importance(result.study)))
     return 0
 
 
 def cmd_best(args: argparse.Namespace) -> int:
     from tuner import store
-    from tuner.report import best_as, render, summarize
+    from tuner.report import best_as, importance, render, summarize
 
     study = store.load(_storage_for(args), args.name, heartbeat=False)
     summary = summarize(study)
     if args.format == "text":
-        print(render(summary))
+        print(render(summary, importances=importance(study)))
         return 0 if summary.best else 1
     if summary.best is None:
         print(f"study {args.name} has no completed trial yet", file=sys.stderr)
@@ -193,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, help="run at most this many trials now")
     p.add_argument("--output", help="directory for best.{env,json,sh} (default tuner-out)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--no-confirm", action="store_true",
+                   help="skip the confirmation of the top candidates after the search")
     p.set_defaults(func=cmd_tune)
 
     for name, func, text in (("best", cmd_best, "the best settings of a study"),

@@ -62,6 +62,12 @@ class Progress:
         self._line(f"trial {number} -> {result}")
         self._draw()
 
+    def note(self, text: str) -> None:
+        """A line about the study's progress outside trials (noise, screening, confirmation)."""
+        self._line(text)
+        if self.tty:
+            self._draw()
+
     def close(self) -> None:
         if self.tty and self._bar_shown and not self.quiet:
             self.stream.write("\n")

@@ -1,11 +1,13 @@
-"""What a study found, read back from the study database: the best knobs, the improvement
-over each baseline, how much of the space was explored, and the failures with their reasons.
-Also the three ways ``tuner best`` prints the best settings (env, json, shell)."""
+"""What a study found, read back from the study database: the recommended knobs (the
+confirmed winner when confirmation ran), speedups over both baselines with 95% intervals,
+the noise floor, inert knobs with their evidence, knob importance, how much of the space was
+explored, and failed or pruned trials with their reasons. Also the three ways ``tuner best``
+prints the recommendation (env, json, shell)."""
 
 from __future__ import annotations
 
 import json
-import statistics
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,69 +53,36 @@ class Summary:
     planned: int | None
     counted: int
     states: dict[str, int]
+    #: The recommendation: the confirmed winner if confirmation ran, else the best trial.
     best: TrialView | None
+    confirmed: bool
+    #: Confirmed speedups of the best over each baseline (ratio, low, high, verdict), or
+    #: plain ratios of single search values when there is no confirmation.
+    speedups: dict[str, dict[str, Any]]
+    best_interval: dict[str, float] | None
     baselines: dict[str, TrialView]
     explored: int
     space_size: int
     samples: int
     failures: list[TrialView] = field(default_factory=list)
     abandoned: dict[int, str] = field(default_factory=dict)
+    noise: dict[str, Any] = field(default_factory=dict)
+    screening: dict[str, Any] = field(default_factory=dict)
+    confirmation: dict[str, Any] = field(default_factory=dict)
     fingerprint: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def inert(self) -> dict[str, str]:
+        return {k: v["evidence"] for k, v in self.screening.items() if v.get("inert")}
+
     def ratio(self, value: float, reference: float) -> float:
-        """How many times better ``value`` is than ``reference`` (>1 is better)."""
         if self.maximize:
             return value / reference if reference else float("inf")
         return reference / value if value else float("inf")
 
-    def improvements(self) -> dict[str, float]:
-        if self.best is None or self.best.value is None:
-            return {}
-        return {role: self.ratio(self.best.value, view.value)
-                for role, view in self.baselines.items() if view.value is not None}
-
 
 def _value(trial: FrozenTrial) -> float:
     return float(trial.value) if trial.value is not None else float("nan")
-
-
-def summarize(study: optuna.Study) -> Summary:
-    attrs = study.user_attrs
-    spec = attrs.get("spec", {})
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    trials = live_trials(study)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    best = (max if maximize else min)(complete, key=_value) if complete else None
-    baselines: dict[str, TrialView] = {}
-    for trial in complete:
-        role = trial.user_attrs.get("role")
-        if role in ROLE_LABELS:
-            baselines[role] = TrialView.of(trial)
-    states: dict[str, int] = {}
-    for trial in trials:
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
-    configs = {json.dumps(t.user_attrs.get("applied", t.params), sort_keys=True, default=str)
-               for t in trials if t.state != TrialState.WAITING}
-    workload = spec.get("workload", {})
-    return Summary(
-        name=study.study_name,
-        workload=_workload_label(workload),
-        metric=spec.get("objective", {}).get("metric", "value"),
-        unit=str(attrs.get("unit", "")),
-        maximize=maximize,
-        planned=spec.get("budget", {}).get("n_trials"),
-        counted=len(counted_trials(study)),
-        states=states,
-        best=TrialView.of(best) if best else None,
-        baselines=baselines,
-        explored=len(configs),
-        space_size=int(attrs.get("space", {}).get("size", 0)),
-        samples=sum(len(t.user_attrs.get("samples", [])) for t in trials),
-        failures=[TrialView.of(t) for t in trials
-                  if t.state in (TrialState.FAIL, TrialState.PRUNED)],
-        abandoned=abandoned(study),
-        fingerprint=dict(attrs.get("fingerprint", {})),
-    )
 
 
 def _workload_label(workload: dict[str, Any]) -> str:
@@ -126,6 +95,74 @@ def _workload_label(workload: dict[str, Any]) -> str:
     return " ".join(command[:4]) + (" ..." if len(command) > 4 else "")
 
 
+def summarize(study: optuna.Study) -> Summary:
+    attrs = study.user_attrs
+    spec = attrs.get("spec", {})
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    trials = live_trials(study)
+    by_number = {t.number: t for t in trials}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    baselines = {str(t.user_attrs["role"]): TrialView.of(t) for t in complete
+                 if t.user_attrs.get("role") in ROLE_LABELS}
+    confirmation = dict(attrs.get("confirmation") or {})
+    best: TrialView | None = None
+    speedups: dict[str, dict[str, Any]] = {}
+    interval = None
+    winner = next((e for e in confirmation.get("entries", [])
+                   if e["label"] == confirmation.get("best")), None)
+    if winner is not None and winner.get("trial") in by_number:
+        best = TrialView.of(by_number[winner["trial"]])
+        speedups = dict(winner.get("speedups", {}))
+        interval = winner.get("throughput")
+    elif complete:
+        top = (max if maximize else min)(complete, key=_value)
+        best = TrialView.of(top)
+        for role, view in baselines.items():
+            if view.value is not None and best.value is not None and view is not best:
+                ratio = (best.value / view.value) if maximize else (view.value / best.value)
+                speedups[role] = {"ratio": ratio}
+    states: dict[str, int] = {}
+    for trial in trials:
+        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+    configs = {json.dumps(t.user_attrs.get("applied", t.params), sort_keys=True, default=str)
+               for t in trials if t.state != TrialState.WAITING}
+    return Summary(
+        name=study.study_name, workload=_workload_label(spec.get("workload", {})),
+        metric=spec.get("objective", {}).get("metric", "value"),
+        unit=str(attrs.get("unit", "")), maximize=maximize,
+        planned=spec.get("budget", {}).get("n_trials"), counted=len(counted_trials(study)),
+        states=states, best=best, confirmed=winner is not None, speedups=speedups,
+        best_interval=interval, baselines=baselines, explored=len(configs),
+        space_size=int(attrs.get("space", {}).get("size", 0)),
+        samples=sum(len(t.user_attrs.get("samples", [])) for t in trials),
+        failures=[TrialView.of(t) for t in trials
+                  if t.state in (TrialState.FAIL, TrialState.PRUNED)],
+        abandoned=abandoned(study), noise=dict(attrs.get("noise") or {}),
+        screening=dict(attrs.get("screening") or {}), confirmation=confirmation,
+        fingerprint=dict(attrs.get("fingerprint", {})))
+
+
+def importance(study: optuna.Study) -> dict[str, float]:
+    """Knob importance by Optuna's fANOVA evaluator over the completed trials ({} when there
+    are too few, or no knob varies)."""
+    complete = [t for t in live_trials(study) if t.state == TrialState.COMPLETE]
+    if len(complete) < 4:
+        return {}
+    try:
+        evaluator: optuna.importance.BaseImportanceEvaluator = (
+            optuna.importance.FanovaImportanceEvaluator(seed=0))
+    except ImportError:  # scikit-learn missing: PED-ANOVA needs only NumPy
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = optuna.importance.get_param_importances(study, evaluator=evaluator,
+                                                             normalize=True)
+        return {k: float(v) for k, v in result.items()}
+    except (ValueError, RuntimeError, ZeroDivisionError):
+        return {}
+
+
 def fmt_value(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
@@ -136,38 +173,73 @@ def format_ratio(ratio: float) -> str:
     return f"{ratio:.2f}x ({(ratio - 1) * 100:+.1f}%)"
 
 
-def render(summary: Summary, *, written: Path | None = None) -> str:
+def format_speedup(speedup: dict[str, Any]) -> str:
+    if "low" not in speedup:
+        return f"{format_ratio(speedup['ratio'])} (single unconfirmed samples)"
+    text = f"{speedup['ratio']:.2f}x [{speedup['low']:.2f}, {speedup['high']:.2f}]"
+    if speedup["verdict"] == "no measurable difference":
+        return text + (f" — no measurable difference (inside the {speedup['floor']:.1%} noise "
+                       "floor or the interval holds 1x): not a win")
+    return text + (" — a measured win" if speedup["verdict"] == "win" else " — slower")
+
+
+def render(summary: Summary, *, written: Path | None = None,
+           importances: dict[str, float] | None = None) -> str:
     lines = [f"Study {summary.name} ({summary.workload}): {summary.counted} trials"
              + (f" of {summary.planned} planned" if summary.planned else "")
              + " — " + ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))]
+    noise = summary.noise
+    if noise:
+        lines.append(f"Noise floor: runs of the defaults vary by {noise['run_cv']:.1%} (CV of "
+                     f"{len(noise['samples'])} runs), intervals within a run by "
+                     f"{noise['interval_cv']:.1%}")
+        if noise.get("warning"):
+            lines.append(f"Warning: {noise['warning']}")
+    for name, result in summary.screening.items():
+        lines.append(f"Screening {name}: {result.get('evidence', '')}")
     best = summary.best
     if best is None:
         lines.append("No trial completed: nothing to recommend. Failures:")
         lines += [f"  trial {f.number} ({f.state}): {f.reason}" for f in summary.failures[:10]]
         return "\n".join(lines)
-    spread = ""
-    if len(best.samples) > 1:
-        spread = f", median of {len(best.samples)} samples {min(best.samples):.4g}..." \
-                 f"{max(best.samples):.4g}"
-    lines.append(f"Best: trial {best.number} ({best.role}), {summary.metric} "
-                 f"{fmt_value(best.value, summary.unit)}{spread}")
+    if summary.confirmed and summary.best_interval:
+        iv = summary.best_interval
+        rounds = summary.confirmation.get("rounds")
+        lines.append(f"Best (confirmed over {rounds} interleaved rounds): trial {best.number} "
+                     f"({best.role}), {summary.metric} {fmt_value(iv['mean'], summary.unit)} "
+                     f"[{iv['low']:.4g}, {iv['high']:.4g}]")
+    else:
+        lines.append(f"Best (unconfirmed): trial {best.number} ({best.role}), {summary.metric} "
+                     f"{fmt_value(best.value, summary.unit)} from {len(best.samples)} runs")
     width = max((len(k) for k in best.applied), default=0)
     for key, value in sorted(best.applied.items()):
-        lines.append(f"  {key:<{width}} = {value}")
-    for role, view in summary.baselines.items():
-        ratio = summary.improvements().get(role)
-        if ratio is not None:
-            lines.append(f"Improvement over {ROLE_LABELS[role]} "
-                         f"({fmt_value(view.value, summary.unit)}, trial {view.number}): "
-                         f"{format_ratio(ratio)}")
+        note = " (inert: left at default)" if key in summary.inert else ""
+        lines.append(f"  {key:<{width}} = {value}{note}")
+    if not best.applied:
+        lines.append("  (no knob set: the framework defaults)")
+    for role, speedup in summary.speedups.items():
+        lines.append(f"Speedup over {ROLE_LABELS[role]}: {format_speedup(speedup)}")
+    if summary.confirmed and not any(s.get("verdict") == "win"
+                                     for s in summary.speedups.values()):
+        lines.append("No configuration measurably beat the baselines on this machine.")
+    others = [e for e in summary.confirmation.get("entries", [])
+              if e["label"] not in (summary.confirmation.get("best"), *ROLE_LABELS)
+              and e.get("speedups", {}).get("defaults")]
+    for entry in others:
+        lines.append(f"  candidate {entry['label']}: "
+                     f"{format_speedup(entry['speedups']['defaults'])} over defaults")
+    if importances:
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in importances.items())
+        lines.append(f"Knob importance (fANOVA): {shown}")
+    pruned = summary.states.get("pruned", 0)
     lines.append(f"Explored {summary.explored} of {summary.space_size} configurations; "
-                 f"{summary.samples} samples taken.")
+                 f"{summary.samples} samples taken; {pruned} trials pruned.")
     if best.launch is not None:
         lines.append(f"Launch: {best.launch.shell_line()}")
-    if summary.failures:
-        lines.append(f"Failed or stopped trials: {len(summary.failures)}")
-        for view in summary.failures[:5]:
-            lines.append(f"  trial {view.number} ({view.state}): {view.reason}")
+    failed = [f for f in summary.failures if f.state == "fail"]
+    if failed:
+        lines.append(f"Failed trials: {len(failed)}")
+        lines += [f"  trial {f.number}: {f.reason}" for f in failed[:5]]
     if summary.abandoned:
         lines.append(f"Abandoned and retried (not counted): trials "
                      f"{', '.join(map(str, sorted(summary.abandoned)))}")
@@ -177,7 +249,7 @@ def render(summary: Summary, *, written: Path | None = None) -> str:
 
 
 def best_as(summary: Summary, fmt: str) -> str:
-    """The best settings as ``env`` (export lines), ``json`` or ``shell`` (a launch line)."""
+    """The recommendation as ``env`` (export lines), ``json`` or ``shell`` (a launch line)."""
     best = summary.best
     if best is None or best.launch is None:
         raise ValueError("no completed trial yet")
@@ -185,8 +257,8 @@ def best_as(summary: Summary, fmt: str) -> str:
     if fmt == "shell":
         return launch.shell_line()
     if fmt == "env":
-        lines = [f"# {summary.name}: best of {summary.counted} trials, "
-                 f"{summary.metric} {fmt_value(best.value, summary.unit)}"]
+        lines = [f"# {summary.name}: {'confirmed' if summary.confirmed else 'unconfirmed'} "
+                 f"best of {summary.counted} trials (trial {best.number})"]
         lines += launch.export_lines()
         for knob, variable in (("inter_op", "TF_NUM_INTEROP_THREADS"),
                                ("intra_op", "TF_NUM_INTRAOP_THREADS")):
@@ -197,17 +269,14 @@ def best_as(summary: Summary, fmt: str) -> str:
             lines.append(f"# bind with: {' '.join(launch.prefix)} <program>")
         return "\n".join(lines)
     if fmt == "json":
+        value = summary.best_interval["mean"] if summary.best_interval else best.value
         return json.dumps({
-            "study": summary.name,
-            "metric": summary.metric,
-            "value": best.value,
-            "unit": summary.unit,
-            "samples": best.samples,
-            "trial": best.number,
-            "knobs": best.applied,
-            "improvement": summary.improvements(),
-            "launch": launch.to_dict(),
-            "shell": launch.shell_line(),
+            "study": summary.name, "metric": summary.metric, "value": value,
+            "unit": summary.unit, "confirmed": summary.confirmed,
+            "interval": summary.best_interval, "samples": best.samples, "trial": best.number,
+            "knobs": best.applied, "speedups": summary.speedups,
+            "inert": summary.inert, "noise_floor": summary.noise.get("floor"),
+            "launch": launch.to_dict(), "shell": launch.shell_line(),
         }, indent=2, sort_keys=True, default=str)
     raise ValueError(f"unknown format {fmt!r}; expected env, json or shell")
 
@@ -223,7 +292,3 @@ def write_best(summary: Summary, directory: Path) -> Path | None:
     (out / "best.sh").write_text("#!/bin/sh\n" + best_as(summary, "shell") + "\n")
     (out / "best.sh").chmod(0o755)
     return out
-
-
-def median(values: list[float]) -> float:
-    return float(statistics.median(values))

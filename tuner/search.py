@@ -1,50 +1,49 @@
-"""The ask-run-tell loop: an Optuna study on the storage URL, the baselines enqueued first,
-then the sampler's proposals, each run as fresh processes and told back to the study.
+"""A study from start to finish, resumable at every step:
 
-Trials are driven by ``Study.optimize`` with an objective that never lets a workload's
-failure escape as an error: failures raise ``TrialFailed`` (caught by Optuna, the trial is
-FAIL with its reason), pruned runs raise ``TrialPruned``. ``optimize`` also gives heartbeats
-and the failing of stale trials left by dead workers.
+1. open (or resume) the Optuna study on its storage, fail and retry trials left running by a
+   dead tuner, enqueue the baselines that have not run;
+2. run the baselines: the defaults ``noise.runs`` times (the noise floor), the vendor's;
+3. screen the knobs that may be inert and fix those that are (``tuner.screening``);
+4. run the sampler's proposals until the budget is used (``tuner.objective``);
+5. confirm the top candidates against both baselines (``tuner.confirm``).
+
+Trials are driven by ``Study.optimize``: a workload's failure is a FAIL trial with its reason
+(``TrialFailed`` is caught), a pruned run a PRUNED one, and optimize keeps heartbeats and
+fails stale trials of dead workers.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-import statistics
+import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import optuna
-from optuna.trial import FrozenTrial, Trial, TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from tuner import runner
+from tuner import confirm as confirmation
+from tuner import screening
 from tuner.errors import StudyConflictError
 from tuner.host import Fingerprint
-from tuner.parsers import make_parser
+from tuner.measure import Backend, Measurer, ProcessBackend
+from tuner.objective import Objective, TrialFailed
 from tuner.progress import Progress
-from tuner.settings import Settings, child_base_environment
-from tuner.space import BaselineTrial, SearchSpace
+from tuner.pruning import make_pruner
+from tuner.settings import Settings
+from tuner.space import SearchSpace
 from tuner.store import (
     counted_trials,
     live_trials,
     open_storage,
     retry_abandoned,
-    this_worker,
     worker_is_dead,
 )
-from tuner.workload import parser_of, run_timeout, unit_of
+from tuner.workload import unit_of
 
 logger = logging.getLogger(__name__)
-
-#: Per-run trial attributes, reset when a trial starts (a retried trial inherits the failed
-#: one's attributes from Optuna's retry callback).
-FRESH_ATTRS: dict[str, Any] = {"samples": [], "runs": [], "reason": "", "approximate": []}
-
-
-class TrialFailed(Exception):
-    """A trial whose workload failed (crash, timeout, no metric). Expected: it is data."""
 
 
 def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
@@ -65,10 +64,6 @@ def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
                                           n_startup_trials=startup, constant_liar=True)
 
 
-def make_pruner(space: SearchSpace) -> optuna.pruners.BasePruner:
-    return optuna.pruners.NopPruner()
-
-
 def _direction(space: SearchSpace) -> Literal["maximize", "minimize"]:
     return space.spec.objective.direction
 
@@ -77,16 +72,18 @@ def open_study(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint
                spec_text: str) -> optuna.Study:
     """Create the study, or load it if it exists and measures the same thing on the same kind
     of machine (otherwise ``StudyConflictError``)."""
-    storage = open_storage(storage_url)
+    storage = optuna.storages.InMemoryStorage() if storage_url == "memory" else (
+        open_storage(storage_url))
     name = space.spec.name
     key = space.key()
+    sampler, pruner = make_sampler(space), make_pruner(space.spec.pruner)
     try:
-        study = optuna.load_study(study_name=name, storage=storage,
-                                  sampler=make_sampler(space), pruner=make_pruner(space))
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                                  pruner=pruner)
     except KeyError:
-        study = optuna.create_study(study_name=name, storage=storage,
-                                    sampler=make_sampler(space), pruner=make_pruner(space),
-                                    direction=_direction(space), load_if_exists=True)
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                    pruner=pruner, direction=_direction(space),
+                                    load_if_exists=True)
     attrs = study.user_attrs
     if "space_key" in attrs:
         if attrs["space_key"] != key:
@@ -139,134 +136,80 @@ def enqueue_baselines(study: optuna.Study, space: SearchSpace) -> list[str]:
     return enqueued
 
 
-@dataclass
-class Objective:
-    """Runs one trial: ``repeats`` fresh processes of the same launch."""
-
-    space: SearchSpace
-    settings: Settings
-    progress: Progress | None = None
-    hostname: str = ""
-
-    def __post_init__(self) -> None:
-        self.hostname = self.hostname or socket.gethostname()
-        self.metric = self.space.spec.objective.metric
-        self.base_env = child_base_environment(self.space.controlled_env)
-        self.baselines: dict[str, BaselineTrial] = {b.name: b for b in self.space.baselines}
-
-    def __call__(self, trial: Trial) -> float:
-        role = str(trial.user_attrs.get("role", "search"))
-        values = self.space.suggest(trial)
-        baseline = self.baselines.get(role)
-        applied = dict(baseline.settings) if baseline else dict(values)
-        applied.update(self.space.fixed)
-        launch = self.space.launch(applied)
-        tid = trial._trial_id
-        for key, empty in FRESH_ATTRS.items():
-            if key in trial.user_attrs:
-                trial.set_user_attr(key, empty)
-        trial.set_user_attr("role", role)
-        trial.set_user_attr("applied", applied)
-        trial.set_user_attr("launch", launch.to_dict())
-        trial.set_user_attr("shell", launch.shell_line())
-        trial.set_user_attr("worker", this_worker(self.hostname))
-        if baseline and baseline.approximate:
-            trial.set_user_attr("approximate", baseline.approximate)
-        if self.progress:
-            self.progress.trial_started(trial.number, role, applied)
-        try:
-            return self._measure(trial, launch)
-        except KeyboardInterrupt:
-            frozen = trial.study._storage.get_trial(tid)
-            retry_abandoned(trial.study, frozen, "interrupted (Ctrl-C); retried on resume")
-            raise
-
-    def _measure(self, trial: Trial, launch: Any) -> float:
-        spec = self.space.spec
-        samples: list[float] = []
-        runs: list[dict[str, Any]] = []
-        failure: runner.Outcome | None = None
-        reported = False
-        step = 0
-
-        def on_reading(reading: Any) -> bool:
-            nonlocal step
-            if reading.name != self.metric or reading.final:
-                return False
-            step += 1
-            trial.report(reading.value, step)
-            return bool(trial.should_prune())
-
-        for _ in range(spec.repeats):
-            outcome = runner.run(
-                launch, parser=make_parser(parser_of(spec.workload)), metric=self.metric,
-                timeout=run_timeout(spec.workload), base_env=self.base_env,
-                tail_lines=self.settings.output_tail_lines,
-                kill_grace=self.settings.kill_grace_seconds, on_reading=on_reading)
-            record = outcome.to_dict()
-            if outcome.ok:
-                samples.append(outcome.metrics[self.metric])
-                record["tail"] = outcome.tail.splitlines()[-5:]
-            runs.append(record)
-            if outcome.settings is not None and not reported:
-                trial.set_user_attr("reported", outcome.settings)
-                reported = True
-            if not outcome.ok:
-                failure = outcome
-                break
-        trial.set_user_attr("samples", samples)
-        trial.set_user_attr("runs", runs)
-        if failure is not None:
-            trial.set_user_attr("reason", failure.reason)
-            if failure.status is runner.Status.PRUNED:
-                raise optuna.TrialPruned(failure.reason)
-            raise TrialFailed(failure.reason)
-        return float(statistics.median(samples))
-
-
 @dataclass(frozen=True)
 class TuneResult:
     study: optuna.Study
     ran: int
     recovered: list[int]
+    confirmation: dict[str, object] | None
 
 
 def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec_text: str,
-         settings: Settings, progress: Progress | None = None,
-         max_trials: int | None = None) -> TuneResult:
-    """Run the study until its budget is used (resuming whatever is stored)."""
+         settings: Settings, progress: Progress | None = None, max_trials: int | None = None,
+         backend: Backend | None = None, confirm: bool = True) -> TuneResult:
+    """Run the study until its budget is used (resuming whatever is stored), then confirm."""
+    started = time.monotonic()
     hostname = socket.gethostname()
     study = open_study(space, storage_url=storage_url, fingerprint=fingerprint,
                        spec_text=spec_text)
     recovered = recover_abandoned(study, hostname)
     enqueue_baselines(study, space)
     budget = space.spec.budget
-    done = len(counted_trials(study))
-    remaining = None if budget.n_trials is None else max(0, budget.n_trials - done)
-    if max_trials is not None:
-        remaining = max_trials if remaining is None else min(remaining, max_trials)
-    if progress is not None:
-        best, defaults = _best_and_defaults(study)
-        progress.resume(done, best, defaults)
-    objective = Objective(space=space, settings=settings, progress=progress, hostname=hostname)
+    measurer = Measurer(space, settings, backend or ProcessBackend())
+    objective = Objective(measurer, progress=progress, hostname=hostname)
+    say = progress.note if progress is not None else None
+    ran_before = len(study.get_trials(deepcopy=False))
+    allowance = [max_trials]  # trials this call may still run
+
+    def remaining() -> int | None:
+        left = None if budget.n_trials is None else max(
+            0, budget.n_trials - len(counted_trials(study)))
+        if allowance[0] is not None:
+            left = allowance[0] if left is None else min(left, allowance[0])
+        return left
+
+    def time_left() -> float | None:
+        return None if budget.timeout is None else budget.timeout - (time.monotonic() - started)
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+        if allowance[0] is not None:
+            allowance[0] -= 1
         if progress is not None:
             progress.trial_finished(trial.number, trial.state.name.lower(), trial.value,
                                     str(trial.user_attrs.get("role", "search")),
                                     str(trial.user_attrs.get("reason", "")))
-        if budget.n_trials is not None and len(counted_trials(study)) >= budget.n_trials:
+        if remaining() == 0:
             study.stop()
 
-    ran_before = len(study.get_trials(deepcopy=False))
-    if remaining != 0:
+    def optimize(n_trials: int | None) -> None:
+        left = time_left()
+        if n_trials == 0 or (left is not None and left <= 0):
+            return
         optuna.logging.set_verbosity(optuna.logging.ERROR)
-        study.optimize(objective, n_trials=remaining, timeout=budget.timeout,
-                       catch=(TrialFailed,), callbacks=[after_trial], gc_after_trial=False)
+        study.optimize(objective, n_trials=n_trials, timeout=left, catch=(TrialFailed,),
+                       callbacks=[after_trial], gc_after_trial=False)
+
+    if progress is not None:
+        best, defaults = _best_and_defaults(study)
+        progress.resume(len(counted_trials(study)), best, defaults)
+    waiting = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+               if t.user_attrs.get("role") in {b.name for b in space.baselines}]
+    left = remaining()
+    optimize(len(waiting) if left is None else min(len(waiting), left))
+    if "noise" in study.user_attrs and remaining() != 0:
+        if say and study.user_attrs["noise"].get("warning"):
+            say("warning: " + study.user_attrs["noise"]["warning"])
+        objective.inert = screening.screen(study, measurer, say=say)
+    optimize(remaining())
+    confirmed = None
+    finished = budget.n_trials is None or len(counted_trials(study)) >= budget.n_trials
+    if confirm and finished:
+        confirmed = confirmation.confirm(study, measurer, say=say)
     if progress is not None:
         progress.close()
+    measurer.backend.close()
     return TuneResult(study=study, ran=len(study.get_trials(deepcopy=False)) - ran_before,
-                      recovered=recovered)
+                      recovered=recovered, confirmation=confirmed)
 
 
 def _best_and_defaults(study: optuna.Study) -> tuple[float | None, float | None]:

@@ -86,10 +86,12 @@ class SearchSpace:
     def names(self) -> list[str]:
         return [d.name for d in self.dims]
 
-    def suggest(self, trial: Any) -> dict[str, Any]:
-        """Ask an Optuna trial for a value of every tuned knob."""
+    def suggest(self, trial: Any, skip: set[str] | None = None) -> dict[str, Any]:
+        """Ask an Optuna trial for a value of every tuned knob (but those in ``skip``)."""
         values: dict[str, Any] = {}
         for dim in self.dims:
+            if skip and dim.name in skip:
+                continue
             if isinstance(dim.domain, IntDomain):
                 values[dim.name] = trial.suggest_int(dim.name, dim.domain.low, dim.domain.high,
                                                      step=dim.domain.step)
@@ -137,7 +139,7 @@ class SearchSpace:
             "workload": self.spec.workload.model_dump(mode="json", by_alias=True),
             "objective": self.spec.objective.model_dump(mode="json"),
             "space": self.describe(),
-            "repeats": self.spec.repeats,
+            "repeats": self.spec.repeats.model_dump(mode="json"),
         }
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 

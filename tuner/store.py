@@ -17,6 +17,7 @@ import warnings
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -26,6 +27,22 @@ from tuner.settings import get_settings
 logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
+
+
+@sqlalchemy.event.listens_for(sqlalchemy.engine.Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite in WAL mode with synchronous=NORMAL: readers (the API, the dashboard) never
+    block the tuner, and a commit does not wait for an fsync (the database stays consistent
+    on a crash; only the last commits may be lost on power failure). With the default
+    rollback journal every trial attribute cost an fsync, ~7 ms here, 37 per trial."""
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
 
 
 ABANDONED = "abandoned:"

@@ -7,7 +7,9 @@ known function of its flags and environment, so a search has a findable optimum:
 
 import argparse
 import json
+import math
 import os
+import random
 import sys
 import time
 
@@ -57,10 +59,15 @@ if args.behaviour == "huge-line":
 
 block = os.environ.get("KMP_BLOCKTIME", "200")
 base = 1000.0 - 40.0 * (args.threads - 3) ** 2 - (25.0 if block != "1" else 0.0)
+# FAKE_NOISE=0.05: each run is off by a random factor with a 5% spread (like a busy machine)
+noise = float(os.environ.get("FAKE_NOISE", "0"))
+rng = random.Random(os.urandom(8))
+base *= math.exp(rng.gauss(0.0, noise)) if noise else 1.0
 rates = []
 for i in range(1, args.intervals + 1):
     time.sleep(args.interval_seconds)
     rate = base * (1.0 + 0.001 * ((i * 7 + args.threads) % 5 - 2))
+    rate *= math.exp(rng.gauss(0.0, noise / 2)) if noise else 1.0
     rates.append(rate)
     print(f"METRIC throughput={rate:.3f} unit=items/s interval={i}", flush=True)
 final = sum(rates) / len(rates)

@@ -73,8 +73,10 @@ _UNION_TAGS = {"bool", "int", "float", "str", "strict-bool", "strict-int", "stri
 
 
 def _clean_loc(loc: Sequence[str | int]) -> Loc:
-    return tuple(p for p in loc if not (isinstance(p, str) and (p in _UNION_TAGS
-                                                               or p.startswith("function-"))))
+    """Drop pydantic's union-member tags (``int``, ``literal['a','b']``, ``list[str]``...)
+    from an error location; YAML keys of a study file never contain brackets."""
+    return tuple(p for p in loc if not (isinstance(p, str) and (
+        p in _UNION_TAGS or p.startswith("function-") or "[" in p)))
 
 
 def _issues_from_validation(exc: ValidationError, located: Located,

@@ -283,6 +283,65 @@ class SamplerSpec(Strict):
     n_startup_trials: Annotated[int, Field(ge=0, strict=True)] | None = None
 
 
+class RepeatsSpec(Strict):
+    """Runs per trial. ``repeats: 3`` is a fixed count; ``{min: 1, max: 3}`` adapts: a
+    candidate within the noise of the best (or better) gets more runs, up to ``max``; a
+    clearly worse one stops at ``min``. The trial's value is ``statistic`` of its runs."""
+
+    min: Annotated[int, Field(ge=1, le=50, strict=True)] = 1
+    max: Annotated[int, Field(ge=1, le=50, strict=True)] = 3
+    statistic: Literal["median", "trimmed_mean"] = "median"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fixed_count(cls, data: Any) -> Any:
+        if isinstance(data, int) and not isinstance(data, bool):
+            return {"min": data, "max": data}
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a number of runs such as 3, or {{min: 1, max: 3}}; "
+                             f"got {data!r}")
+        return data
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RepeatsSpec:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class NoiseSpec(Strict):
+    """Before the search, the defaults baseline runs ``runs`` times: the spread of those runs
+    is the noise floor; above ``max_cv`` tuner warns that the machine is too noisy."""
+
+    runs: Annotated[int, Field(ge=2, le=50, strict=True)] = 5
+    max_cv: Annotated[float, Field(gt=0, lt=1)] = 0.10
+
+
+class PrunerSpec(Strict):
+    """Stop trials clearly worse than the best so far from their per-interval metrics.
+    ``noise`` (default): the median of the intervals so far is more than ``margin`` (and
+    more than 3 standard errors of the interval noise) below the best; Optuna's ``median``,
+    ``percentile`` (with ``percentile``), ``wilcoxon``, or ``none``."""
+
+    name: Literal["noise", "median", "percentile", "wilcoxon", "none"] = "noise"
+    margin: Annotated[float, Field(ge=0, lt=1)] = 0.10
+    min_intervals: Annotated[int, Field(ge=1, strict=True)] = 2
+    percentile: Annotated[float, Field(gt=0, lt=100)] = 25.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+
+class ConfirmSpec(Strict):
+    """After the search, the ``top`` candidates and both baselines run ``rounds`` times,
+    interleaved; speedups are reported with 95% intervals. ``top: 0`` skips it."""
+
+    top: Annotated[int, Field(ge=0, le=10, strict=True)] = 3
+    rounds: Annotated[int, Field(ge=2, le=50, strict=True)] = 5
+
+
 class StudySpec(Strict):
     name: Name
     description: StrictStr = ""
@@ -291,9 +350,23 @@ class StudySpec(Strict):
     objective: Objective = Field(default_factory=Objective)
     budget: Budget = Field(default_factory=Budget)
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
-    repeats: Annotated[int, Field(ge=1, le=100, strict=True)] = 1
+    repeats: RepeatsSpec = Field(default_factory=RepeatsSpec)
+    noise: NoiseSpec = Field(default_factory=NoiseSpec)
+    pruner: PrunerSpec = Field(default_factory=PrunerSpec)
+    confirm: ConfirmSpec = Field(default_factory=ConfirmSpec)
+    #: Knobs to test for a measurable effect before the search; the inert ones are fixed
+    #: at their defaults. ``auto``: the OpenMP knobs in the space; ``off``; or a list.
+    screening: Literal["auto", "off"] | list[StrictStr] = "auto"
     baselines: list[BaselineName] = Field(default_factory=lambda: list(BASELINES))
     storage: StrictStr | None = None
+
+    @field_validator("screening", mode="before")
+    @classmethod
+    def _screening_switch(cls, value: Any) -> Any:
+        # YAML 1.1 reads `screening: off` as false
+        if isinstance(value, bool):
+            return "auto" if value else "off"
+        return value
 
     @field_validator("storage")
     @classmethod

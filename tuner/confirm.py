@@ -1,0 +1,104 @@
+"""Confirmation: after the search, the top candidates and both baselines run again in
+interleaved rounds, and every speedup is reported as a ratio with a 95% interval. The
+study's best is the configuration that wins *here*, under the same conditions as its rivals,
+not the luckiest single sample of the search. If no candidate beats the better baseline,
+that baseline is the recommendation.
+
+The result is the study attribute ``confirmation``; it is redone when trials were added
+after it (a resumed study).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tuner import stats
+from tuner.interleave import Entry, paired, run_rounds
+from tuner.measure import Measurer
+from tuner.objective import study_floor
+from tuner.store import counted_trials, live_trials
+
+ROLE_LABELS = {"defaults": "framework defaults", "vendor": "vendor settings"}
+
+
+def _key(applied: Any) -> str:
+    return json.dumps(applied, sort_keys=True, default=str)
+
+
+def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
+    """Both baselines, then the best ``top`` distinct configurations of the search."""
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    complete = [t for t in live_trials(study) if t.state == TrialState.COMPLETE]
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for role in ROLE_LABELS:
+        trial = next((t for t in complete if t.user_attrs.get("role") == role), None)
+        if trial is not None:
+            entries.append(Entry(label=role, applied=trial.user_attrs["applied"],
+                                 trial=trial.number))
+            seen.add(_key(trial.user_attrs["applied"]))
+    ranked: list[FrozenTrial] = sorted(
+        (t for t in complete if t.user_attrs.get("role") == "search" and t.value is not None),
+        key=lambda t: float(t.value or 0.0), reverse=maximize)
+    for trial in ranked:
+        key = _key(trial.user_attrs["applied"])
+        if key in seen:
+            continue
+        seen.add(key)
+        entries.append(Entry(label=f"trial {trial.number}", applied=trial.user_attrs["applied"],
+                             trial=trial.number))
+        if len(entries) - len(ROLE_LABELS) >= top:
+            break
+    return entries
+
+
+def confirm(study: optuna.Study, measurer: Measurer, *, say: Any = None) -> dict[str, Any] | None:
+    spec = measurer.space.spec.confirm
+    if spec.top == 0:
+        return None
+    counted = len(counted_trials(study))
+    previous = study.user_attrs.get("confirmation")
+    if previous and previous.get("at_trials") == counted:
+        return dict(previous)
+    entries = choose_entries(study, spec.top)
+    if len(entries) < 2:
+        return None
+    if say:
+        say(f"confirming: {spec.rounds} interleaved rounds of "
+            f"{', '.join(e.label for e in entries)}")
+    run_rounds(measurer, entries, spec.rounds)
+    result = summarize(entries, floor=study_floor(study),
+                       maximize=measurer.space.spec.objective.direction == "maximize")
+    result["at_trials"] = counted
+    result["rounds"] = spec.rounds
+    study.set_user_attr("confirmation", result)
+    return result
+
+
+def summarize(entries: list[Entry], *, floor: float, maximize: bool) -> dict[str, Any]:
+    """Speedups of every entry over each baseline, throughput intervals, and the winner."""
+    complete = [e for e in entries if len(e.ok_values()) >= 2]
+    pick = max if maximize else min
+    best = pick(complete, key=lambda e: statistics.median(e.ok_values())) if complete else None
+    baselines = {e.label: e for e in entries if e.label in ROLE_LABELS}
+    out: list[dict[str, Any]] = []
+    for entry in entries:
+        item: dict[str, Any] = {**entry.to_dict(), "speedups": {}}
+        values = entry.ok_values()
+        if len(values) >= 2:
+            item["throughput"] = stats.mean_interval(values).to_dict()
+            item["median"] = statistics.median(values)
+        for role, base in baselines.items():
+            if base is entry:
+                continue
+            a, b = paired(entry, base)
+            if len(a) >= 2:
+                item["speedups"][role] = stats.paired_speedup(a, b, floor=floor,
+                                                              maximize=maximize).to_dict()
+        out.append(item)
+    return {"entries": out, "best": best.label if best else None, "floor": floor}

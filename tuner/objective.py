@@ -1,0 +1,153 @@
+"""One trial: its knob values, as many fresh runs as it deserves, and what is stored with it.
+
+* The defaults baseline runs ``noise.runs`` times; the spread of those runs is the study's
+  noise floor (stored as the study attribute ``noise``).
+* The vendor baseline runs ``repeats.max`` times.
+* A search trial runs at least ``repeats.min`` times and keeps going (up to ``repeats.max``)
+  only while its value lies within twice the noise floor of the best so far, or beyond it:
+  close calls get more samples, clearly worse candidates none. Its first run may be pruned
+  from its per-interval metrics.
+* The trial's value is the median (or trimmed mean) of its runs; the runs are stored.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import Trial
+
+from tuner import stats
+from tuner.measure import Measurer
+from tuner.parsers import Reading
+from tuner.progress import Progress
+from tuner.runner import Outcome, Status
+from tuner.space import BaselineTrial
+from tuner.store import retry_abandoned, this_worker
+
+#: Per-run trial attributes, reset when a trial starts (a retried trial is enqueued with its
+#: role only, but a trial can also be re-asked after an interrupted start).
+FRESH_ATTRS: dict[str, Any] = {"samples": [], "runs": [], "reason": "", "approximate": []}
+DEFAULT_FLOOR = 0.05
+
+
+class TrialFailed(Exception):
+    """A trial whose workload failed (crash, timeout, no metric). Expected: it is data."""
+
+
+def study_floor(study: optuna.Study) -> float:
+    noise = study.user_attrs.get("noise")
+    return float(noise["floor"]) if noise else DEFAULT_FLOOR
+
+
+def deserves_more(samples: list[float], study: optuna.Study, statistic: stats.Statistic) -> bool:
+    """True while a candidate is within twice the noise floor of the best so far (or
+    better): only then can more runs change which configuration wins."""
+    try:
+        best = study.best_value
+    except ValueError:
+        return False
+    estimate = stats.robust(samples, statistic)
+    slack = 2.0 * study_floor(study)
+    if study.direction == StudyDirection.MAXIMIZE:
+        return estimate >= best * (1.0 - slack)
+    return estimate <= best * (1.0 + slack)
+
+
+@dataclass
+class Objective:
+    measurer: Measurer
+    progress: Progress | None = None
+    hostname: str = ""
+    #: Knobs screening found inert: not sampled, left at the runtime's default.
+    inert: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.space = self.measurer.space
+        self.spec = self.space.spec
+        self.hostname = self.hostname or socket.gethostname()
+        self.baselines: dict[str, BaselineTrial] = {b.name: b for b in self.space.baselines}
+
+    def runs_for(self, role: str) -> tuple[int, int]:
+        if role == "defaults":
+            return self.spec.noise.runs, self.spec.noise.runs
+        if role in self.baselines:
+            return self.spec.repeats.max, self.spec.repeats.max
+        return self.spec.repeats.min, self.spec.repeats.max
+
+    def __call__(self, trial: Trial) -> float:
+        role = str(trial.user_attrs.get("role", "search"))
+        baseline = self.baselines.get(role)
+        values = self.space.suggest(trial, skip=set(self.inert) if not baseline else set())
+        applied = dict(baseline.settings) if baseline else {**values, **self.inert}
+        applied.update(self.space.fixed)
+        launch = self.space.launch(applied)
+        for key, empty in FRESH_ATTRS.items():
+            if key in trial.user_attrs:
+                trial.set_user_attr(key, empty)
+        trial.set_user_attr("role", role)
+        trial.set_user_attr("applied", applied)
+        trial.set_user_attr("launch", launch.to_dict())
+        trial.set_user_attr("shell", launch.shell_line())
+        trial.set_user_attr("worker", this_worker(self.hostname))
+        if baseline and baseline.approximate:
+            trial.set_user_attr("approximate", baseline.approximate)
+        if self.progress:
+            self.progress.trial_started(trial.number, role, applied)
+        try:
+            return self._measure(trial, role, applied)
+        except KeyboardInterrupt:
+            frozen = trial.study._storage.get_trial(trial._trial_id)
+            retry_abandoned(trial.study, frozen, "interrupted (Ctrl-C); retried on resume")
+            raise
+
+    def _measure(self, trial: Trial, role: str, applied: Mapping[str, Any]) -> float:
+        low, high = self.runs_for(role)
+        statistic = self.spec.repeats.statistic
+        samples: list[float] = []
+        intervals: list[list[float]] = []
+        runs: list[dict[str, Any]] = []
+        failure: Outcome | None = None
+        step = 0
+
+        def on_reading(reading: Reading) -> bool:
+            nonlocal step
+            if reading.name != self.measurer.metric or reading.final:
+                return False
+            step += 1
+            trial.report(reading.value, step)
+            return role == "search" and not samples and bool(trial.should_prune())
+
+        while len(samples) < high:
+            outcome = self.measurer.run(applied, on_reading=on_reading)
+            record = outcome.to_dict()
+            if outcome.ok:
+                samples.append(outcome.metrics[self.measurer.metric])
+                intervals.append(outcome.intervals.get(self.measurer.metric, []))
+                record["tail"] = outcome.tail.splitlines()[-5:]
+            runs.append(record)
+            if outcome.settings is not None and "reported" not in trial.user_attrs:
+                trial.set_user_attr("reported", outcome.settings)
+            if not outcome.ok:
+                failure = outcome
+                break
+            if len(samples) >= low and not deserves_more(samples, trial.study, statistic):
+                break
+        trial.set_user_attr("samples", samples)
+        trial.set_user_attr("runs", runs)
+        trial.set_user_attr("run_seconds", sum(r["seconds"] for r in runs))
+        if failure is not None:
+            trial.set_user_attr("reason", failure.reason)
+            if failure.status is Status.PRUNED:
+                raise optuna.TrialPruned(failure.reason)
+            raise TrialFailed(failure.reason)
+        if role == "defaults":
+            floor = stats.noise_floor(samples, intervals)
+            warning = stats.noise_warning(floor, limit=self.spec.noise.max_cv)
+            trial.study.set_user_attr("noise", {**floor.to_dict(), "warning": warning,
+                                                "trial": trial.number})
+        return stats.robust(samples, statistic)
