@@ -35,7 +35,7 @@ def apply(host: Host, target: Target, **values: Any) -> Launch:
     knobs = catalogue()
     for name, value in values.items():
         knobs[name].apply(value, builder, ctx)
-    return builder.build(host.tools)
+    return builder.build(host)
 
 
 @pytest.mark.parametrize("target_name", sorted(TARGETS))
@@ -62,7 +62,7 @@ def test_knob_contract(knob_name: str, host_name: str, target_name: str,
     for value in domain.values():
         builder = LaunchBuilder(argv=["prog"])
         knob.apply(value, builder, ctx)
-        launch = builder.build(host.tools)
+        launch = builder.build(host)
         assert all(isinstance(v, str) for v in launch.env.values())
         assert launch.argv[0] == "prog"
         if launch.prefix:
@@ -107,7 +107,7 @@ def test_siblings_option_includes_smt_threads(xeon: Host) -> None:
     knob = make_knob("physcpubind", KnobSpec(auto=True, siblings=True))
     builder = LaunchBuilder(argv=["prog"])
     knob.apply(2, builder, KnobContext(host=xeon, target=TARGETS["builtin"]))
-    assert builder.build(xeon.tools).prefix == ("numactl", "--physcpubind=0-1,56-57")
+    assert builder.build(xeon).prefix == ("numactl", "--physcpubind=0-1,56-57")
 
 
 def test_node_binding_and_memory_policy(xeon: Host, xeon_no_numactl: Host) -> None:
@@ -165,12 +165,12 @@ def test_custom_env_and_flag_knobs(xeon: Host) -> None:
     env.apply(2, builder, ctx)
     flag.apply(4, builder, ctx)
     switch.apply(True, builder, ctx)
-    launch = builder.build(xeon.tools)
+    launch = builder.build(xeon)
     assert launch.env == {"MALLOC_ARENA_MAX": "2"}
     assert launch.argv == ("bench", "--threads", "4", "--verbose")
     builder = LaunchBuilder(argv=["bench"])
     switch.apply(False, builder, ctx)
-    assert builder.build(xeon.tools).argv == ("bench",)
+    assert builder.build(xeon).argv == ("bench",)
     with pytest.raises(DomainError):
         env.domain(KnobSpec(env="X", auto=True), ctx)
 

@@ -126,13 +126,13 @@ def test_screening_fixes_inert_knobs_and_keeps_the_others(
 
 
 def test_noise_is_never_reported_as_a_win(write_study: Callable[[str], Path], local_host: Host,
-                                          storage: str) -> None:
+                                          storage: str, tmp_path: Path) -> None:
     text = f"""
 name: only-noise
 workload:
   command: [{PYTHON}, {FAKE_WORKLOAD}, --threads, "3", --intervals, "2"]
   parser: protocol
-  env: {{FAKE_NOISE: "0.06"}}
+  env: {{FAKE_NOISE: "0.06", FAKE_SEED: "11", FAKE_COUNTER: "{tmp_path / 'runs'}"}}
 knobs:
   noop: {{env: FAKE_UNUSED, choices: [a, b, c, d]}}
 budget: {{n_trials: 6}}

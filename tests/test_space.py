@@ -105,6 +105,6 @@ def test_suggest_uses_optuna_distributions(xeon: Host) -> None:
 
 def test_oversized_grid_is_refused(xeon: Host) -> None:
     text = THREADS.replace("sampler", "x") + "  OMP_NUM_THREADS: auto\n" \
-        "  physcpubind: auto\nsampler: {name: grid}\n"
+        "  physcpubind: auto\nsampler: {name: grid}\nthreads_within_binding: false\n"
     with pytest.raises(SpaceError, match="too large"):
         space_of(text, xeon)

@@ -83,6 +83,11 @@ def confirm(study: optuna.Study, measurer: Measurer, *, say: Any = None) -> dict
 def summarize(entries: list[Entry], *, floor: float, maximize: bool) -> dict[str, Any]:
     """Speedups of every entry over each baseline, throughput intervals, and the winner."""
     complete = [e for e in entries if len(e.ok_values()) >= 2]
+    # every entry against each baseline, the baselines against each other once
+    comparisons = sum(1 for e in entries for b in entries
+                      if b.label in ROLE_LABELS and b is not e) - (
+        1 if sum(e.label in ROLE_LABELS for e in entries) == 2 else 0)
+    level = stats.simultaneous_level(comparisons)
     pick = max if maximize else min
     best = pick(complete, key=lambda e: statistics.median(e.ok_values())) if complete else None
     baselines = {e.label: e for e in entries if e.label in ROLE_LABELS}
@@ -98,7 +103,8 @@ def summarize(entries: list[Entry], *, floor: float, maximize: bool) -> dict[str
                 continue
             a, b = paired(entry, base)
             if len(a) >= 2:
-                item["speedups"][role] = stats.paired_speedup(a, b, floor=floor,
-                                                              maximize=maximize).to_dict()
+                item["speedups"][role] = stats.paired_speedup(
+                    a, b, floor=floor, maximize=maximize, level=level).to_dict()
         out.append(item)
-    return {"entries": out, "best": best.label if best else None, "floor": floor}
+    return {"entries": out, "best": best.label if best else None, "floor": floor,
+            "level": level, "comparisons": comparisons}

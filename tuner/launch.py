@@ -13,7 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuner.host import Tools, format_cpu_list
+from tuner.host import Host, format_cpu_list
+
+
+@dataclass(frozen=True, kw_only=True)
+class Instance:
+    """One of several concurrent copies of the workload: its binding prefix (or affinity)."""
+
+    prefix: tuple[str, ...] = ()
+    affinity: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,20 +36,31 @@ class Launch:
     #: CPUs the runner must pin the child to itself (no numactl and no taskset).
     affinity: tuple[int, ...] | None = None
     notes: tuple[str, ...] = ()
+    #: Two or more concurrent copies, each with its own binding (``prefix`` is then unused).
+    instances: tuple[Instance, ...] = ()
 
     @property
     def command(self) -> list[str]:
         return [*self.prefix, *self.argv]
 
-    def shell_line(self) -> str:
-        """``numactl ... env K=V ... program args``: pasteable into a POSIX shell."""
-        parts: list[str] = list(self.prefix)
-        if self.affinity is not None and not self.prefix:
-            parts += ["taskset", "-c", format_cpu_list(self.affinity)]
+    def copies(self) -> list[Instance]:
+        """What to start: one process, or one per instance."""
+        return list(self.instances) or [Instance(prefix=self.prefix, affinity=self.affinity)]
+
+    def _line(self, copy: Instance) -> str:
+        parts: list[str] = list(copy.prefix)
+        if copy.affinity is not None and not copy.prefix:
+            parts += ["taskset", "-c", format_cpu_list(copy.affinity)]
         if self.env:
             parts += ["env", *(f"{k}={v}" for k, v in sorted(self.env.items()))]
         parts += self.argv
-        line = shlex.join(parts)
+        return shlex.join(parts)
+
+    def shell_line(self) -> str:
+        """``numactl ... env K=V ... program args`` (several joined with ``&`` and a final
+        ``wait`` for concurrent instances): pasteable into a POSIX shell."""
+        lines = [self._line(copy) for copy in self.copies()]
+        line = lines[0] if len(lines) == 1 else " & ".join(lines) + " & wait"
         return f"cd {shlex.quote(self.cwd)} && {line}" if self.cwd else line
 
     def export_lines(self) -> list[str]:
@@ -50,15 +69,21 @@ class Launch:
     def to_dict(self) -> dict[str, Any]:
         return {"argv": list(self.argv), "env": dict(self.env), "prefix": list(self.prefix),
                 "cwd": self.cwd, "affinity": list(self.affinity) if self.affinity else None,
-                "notes": list(self.notes)}
+                "notes": list(self.notes),
+                "instances": [{"prefix": list(i.prefix),
+                               "affinity": list(i.affinity) if i.affinity else None}
+                              for i in self.instances]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Launch:
         affinity = data.get("affinity")
+        instances = tuple(Instance(prefix=tuple(i["prefix"]),
+                                   affinity=tuple(i["affinity"]) if i.get("affinity") else None)
+                          for i in data.get("instances", ()))
         return cls(argv=tuple(data["argv"]), env=dict(data.get("env", {})),
                    prefix=tuple(data.get("prefix", ())), cwd=data.get("cwd"),
                    affinity=tuple(affinity) if affinity else None,
-                   notes=tuple(data.get("notes", ())))
+                   notes=tuple(data.get("notes", ())), instances=instances)
 
 
 @dataclass(kw_only=True)
@@ -71,6 +96,7 @@ class LaunchBuilder:
     cpus: list[int] | None = None
     cpu_nodes: list[int] | None = None
     memory: str | None = None  # numactl memory option, e.g. "--membind=0"
+    instances: int = 1
     cwd: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -93,29 +119,50 @@ class LaunchBuilder:
     def bind_memory(self, option: str) -> None:
         self.memory = option
 
-    def build(self, tools: Tools) -> Launch:
+    def build(self, host: Host) -> Launch:
         argv = list(self.argv)
         for flag, value in self.flags.items():
             argv += [flag] if value is None else [flag, value]
-        prefix: list[str] = []
-        affinity: tuple[int, ...] | None = None
         notes = list(self.notes)
-        if tools.numactl and (self.cpus is not None or self.memory):
+        if self.instances > 1:
+            copies = tuple(self._bind(host, cpus, None, notes)
+                           for cpus in split_cores(host, self.cpus, self.instances))
+            return Launch(argv=tuple(argv), env=dict(self.env), cwd=self.cwd,
+                          notes=tuple(dict.fromkeys(notes)), instances=copies)
+        copy = self._bind(host, self.cpus, self.cpu_nodes, notes)
+        return Launch(argv=tuple(argv), env=dict(self.env), prefix=copy.prefix, cwd=self.cwd,
+                      affinity=copy.affinity, notes=tuple(dict.fromkeys(notes)))
+
+    def _bind(self, host: Host, cpus: list[int] | None, nodes: list[int] | None,
+              notes: list[str]) -> Instance:
+        """numactl where present; else taskset for CPUs; else an affinity the runner sets."""
+        tools = host.tools
+        if tools.numactl and (cpus is not None or self.memory):
             prefix = ["numactl"]
-            if self.cpu_nodes is not None:
-                prefix.append(f"--cpunodebind={','.join(map(str, self.cpu_nodes))}")
-            elif self.cpus is not None:
-                prefix.append(f"--physcpubind={format_cpu_list(self.cpus)}")
+            if nodes is not None:
+                prefix.append(f"--cpunodebind={','.join(map(str, nodes))}")
+            elif cpus is not None:
+                prefix.append(f"--physcpubind={format_cpu_list(cpus)}")
             if self.memory:
                 prefix.append(self.memory)
-        elif self.cpus is not None:
-            if self.memory:
-                notes.append(f"memory binding {self.memory} skipped: numactl is missing")
-            if tools.taskset:
-                prefix = ["taskset", "-c", format_cpu_list(self.cpus)]
-            else:
-                affinity = tuple(self.cpus)
-        elif self.memory:
+            return Instance(prefix=tuple(prefix))
+        if self.memory:
             notes.append(f"memory binding {self.memory} skipped: numactl is missing")
-        return Launch(argv=tuple(argv), env=dict(self.env), prefix=tuple(prefix),
-                      cwd=self.cwd, affinity=affinity, notes=tuple(notes))
+        if cpus is None:
+            return Instance()
+        if tools.taskset:
+            return Instance(prefix=("taskset", "-c", format_cpu_list(cpus)))
+        return Instance(affinity=tuple(cpus))
+
+
+def split_cores(host: Host, cpus: list[int] | None, count: int) -> list[list[int]]:
+    """``count`` disjoint CPU sets of equal numbers of whole physical cores, socket 0 first,
+    taken from ``cpus`` (default: every usable CPU). Cores left over are not used."""
+    pool = set(cpus) if cpus is not None else set(host.topology.allowed)
+    cores = [[c.id for c in core if c.id in pool] for core in host.topology.cores]
+    cores = [core for core in cores if core]
+    per = len(cores) // count
+    if per < 1:
+        raise ValueError(f"{count} instances need {count} cores; the binding has {len(cores)}")
+    return [sorted(c for core in cores[i * per:(i + 1) * per] for c in core)
+            for i in range(count)]

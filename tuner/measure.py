@@ -30,6 +30,7 @@ class RunRequest:
     parser_spec: Any
     tail_lines: int
     kill_grace: float
+    maximize: bool = True
 
 
 class Backend(ABC):
@@ -47,10 +48,11 @@ class Backend(ABC):
 class ProcessBackend(Backend):
     def run(self, request: RunRequest,
             on_reading: Callable[[Reading], bool] | None) -> Outcome:
-        return runner.run(request.launch, parser=make_parser(request.parser_spec),
+        return runner.run(request.launch, parser=lambda: make_parser(request.parser_spec),
                           metric=request.metric, timeout=request.timeout,
                           base_env=request.base_env, tail_lines=request.tail_lines,
-                          kill_grace=request.kill_grace, on_reading=on_reading)
+                          kill_grace=request.kill_grace, maximize=request.maximize,
+                          on_reading=on_reading)
 
 
 @dataclass
@@ -68,7 +70,8 @@ class Measurer:
                           metric=self.metric, timeout=run_timeout(self.space.spec.workload),
                           base_env=self.base_env, parser_spec=parser_of(self.space.spec.workload),
                           tail_lines=self.settings.output_tail_lines,
-                          kill_grace=self.settings.kill_grace_seconds)
+                          kill_grace=self.settings.kill_grace_seconds,
+                          maximize=self.space.spec.objective.direction == "maximize")
 
     def run(self, applied: Mapping[str, Any],
             on_reading: Callable[[Reading], bool] | None = None) -> Outcome:

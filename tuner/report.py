@@ -219,6 +219,10 @@ def render(summary: Summary, *, written: Path | None = None,
         lines.append("  (no knob set: the framework defaults)")
     for role, speedup in summary.speedups.items():
         lines.append(f"Speedup over {ROLE_LABELS[role]}: {format_speedup(speedup)}")
+    if summary.confirmed:
+        lines.append(f"  (95% intervals, simultaneous over the "
+                     f"{summary.confirmation.get('comparisons', 1)} comparisons of the "
+                     f"confirmation: paired interleaved rounds, Student t on log-ratios)")
     if summary.confirmed and not any(s.get("verdict") == "win"
                                      for s in summary.speedups.values()):
         lines.append("No configuration measurably beat the baselines on this machine.")

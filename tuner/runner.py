@@ -1,11 +1,15 @@
-"""Run one ``Launch`` as a fresh process and return an ``Outcome``. Never raises for anything
+"""Run one ``Launch`` as fresh processes and return an ``Outcome``. Never raises for anything
 the workload does: a crash, a hang past the timeout, output without the metric, or a program
 that cannot start are all outcomes, with their reason and the tail of the output.
 
-The child runs from an argument list (never a shell), in a session of its own so the whole
+Each child runs from an argument list (never a shell), in a session of its own so its whole
 process group can be stopped, and dies with the tuner (PR_SET_PDEATHSIG) so a killed tuner
 leaves no workload measuring behind its back. Output is streamed line by line to the parser;
 ``on_reading`` sees every metric as it appears and may ask to stop the run (pruning).
+
+A launch with concurrent instances starts one child per instance; the trial's metric is the
+sum of the instances' (a throughput) when maximizing, the worst instance's when minimizing
+(a latency); interval ``i`` is reported once every instance has reached it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuner.launch import Launch
+from tuner.launch import Instance, Launch
 from tuner.parsers import Parser, Reading
 
 MAX_LINE = 4000
@@ -69,18 +73,6 @@ def _child_setup(affinity: tuple[int, ...] | None) -> Callable[[], None]:
     return setup
 
 
-def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM the child's process group, then SIGKILL whatever is left after ``grace``."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def _describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -90,58 +82,130 @@ def _describe_exit(code: int) -> str:
     return f"exited with status {code}"
 
 
+class _Child:
+    """One running process: its pipe, partial line, parser and kept output."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], parser: Parser, label: str) -> None:
+        self.proc = proc
+        self.parser = parser
+        self.label = label
+        self.buffer = b""
+        self.done = False
+        assert proc.stdout is not None
+        self.stdout = proc.stdout
+        os.set_blocking(self.stdout.fileno(), False)
+
+    def lines(self, chunk: bytes) -> list[str]:
+        self.buffer += chunk
+        out = []
+        while b"\n" in self.buffer or len(self.buffer) > MAX_LINE:
+            cut = self.buffer.find(b"\n")
+            cut = cut + 1 if cut >= 0 else MAX_LINE
+            raw, self.buffer = self.buffer[:cut], self.buffer[cut:]
+            out.append(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        return out
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM the child's process group, then SIGKILL whatever is left after ``grace``."""
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+class _Combiner:
+    """Turns per-instance readings into the trial's readings (instances add up)."""
+
+    def __init__(self, count: int, maximize: bool) -> None:
+        self.count = count
+        self.maximize = maximize
+        self.pending: dict[tuple[str, int | None], dict[int, float]] = {}
+
+    def combine(self, values: list[float]) -> float:
+        return sum(values) if self.maximize else max(values)
+
+    def add(self, index: int, reading: Reading) -> Reading | None:
+        if self.count == 1:
+            return reading
+        key = (reading.name, None if reading.final else reading.interval)
+        seen = self.pending.setdefault(key, {})
+        seen[index] = reading.value
+        if len(seen) < self.count:
+            return None
+        return Reading(reading.name, self.combine(list(seen.values())),
+                       interval=reading.interval, final=reading.final)
+
+
 def run(
     launch: Launch,
     *,
-    parser: Parser,
+    parser: Parser | Callable[[], Parser],
     metric: str,
     timeout: float,
     base_env: Mapping[str, str],
     tail_lines: int = 40,
     kill_grace: float = 3.0,
+    maximize: bool = True,
     on_reading: Callable[[Reading], bool] | None = None,
     on_tick: Callable[[], None] | None = None,
     tick_seconds: float = 5.0,
 ) -> Outcome:
     """Run ``launch`` to completion, timeout or pruning.
 
-    ``on_reading(reading)`` returning True stops the run as PRUNED. ``on_tick`` is called
-    about every ``tick_seconds`` while the child runs (heartbeats).
+    ``parser`` is a parser, or a factory of parsers (one per instance). ``on_reading``
+    returning True stops the run as PRUNED. ``on_tick`` is called about every
+    ``tick_seconds`` while the children run (heartbeats).
     """
+    copies = launch.copies()
+    make = None if isinstance(parser, Parser) else parser
+    if make is None and len(copies) > 1:
+        raise ValueError("concurrent instances need a parser factory, one parser each")
     tail: deque[str] = deque(maxlen=tail_lines)
     env = {**base_env, **launch.env}
     start = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            launch.command, env=env, cwd=launch.cwd, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_child_setup(launch.affinity), close_fds=True)
-    except (OSError, ValueError, subprocess.SubprocessError) as exc:
-        return Outcome(status=Status.FAILED, reason=f"cannot start {launch.command[0]!r}: {exc}",
-                       seconds=time.monotonic() - start)
-    assert proc.stdout is not None
+    children: list[_Child] = []
+    for index, copy in enumerate(copies):
+        try:
+            proc = _start(launch, copy, env)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            for child in children:
+                child.stop(kill_grace)
+            return Outcome(status=Status.FAILED,
+                           reason=f"cannot start {launch.command[0]!r}: {exc}",
+                           seconds=time.monotonic() - start)
+        the_parser = make() if make is not None else parser
+        assert isinstance(the_parser, Parser)
+        children.append(_Child(proc, the_parser, f"[{index}] " if len(copies) > 1 else ""))
+    combiner = _Combiner(len(children), maximize)
+    readings: list[Reading] = []
     deadline = start + timeout
     pruned_at: Reading | None = None
     timed_out = False
-    buffer = b""
+    selector = selectors.DefaultSelector()
+    for index, child in enumerate(children):
+        selector.register(child.stdout, selectors.EVENT_READ, index)
+    next_tick = start + tick_seconds
 
-    def handle(raw: bytes) -> bool:
+    def handle(index: int, line: str) -> bool:
         nonlocal pruned_at
-        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-        tail.append(line[:MAX_LINE])
-        for reading in parser.feed(line):
-            if on_reading is not None and on_reading(reading) and pruned_at is None:
-                pruned_at = reading
+        child = children[index]
+        tail.append(child.label + line[:MAX_LINE])
+        for reading in child.parser.feed(line):
+            combined = combiner.add(index, reading)
+            if combined is None:
+                continue
+            readings.append(combined)
+            if on_reading is not None and on_reading(combined) and pruned_at is None:
+                pruned_at = combined
                 return True
         return False
 
-    os.set_blocking(proc.stdout.fileno(), False)
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
-    next_tick = start + tick_seconds
-    stop = False
     try:
-        while not stop:
+        while any(not c.done for c in children) and pruned_at is None:
             now = time.monotonic()
             if now >= deadline:
                 timed_out = True
@@ -150,44 +214,66 @@ def run(
                 on_tick()
                 next_tick = now + tick_seconds
             wait = max(0.0, min(deadline, next_tick if on_tick else deadline) - now)
-            if not selector.select(timeout=min(wait, 1.0)):
-                continue
-            chunk = proc.stdout.read(65536)
-            if chunk is None:
-                continue
-            if chunk == b"":
-                break  # EOF: the child (and anything holding its stdout) is done
-            buffer += chunk
-            while b"\n" in buffer or len(buffer) > MAX_LINE:
-                cut = buffer.find(b"\n")
-                cut = cut + 1 if cut >= 0 else MAX_LINE
-                raw, buffer = buffer[:cut], buffer[cut:]
-                if handle(raw):
-                    stop = True
+            for key, _ in selector.select(timeout=min(wait, 1.0)):
+                index = key.data
+                child = children[index]
+                chunk = child.stdout.read(65536)
+                if chunk is None:
+                    continue
+                if chunk == b"":  # EOF: the child (and anything holding its stdout) is done
+                    child.done = True
+                    selector.unregister(child.stdout)
+                    if child.buffer:
+                        handle(index, child.buffer.decode("utf-8", errors="replace"))
+                    continue
+                if any(handle(index, line) for line in child.lines(chunk)):
                     break
-        if buffer and not stop and not timed_out:
-            handle(buffer)
     except BaseException:
-        _stop_group(proc, kill_grace)
+        for child in children:
+            child.stop(kill_grace)
         raise
     finally:
         selector.close()
-    if timed_out or stop:
-        _stop_group(proc, kill_grace)
+    if timed_out or pruned_at is not None:
+        for child in children:
+            child.stop(kill_grace)
     else:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _stop_group(proc, kill_grace)
-    with contextlib.suppress(OSError):
-        proc.stdout.close()
-    seconds = time.monotonic() - start
-    metrics = parser.result()
-    intervals = {name: parser.intervals(name) for name in {r.name for r in parser.readings}}
-    common: dict[str, Any] = dict(metrics=metrics, intervals=intervals, settings=parser.settings,
-                                  returncode=proc.returncode, seconds=seconds,
-                                  tail="\n".join(tail))
+        for child in children:
+            try:
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                child.stop(kill_grace)
+    for child in children:
+        with contextlib.suppress(OSError):
+            child.stdout.close()
+    return _outcome(children, readings, metric=metric, timeout=timeout, timed_out=timed_out,
+                    pruned_at=pruned_at, seconds=time.monotonic() - start, tail=tail)
+
+
+def _start(launch: Launch, copy: Instance, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*copy.prefix, *launch.argv], env=dict(env), cwd=launch.cwd, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=_child_setup(copy.affinity), close_fds=True)
+
+
+def _outcome(children: list[_Child], readings: list[Reading], *, metric: str, timeout: float,
+             timed_out: bool, pruned_at: Reading | None, seconds: float,
+             tail: deque[str]) -> Outcome:
+    metrics = {r.name: r.value for r in readings if not r.final}
+    metrics.update({r.name: r.value for r in readings if r.final})
+    intervals: dict[str, list[float]] = {}
+    for reading in readings:
+        if not reading.final:
+            intervals.setdefault(reading.name, []).append(reading.value)
+    settings = children[0].parser.settings
+    if len(children) > 1 and settings is not None:
+        settings = {**settings, "instances": [c.parser.settings for c in children]}
+    codes = [c.proc.returncode for c in children]
+    common: dict[str, Any] = dict(metrics=metrics, intervals=intervals, settings=settings,
+                                  returncode=next((c for c in codes if c), codes[0]),
+                                  seconds=seconds, tail="\n".join(tail))
     if pruned_at is not None:
         return Outcome(status=Status.PRUNED, reason=f"stopped early at interval "
                        f"{pruned_at.interval}: {pruned_at.name}={pruned_at.value:g} was clearly "
@@ -195,8 +281,12 @@ def run(
     if timed_out:
         return Outcome(status=Status.TIMEOUT,
                        reason=f"still running after the {timeout:g} s timeout; stopped", **common)
-    if proc.returncode != 0:
-        return Outcome(status=Status.FAILED, reason=_describe_exit(proc.returncode), **common)
+    failed = [(i, c) for i, c in enumerate(children) if c.proc.returncode != 0]
+    if failed:
+        index, child = failed[0]
+        which = f"instance {index} " if len(children) > 1 else ""
+        return Outcome(status=Status.FAILED,
+                       reason=which + _describe_exit(child.proc.returncode), **common)
     if metric not in metrics:
         found = f" (found: {', '.join(sorted(metrics))})" if metrics else ""
         return Outcome(status=Status.NO_METRIC,

@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuner.baselines import baseline_settings
-from tuner.builtins import BUILTINS
+from tuner.checks import check_objective, check_params
+from tuner.constraints import (
+    PLACEMENT,
+    Constraints,
+    narrow,
+    narrow_domains,
+    thread_low,
+    valid_count,
+)
 from tuner.host import Host
 from tuner.knobs import (
     CONTROLLED_ENV,
@@ -33,9 +41,8 @@ from tuner.knobs import (
     make_knob,
 )
 from tuner.launch import Launch
-from tuner.parsers import PARSER_PRESETS, metric_names
 from tuner.spec.models import BaselineName, StudySpec
-from tuner.workload import base_builder, parser_of, target_of
+from tuner.workload import base_builder, target_of
 
 Path = tuple[str | int, ...]
 MAX_GRID = 200_000
@@ -77,10 +84,10 @@ class SearchSpace:
     dims: list[Dimension]
     fixed: dict[str, Any]
     baselines: list[BaselineTrial]
-
-    @property
-    def size(self) -> int:
-        return math.prod(d.domain.size for d in self.dims)
+    constraints: Constraints
+    thread_low: int = 1
+    #: Valid configurations of the tuned knobs (the grid of the valid space).
+    size: int = 1
 
     @property
     def names(self) -> list[str]:
@@ -89,14 +96,22 @@ class SearchSpace:
     def suggest(self, trial: Any, skip: set[str] | None = None) -> dict[str, Any]:
         """Ask an Optuna trial for a value of every tuned knob (but those in ``skip``)."""
         values: dict[str, Any] = {}
-        for dim in self.dims:
+        for dim in self.dims:  # placement first: the ranges after it depend on it
             if skip and dim.name in skip:
                 continue
-            if isinstance(dim.domain, IntDomain):
-                values[dim.name] = trial.suggest_int(dim.name, dim.domain.low, dim.domain.high,
-                                                     step=dim.domain.step)
+            domain = narrow(dim.domain, self.constraints.cap(
+                dim.name, {**self.fixed, **values}, self.thread_low)) or dim.domain
+            if isinstance(domain, IntDomain):
+                values[dim.name] = trial.suggest_int(dim.name, domain.low, domain.high,
+                                                     step=domain.step)
             else:
-                values[dim.name] = trial.suggest_categorical(dim.name, list(dim.domain.choices))
+                values[dim.name] = trial.suggest_categorical(dim.name, list(domain.choices))
+        follow = self.constraints.follow
+        if follow is not None:
+            threads = values.get(follow, self.fixed.get(follow))
+            assert isinstance(threads, int), "validation ensures the followed knob is set"
+            copies = self.constraints.instances({**self.fixed, **values})
+            values["physcpubind"] = threads * copies
         return values
 
     def grid(self) -> dict[str, list[Any]]:
@@ -117,7 +132,7 @@ class SearchSpace:
                     builder.notes.append(f"{name}={value} not applied: {reason}")
                 continue
             knob.apply(value, builder, self.ctx)
-        return builder.build(self.host.tools)
+        return builder.build(self.host)
 
     @property
     def controlled_env(self) -> frozenset[str]:
@@ -144,45 +159,6 @@ class SearchSpace:
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _check_params(spec: StudySpec) -> list[tuple[Path, str]]:
-    problems: list[tuple[Path, str]] = []
-    workload = spec.workload
-    if workload.builtin is None:
-        return problems
-    builtin = BUILTINS[workload.builtin]
-    known = builtin.all_params()
-    for key, value in workload.params.items():
-        path: Path = ("workload", "params", key)
-        if key not in known:
-            hint = (f"; {key} is a knob: tune or fix it under knobs" if key in builtin.knob_flags
-                    else "")
-            problems.append((path, f"unknown parameter {key!r} for {builtin.name}{hint}; "
-                                   f"known: {', '.join(sorted(known))}"))
-            continue
-        param = known[key]
-        numeric_ok = param.type is float and isinstance(value, int)
-        if isinstance(value, bool) or not (isinstance(value, param.type) or numeric_ok):
-            problems.append((path, f"expected a {param.type.__name__}, got {value!r}"))
-        elif param.choices and value not in param.choices:
-            problems.append((path, f"expected one of {list(param.choices)}, got {value!r}"))
-        elif isinstance(value, int | float) and value <= 0 and key != "seed":
-            problems.append((path, f"expected a positive value, got {value!r}"))
-    return problems
-
-
-def _check_objective(spec: StudySpec) -> list[tuple[Path, str]]:
-    parser = parser_of(spec.workload)
-    if parser.preset is not None and parser.preset not in PARSER_PRESETS:
-        return [(("workload", "parser"), f"unknown parser preset {parser.preset!r}; expected "
-                                         f"one of {', '.join(PARSER_PRESETS)}, {{regex: ...}} "
-                                         "or {json: key}")]
-    names = metric_names(parser)
-    if names is not None and spec.objective.metric not in names:
-        return [(("objective", "metric"),
-                 f"the parser yields {sorted(names)}, not {spec.objective.metric!r}")]
-    return []
-
-
 def _with_baseline_choices(domain: Domain, values: list[Any]) -> Domain:
     """Categorical domains grow to include the baselines' values: the baselines are points
     of every study's space (integer domains are never widened)."""
@@ -196,7 +172,7 @@ def _with_baseline_choices(domain: Domain, values: list[Any]) -> Domain:
 
 def build_space(spec: StudySpec, host: Host) -> SearchSpace:
     """Fit ``spec`` to ``host``. Raises ``SpaceError`` listing every problem found."""
-    problems = _check_params(spec) + _check_objective(spec)
+    problems = check_params(spec) + check_objective(spec)
     target = target_of(spec.workload)
     ctx = KnobContext(host=host, target=target)
     known = catalogue(dict(spec.knobs))
@@ -219,11 +195,16 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
         if reason is not None:
             problems.append((path, f"cannot be applied here: {reason}"))
             continue
+        if entry.follow is not None and name != "physcpubind":
+            problems.append((path + ("follow",), "only physcpubind can follow a thread knob"))
+            continue
         try:
             domain = knob.domain(entry, ctx)
         except DomainError as exc:
             problems.append((path + ((exc.field,) if exc.field else ()), str(exc)))
             continue
+        if entry.kind == "follow":
+            continue  # derived from the thread knob it follows
         if entry.kind == "value":
             fixed[name] = entry.value
         else:
@@ -231,10 +212,19 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
     if "physcpubind" in spec.knobs and "cpunodebind" in spec.knobs:
         problems.append((("knobs", "cpunodebind"), "physcpubind and cpunodebind both bind "
                                                    "CPUs; tune one of them"))
+    binding = spec.knobs.get("physcpubind")
+    follow = binding.follow if binding is not None else None
+    if follow is not None and follow not in resolved and follow not in fixed:
+        problems.append((("knobs", "physcpubind", "follow"),
+                         f"follows {follow}, which the study neither tunes nor fixes"))
+    constraints = Constraints(host=host, threads_within_binding=spec.threads_within_binding,
+                              follow=follow, siblings=bool(binding and binding.siblings))
+    if not problems:
+        problems += narrow_domains(constraints, resolved, fixed)
     if problems:
         raise SpaceError(problems)
 
-    names = set(resolved) | set(fixed)
+    names = set(resolved) | set(fixed) | ({"physcpubind"} if follow else set())
     recipes = {b: baseline_settings(b, ctx, tuned_or_fixed=names) for b in spec.baselines}
     dims: list[Dimension] = []
     for name, domain in resolved.items():
@@ -245,6 +235,10 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
             fixed[name] = domain.values()[0]
         else:
             dims.append(Dimension(name=name, knob=knob, domain=domain))
+    dims.sort(key=lambda d: PLACEMENT.index(d.name) if d.name in PLACEMENT else len(PLACEMENT))
+    domains = {d.name: d.domain for d in dims}
+    full = math.prod(d.domain.size for d in dims)
+    size = valid_count(constraints, domains, fixed)
 
     baselines: list[BaselineTrial] = []
     for b in spec.baselines:
@@ -260,10 +254,15 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
         baselines.append(BaselineTrial(name=b, settings=recipes[b], params=params,
                                        approximate=approximate))
     if spec.sampler.name == "grid":
-        size = math.prod(d.domain.size for d in dims)
+        if size != full:
+            raise SpaceError([(("sampler", "name"), (
+                f"the grid sampler needs a rectangular grid, but only {size} of the {full} "
+                "combinations are valid here (threads within the binding); use tpe or "
+                "random, or set threads_within_binding: false"))])
         if size > MAX_GRID:
             raise SpaceError([(("sampler", "name"),
                                f"a grid of {size} configurations is too large (at most "
                                f"{MAX_GRID}); use tpe or random")])
     return SearchSpace(spec=spec, host=host, ctx=ctx, knobs=knobs, dims=dims, fixed=fixed,
-                       baselines=baselines)
+                       baselines=baselines, constraints=constraints,
+                       thread_low=thread_low(domains, fixed), size=size)

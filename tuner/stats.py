@@ -9,6 +9,11 @@ other load) that would otherwise land on whichever configuration ran during it; 
 interval is used rather than a bootstrap because with 4-8 rounds a percentile bootstrap is
 too narrow (it cannot see beyond the few values it resamples).
 
+One confirmation compares several configurations with both baselines; its intervals are
+simultaneous (Bonferroni: each at 1 - 0.05/m for m comparisons), so that all of them hold
+together with 95% probability and five equal configurations do not produce a "win" out of
+pure noise one confirmation in three.
+
 A difference is called a win only when the interval excludes 1 *and* the ratio is beyond the
 machine's noise floor (the run-to-run coefficient of variation of the defaults baseline):
 a statistically clear 2% gain on a machine whose runs spread by 8% is more likely a drift
@@ -23,16 +28,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-# Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (then normal).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201,
-         2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069,
-         2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
-
-def t975(dof: int) -> float:
+def t_quantile(dof: int, level: float = 0.95) -> float:
+    """The two-sided ``level`` quantile of Student's t (e.g. 2.776 for 4 dof at 95%)."""
     if dof < 1:
         raise ValueError("need at least 2 values for an interval")
-    return _T975[dof - 1] if dof <= len(_T975) else 1.960
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + level / 2, dof))
+
+
+def simultaneous_level(comparisons: int, level: float = 0.95) -> float:
+    """Bonferroni: the per-interval level that keeps ``comparisons`` intervals jointly at
+    ``level`` (so one confirmation comparing five configurations does not find a win in
+    pure noise one time in three)."""
+    return 1.0 - (1.0 - level) / max(1, comparisons)
 
 
 def cv(values: Sequence[float]) -> float:
@@ -114,6 +124,7 @@ class Speedup:
     rounds: int
     verdict: Verdict
     floor: float
+    level: float = 0.95
 
     def __str__(self) -> str:
         text = f"{self.ratio:.2f}x [{self.low:.2f}, {self.high:.2f}]"
@@ -123,7 +134,7 @@ class Speedup:
 
     def to_dict(self) -> dict[str, object]:
         return {"ratio": self.ratio, "low": self.low, "high": self.high, "rounds": self.rounds,
-                "verdict": self.verdict, "floor": self.floor}
+                "verdict": self.verdict, "floor": self.floor, "level": self.level}
 
 
 def verdict(ratio: float, low: float, high: float, floor: float) -> Verdict:
@@ -135,9 +146,10 @@ def verdict(ratio: float, low: float, high: float, floor: float) -> Verdict:
 
 
 def paired_speedup(candidate: Sequence[float], reference: Sequence[float], *, floor: float,
-                   maximize: bool = True) -> Speedup:
-    """Speedup of ``candidate`` over ``reference`` from runs paired by round (same length).
-    For a metric to minimize (a latency), the ratio is reference / candidate."""
+                   maximize: bool = True, level: float = 0.95) -> Speedup:
+    """Speedup of ``candidate`` over ``reference`` from runs paired by round (same length),
+    with a ``level`` interval. For a metric to minimize (a latency), the ratio is
+    reference / candidate."""
     if len(candidate) != len(reference):
         raise ValueError("paired samples must have the same length")
     if len(candidate) < 2:
@@ -145,10 +157,10 @@ def paired_speedup(candidate: Sequence[float], reference: Sequence[float], *, fl
     logs = [math.log(c / r) if maximize else math.log(r / c)
             for c, r in zip(candidate, reference, strict=True)]
     mean = statistics.fmean(logs)
-    half = t975(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+    half = t_quantile(len(logs) - 1, level) * statistics.stdev(logs) / math.sqrt(len(logs))
     ratio, low, high = math.exp(mean), math.exp(mean - half), math.exp(mean + half)
     return Speedup(ratio=ratio, low=low, high=high, rounds=len(logs),
-                   verdict=verdict(ratio, low, high, floor), floor=floor)
+                   verdict=verdict(ratio, low, high, floor), floor=floor, level=level)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,5 +182,5 @@ def mean_interval(values: Sequence[float]) -> Interval:
     mean = statistics.fmean(values)
     if len(values) < 2:
         return Interval(mean=mean, low=mean, high=mean)
-    half = t975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    half = t_quantile(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
     return Interval(mean=mean, low=mean - half, high=mean + half)

@@ -61,7 +61,15 @@ block = os.environ.get("KMP_BLOCKTIME", "200")
 base = 1000.0 - 40.0 * (args.threads - 3) ** 2 - (25.0 if block != "1" else 0.0)
 # FAKE_NOISE=0.05: each run is off by a random factor with a 5% spread (like a busy machine)
 noise = float(os.environ.get("FAKE_NOISE", "0"))
-rng = random.Random(os.urandom(8))
+# FAKE_SEED and FAKE_COUNTER (a file counting runs) make the noise reproducible
+seed: object = os.urandom(8)
+if os.environ.get("FAKE_SEED") and os.environ.get("FAKE_COUNTER"):
+    counter = os.environ["FAKE_COUNTER"]
+    runs = int(open(counter).read() or 0) if os.path.exists(counter) else 0
+    with open(counter, "w") as handle:
+        handle.write(str(runs + 1))
+    seed = f"{os.environ['FAKE_SEED']}-{runs}"
+rng = random.Random(seed)
 base *= math.exp(rng.gauss(0.0, noise)) if noise else 1.0
 rates = []
 for i in range(1, args.intervals + 1):

@@ -18,6 +18,7 @@ from tuner.knobs.base import (
     Domain,
     DomainError,
     IntDomain,
+    IntKnob,
     Knob,
     KnobContext,
 )
@@ -173,5 +174,34 @@ class MemBind(Knob):
             builder.bind_memory(option)
 
 
+class Instances(IntKnob):
+    """Concurrent copies of the workload on disjoint cores: the cores the study binds to (or
+    all usable cores) are split into N equal groups of whole physical cores, each copy bound
+    to one group; the trial's throughput is the sum of the copies'."""
+
+    name = "instances"
+    family = "placement"
+    summary = ("run N copies at once, each bound to its own equal share of the cores; "
+               "throughputs add up (the multi-instance recipe for throughput)")
+    minimum = 1
+    allow_unset = False
+
+    def maximum(self, ctx: KnobContext) -> int | None:
+        return ctx.host.topology.physical_cores
+
+    def limit_reason(self, ctx: KnobContext, limit: int) -> str:
+        return f"each instance needs a physical core; this host has {limit}"
+
+    def auto_domain(self, ctx: KnobContext) -> Domain:
+        return IntDomain(1, max(1, min(8, ctx.host.topology.physical_cores)))
+
+    def default_value(self, ctx: KnobContext) -> Any:
+        return 1
+
+    def apply(self, value: Any, builder: LaunchBuilder, ctx: KnobContext) -> None:
+        builder.instances = int(value)
+
+
 def placement_knobs(spec: KnobSpec | None = None) -> list[Knob]:
-    return [PhysCpuBind(siblings=bool(spec and spec.siblings)), CpuNodeBind(), MemBind()]
+    return [PhysCpuBind(siblings=bool(spec and spec.siblings)), CpuNodeBind(), MemBind(),
+            Instances()]

@@ -74,6 +74,8 @@ class KnobSpec(Strict):
     env: StrictStr | None = None
     flag: StrictStr | None = None
     siblings: StrictBool = False
+    #: physcpubind only: bind each instance to as many cores as this thread knob's value.
+    follow: Literal["intra_op", "OMP_NUM_THREADS"] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -129,11 +131,12 @@ class KnobSpec(Strict):
             ("range", self.low is not None or self.high is not None or self.step is not None),
             ("choices", self.choices is not None),
             ("value", self.value is not None),
-            ("auto", self.auto)) if present]
+            ("auto", self.auto),
+            ("follow", self.follow is not None)) if present]
         if len(kinds) != 1:
             found = " and ".join(kinds) if kinds else "none"
-            raise ValueError("expected exactly one domain: {low, high, step}, choices, value "
-                             f"or auto; found {found}")
+            raise ValueError("expected exactly one domain: {low, high, step}, choices, value, "
+                             f"auto (or follow, for physcpubind); found {found}")
         if self.env is not None and self.flag is not None:
             raise ValueError("a custom knob sets either env or flag, not both")
         if kinds == ["range"]:
@@ -149,7 +152,9 @@ class KnobSpec(Strict):
         return self
 
     @property
-    def kind(self) -> Literal["range", "choices", "value", "auto"]:
+    def kind(self) -> Literal["range", "choices", "value", "auto", "follow"]:
+        if self.follow is not None:
+            return "follow"
         if self.choices is not None:
             return "choices"
         if self.value is not None:
@@ -354,6 +359,9 @@ class StudySpec(Strict):
     noise: NoiseSpec = Field(default_factory=NoiseSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     confirm: ConfirmSpec = Field(default_factory=ConfirmSpec)
+    #: Thread pools (intra_op, OMP_NUM_THREADS) at most the hardware threads each instance
+    #: is bound to: a larger pool only oversubscribes its cores.
+    threads_within_binding: StrictBool = True
     #: Knobs to test for a measurable effect before the search; the inert ones are fixed
     #: at their defaults. ``auto``: the OpenMP knobs in the space; ``off``; or a list.
     screening: Literal["auto", "off"] | list[StrictStr] = "auto"
