@@ -295,3 +295,20 @@ confirm: {{top: 0}}
     assert len(counted) == 4 and all(t.state == TrialState.COMPLETE for t in counted)
     retried = [t for t in counted if t.system_attrs.get("failed_trial") == abandoned[0].number]
     assert len(retried) == 1 and retried[0].params == abandoned[0].params
+
+
+def test_a_configuration_already_measured_is_not_measured_again(
+        write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
+    text = override(STUDY.replace("high: 6", "high: 2").replace("  KMP_BLOCKTIME: [0, 1, 200]\n",
+                                                                 ""),
+                    budget="{n_trials: 9}", sampler="{name: random, seed: 1}",
+                    confirm="{top: 0}")
+    result = run_study(write_study(text), local_host, storage)
+    trials = result.study.get_trials()
+    twins = [t for t in trials if "duplicate_of" in t.user_attrs]
+    assert twins, "9 trials over 3 configurations must repeat some"
+    for twin in twins:
+        first = trials[twin.user_attrs["duplicate_of"]]
+        assert first.user_attrs["applied"] == twin.user_attrs["applied"]
+        assert twin.user_attrs["samples"] == [] and "runs" not in twin.user_attrs
+        assert twin.state == first.state and twin.value == first.value

@@ -19,6 +19,8 @@ class Param:
     type: type[int] | type[float] | type[str]
     choices: tuple[str, ...] | None = None
     help: str = ""
+    #: Smallest value allowed (None: any, e.g. a seed).
+    minimum: float | None = 1e-9
 
 
 #: Flags every built-in accepts for knobs (see ``workloads/_common.base_parser``).
@@ -36,7 +38,8 @@ COMMON_PARAMS = {
     "seconds": Param(flag="--seconds", type=float, help="timed seconds of measurement"),
     "intervals": Param(flag="--intervals", type=int, help="METRIC lines per run"),
     "warmup_steps": Param(flag="--warmup-steps", type=int, help="untimed steps first"),
-    "seed": Param(flag="--seed", type=int, help="seed of weights and synthetic inputs"),
+    "seed": Param(flag="--seed", type=int, help="seed of weights and synthetic inputs",
+                  minimum=None),
 }
 
 
@@ -132,6 +135,20 @@ BUILTINS: dict[str, Builtin] = {
                 "size": Param(flag="--size", type=int),
             },
             default_batch={"small": 1, "full": 1},
+        ),
+        Builtin(
+            name="replay",
+            module="workloads.replay",
+            summary="replays a recorded performance surface (bench/surfaces): draws a recorded "
+                    "run of the configuration it was launched with; for testing and comparing "
+                    "search strategies",
+            unit="",
+            params={
+                "surface": Param(flag="--surface", type=str, help="surface JSON file"),
+                "time_scale": Param(flag="--time-scale", type=float, minimum=0.0,
+                                    help="fraction of the recorded interval length to sleep"),
+            },
+            timeouts={"small": 60.0, "full": 60.0},
         ),
     )
 }

@@ -32,8 +32,10 @@ def check_params(spec: StudySpec) -> list[tuple[Path, str]]:
             problems.append((path, f"expected a {param.type.__name__}, got {value!r}"))
         elif param.choices and value not in param.choices:
             problems.append((path, f"expected one of {list(param.choices)}, got {value!r}"))
-        elif isinstance(value, int | float) and value <= 0 and key != "seed":
-            problems.append((path, f"expected a positive value, got {value!r}"))
+        elif (isinstance(value, int | float) and param.minimum is not None
+              and value < param.minimum):
+            bound = "a positive value" if param.minimum > 0 else f"a value >= {param.minimum:g}"
+            problems.append((path, f"expected {bound}, got {value!r}"))
     return problems
 
 

@@ -326,3 +326,18 @@ def fingerprint(host: Host, *, cache_dir: Path) -> Fingerprint:
         onednn=onednn_version(cache_dir),
         numactl=numactl_version(host.tools),
     )
+
+
+def synthetic_topology(*, sockets: int, cores_per_socket: int, threads_per_core: int,
+                       nodes_per_socket: int = 1, model: str = "synthetic") -> Topology:
+    """A topology numbered the way Linux numbers a real one (first thread of every core on
+    every socket, then the siblings), for benchmarks that model a machine this is not."""
+    total = sockets * cores_per_socket
+    cpus = []
+    for cpu_id in range(total * threads_per_core):
+        core_index = cpu_id % total
+        socket, core = divmod(core_index, cores_per_socket)
+        node = socket * nodes_per_socket + core * nodes_per_socket // cores_per_socket
+        cpus.append(Cpu(id=cpu_id, socket=socket, core=core, node=node))
+    return Topology(cpus=tuple(cpus), allowed=frozenset(c.id for c in cpus), model=model,
+                    flags=frozenset({"avx512f", "avx512_bf16", "amx_bf16"}))

@@ -38,7 +38,7 @@ class Backend(ABC):
 
     @abstractmethod
     def run(self, request: RunRequest,
-            on_reading: Callable[[Reading], bool] | None) -> Outcome:
+            on_reading: Callable[[Reading], bool | str] | None) -> Outcome:
         """Run once and return the outcome."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
@@ -47,7 +47,7 @@ class Backend(ABC):
 
 class ProcessBackend(Backend):
     def run(self, request: RunRequest,
-            on_reading: Callable[[Reading], bool] | None) -> Outcome:
+            on_reading: Callable[[Reading], bool | str] | None) -> Outcome:
         return runner.run(request.launch, parser=lambda: make_parser(request.parser_spec),
                           metric=request.metric, timeout=request.timeout,
                           base_env=request.base_env, tail_lines=request.tail_lines,
@@ -74,5 +74,5 @@ class Measurer:
                           maximize=self.space.spec.objective.direction == "maximize")
 
     def run(self, applied: Mapping[str, Any],
-            on_reading: Callable[[Reading], bool] | None = None) -> Outcome:
+            on_reading: Callable[[Reading], bool | str] | None = None) -> Outcome:
         return self.backend.run(self.request(applied), on_reading)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 
 import optuna
 from optuna.study import StudyDirection
-from optuna.trial import Trial
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tuner import stats
 from tuner.measure import Measurer
@@ -79,6 +80,12 @@ class Objective:
             return self.spec.repeats.max, self.spec.repeats.max
         return self.spec.repeats.min, self.spec.repeats.max
 
+    def stable_error(self, study: optuna.Study) -> float:
+        setting = self.spec.pruner.stable_error
+        if setting != "auto":
+            return float(setting)
+        return study_floor(study) / 2 if "noise" in study.user_attrs else 0.01
+
     def __call__(self, trial: Trial) -> float:
         role = str(trial.user_attrs.get("role", "search"))
         baseline = self.baselines.get(role)
@@ -98,12 +105,42 @@ class Objective:
             trial.set_user_attr("approximate", baseline.approximate)
         if self.progress:
             self.progress.trial_started(trial.number, role, applied)
+        if not baseline:
+            earlier = self._finished_twin(trial, applied)
+            if earlier is not None:
+                return self._reuse(trial, earlier)
         try:
             return self._measure(trial, role, applied)
         except KeyboardInterrupt:
             frozen = trial.study._storage.get_trial(trial._trial_id)
             retry_abandoned(trial.study, frozen, "interrupted (Ctrl-C); retried on resume")
             raise
+
+    @staticmethod
+    def _finished_twin(trial: Trial, applied: Mapping[str, Any]) -> FrozenTrial | None:
+        """An earlier finished trial of the very same configuration, if any."""
+        key = json.dumps(dict(applied), sort_keys=True, default=str)
+        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        for other in trial.study.get_trials(deepcopy=False, states=finished):
+            if other.number != trial.number and json.dumps(
+                    other.user_attrs.get("applied"), sort_keys=True, default=str) == key:
+                return other
+        return None
+
+    @staticmethod
+    def _reuse(trial: Trial, earlier: FrozenTrial) -> float:
+        """The sampler proposed a configuration already measured: every run costs real
+        seconds, so the trial takes the earlier result instead of measuring it again."""
+        trial.set_user_attr("duplicate_of", earlier.number)
+        trial.set_user_attr("samples", [])
+        if earlier.state == TrialState.COMPLETE and earlier.value is not None:
+            return float(earlier.value)
+        reason = f"same configuration as trial {earlier.number} ({earlier.state.name.lower()}" \
+                 f": {earlier.user_attrs.get('reason', '')})"
+        trial.set_user_attr("reason", reason)
+        if earlier.state == TrialState.PRUNED:
+            raise optuna.TrialPruned(reason)
+        raise TrialFailed(reason)
 
     def _measure(self, trial: Trial, role: str, applied: Mapping[str, Any]) -> float:
         low, high = self.runs_for(role)
@@ -114,15 +151,24 @@ class Objective:
         failure: Outcome | None = None
         step = 0
 
-        def on_reading(reading: Reading) -> bool:
+        run_values: list[float] = []
+        stable = self.stable_error(trial.study)
+
+        def on_reading(reading: Reading) -> bool | str:
             nonlocal step
             if reading.name != self.measurer.metric or reading.final:
                 return False
             step += 1
+            run_values.append(reading.value)
             trial.report(reading.value, step)
-            return role == "search" and not samples and bool(trial.should_prune())
+            if role == "search" and not samples and trial.should_prune():
+                return "prune"
+            if stable and stats.relative_error(run_values) <= stable:
+                return "enough"
+            return False
 
         while len(samples) < high:
+            run_values.clear()
             outcome = self.measurer.run(applied, on_reading=on_reading)
             record = outcome.to_dict()
             if outcome.ok:

@@ -3,7 +3,7 @@
 * ``protocol``: tuner's own line protocol. ``METRIC throughput=12.5 unit=images/s
   interval=3`` per interval, ``FINAL throughput=12.4 unit=images/s`` at the end; numeric
   ``key=value`` pairs are metrics, others are labels. ``SETTINGS {json}`` reports what the
-  process actually ran with.
+  process actually ran with, ``TIMING {json}`` where its seconds went.
 * ``regex``: every match of a pattern with named groups is a reading of each group; the
   last match is the result.
 * ``json``: lines that are JSON objects holding the key (a dotted path) are readings.
@@ -42,6 +42,7 @@ class Parser(ABC):
     def __init__(self) -> None:
         self.readings: list[Reading] = []
         self.settings: dict[str, Any] | None = None
+        self.timing: dict[str, float] | None = None
 
     @abstractmethod
     def parse_line(self, line: str) -> list[Reading]:
@@ -73,14 +74,18 @@ def _number(text: str) -> float | None:
 class ProtocolParser(Parser):
     def parse_line(self, line: str) -> list[Reading]:
         text = line.strip()
-        if text.startswith("SETTINGS "):
-            try:
-                parsed = json.loads(text[len("SETTINGS "):])
-            except ValueError:
+        for tag in ("SETTINGS ", "TIMING "):
+            if text.startswith(tag):
+                try:
+                    parsed = json.loads(text[len(tag):])
+                except ValueError:
+                    return []
+                if isinstance(parsed, dict):
+                    if tag == "SETTINGS ":
+                        self.settings = parsed
+                    else:
+                        self.timing = parsed
                 return []
-            if isinstance(parsed, dict):
-                self.settings = parsed
-            return []
         kind, _, rest = text.partition(" ")
         if kind not in ("METRIC", "FINAL"):
             return []

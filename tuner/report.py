@@ -220,9 +220,11 @@ def render(summary: Summary, *, written: Path | None = None,
     for role, speedup in summary.speedups.items():
         lines.append(f"Speedup over {ROLE_LABELS[role]}: {format_speedup(speedup)}")
     if summary.confirmed:
-        lines.append(f"  (95% intervals, simultaneous over the "
-                     f"{summary.confirmation.get('comparisons', 1)} comparisons of the "
-                     f"confirmation: paired interleaved rounds, Student t on log-ratios)")
+        count = int(summary.confirmation.get("comparisons", 1))
+        kind = f"simultaneous over the {count} comparisons" if count > 1 else (
+            "one comparison")
+        lines.append(f"  (95% intervals, {kind} of the confirmation: paired interleaved "
+                     "rounds, Student t on log-ratios)")
     if summary.confirmed and not any(s.get("verdict") == "win"
                                      for s in summary.speedups.values()):
         lines.append("No configuration measurably beat the baselines on this machine.")

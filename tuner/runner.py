@@ -5,7 +5,9 @@ that cannot start are all outcomes, with their reason and the tail of the output
 Each child runs from an argument list (never a shell), in a session of its own so its whole
 process group can be stopped, and dies with the tuner (PR_SET_PDEATHSIG) so a killed tuner
 leaves no workload measuring behind its back. Output is streamed line by line to the parser;
-``on_reading`` sees every metric as it appears and may ask to stop the run (pruning).
+``on_reading`` sees every metric as it appears and may stop the run: ``True`` (or
+``"prune"``) prunes it, ``"enough"`` ends it as a success valued at the mean of its
+intervals so far (the measurement is already precise enough).
 
 A launch with concurrent instances starts one child per instance; the trial's metric is the
 sum of the instances' (a throughput) when maximizing, the worst instance's when minimizing
@@ -24,7 +26,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tuner.launch import Instance, Launch
@@ -52,6 +54,10 @@ class Outcome:
     returncode: int | None = None
     seconds: float = 0.0
     tail: str = ""
+    #: Where the process's seconds went, as the workload reported (TIMING line).
+    timing: dict[str, float] | None = None
+    #: Seconds from the start to each interval reading of the trial's metric.
+    reading_times: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -60,7 +66,8 @@ class Outcome:
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status.value, "reason": self.reason, "metrics": self.metrics,
                 "intervals": self.intervals, "returncode": self.returncode,
-                "seconds": round(self.seconds, 3), "tail": self.tail}
+                "seconds": round(self.seconds, 3), "tail": self.tail, "timing": self.timing,
+                "reading_times": [round(t, 3) for t in self.reading_times]}
 
 
 def _child_setup(affinity: tuple[int, ...] | None) -> Callable[[], None]:
@@ -150,7 +157,7 @@ def run(
     tail_lines: int = 40,
     kill_grace: float = 3.0,
     maximize: bool = True,
-    on_reading: Callable[[Reading], bool] | None = None,
+    on_reading: Callable[[Reading], bool | str] | None = None,
     on_tick: Callable[[], None] | None = None,
     tick_seconds: float = 5.0,
 ) -> Outcome:
@@ -182,8 +189,10 @@ def run(
         children.append(_Child(proc, the_parser, f"[{index}] " if len(copies) > 1 else ""))
     combiner = _Combiner(len(children), maximize)
     readings: list[Reading] = []
+    times: list[float] = []
     deadline = start + timeout
     pruned_at: Reading | None = None
+    enough = False
     timed_out = False
     selector = selectors.DefaultSelector()
     for index, child in enumerate(children):
@@ -191,7 +200,7 @@ def run(
     next_tick = start + tick_seconds
 
     def handle(index: int, line: str) -> bool:
-        nonlocal pruned_at
+        nonlocal pruned_at, enough
         child = children[index]
         tail.append(child.label + line[:MAX_LINE])
         for reading in child.parser.feed(line):
@@ -199,13 +208,19 @@ def run(
             if combined is None:
                 continue
             readings.append(combined)
-            if on_reading is not None and on_reading(combined) and pruned_at is None:
+            if combined.name == metric and not combined.final:
+                times.append(time.monotonic() - start)
+            decision = on_reading(combined) if on_reading is not None else False
+            if decision == "enough":
+                enough = True
+                return True
+            if decision and pruned_at is None:
                 pruned_at = combined
                 return True
         return False
 
     try:
-        while any(not c.done for c in children) and pruned_at is None:
+        while any(not c.done for c in children) and pruned_at is None and not enough:
             now = time.monotonic()
             if now >= deadline:
                 timed_out = True
@@ -234,7 +249,7 @@ def run(
         raise
     finally:
         selector.close()
-    if timed_out or pruned_at is not None:
+    if timed_out or pruned_at is not None or enough:
         for child in children:
             child.stop(kill_grace)
     else:
@@ -247,8 +262,16 @@ def run(
     for child in children:
         with contextlib.suppress(OSError):
             child.stdout.close()
-    return _outcome(children, readings, metric=metric, timeout=timeout, timed_out=timed_out,
-                    pruned_at=pruned_at, seconds=time.monotonic() - start, tail=tail)
+    if enough:
+        values = [r.value for r in readings if r.name == metric and not r.final]
+        intervals = {metric: values}
+        return Outcome(status=Status.OK, reason=f"stable after {len(values)} intervals",
+                       metrics={metric: sum(values) / len(values)}, intervals=intervals,
+                       settings=children[0].parser.settings, seconds=time.monotonic() - start,
+                       tail="\n".join(tail), reading_times=times)
+    outcome = _outcome(children, readings, metric=metric, timeout=timeout, timed_out=timed_out,
+                       pruned_at=pruned_at, seconds=time.monotonic() - start, tail=tail)
+    return replace(outcome, timing=children[0].parser.timing, reading_times=times)
 
 
 def _start(launch: Launch, copy: Instance, env: Mapping[str, str]) -> subprocess.Popen[bytes]:

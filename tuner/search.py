@@ -69,14 +69,15 @@ def _direction(space: SearchSpace) -> Literal["maximize", "minimize"]:
 
 
 def open_study(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint,
-               spec_text: str) -> optuna.Study:
+               spec_text: str, sampler: optuna.samplers.BaseSampler | None = None
+               ) -> optuna.Study:
     """Create the study, or load it if it exists and measures the same thing on the same kind
     of machine (otherwise ``StudyConflictError``)."""
     storage = optuna.storages.InMemoryStorage() if storage_url == "memory" else (
         open_storage(storage_url))
     name = space.spec.name
     key = space.key()
-    sampler, pruner = make_sampler(space), make_pruner(space.spec.pruner)
+    sampler, pruner = sampler or make_sampler(space), make_pruner(space.spec.pruner)
     try:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
                                   pruner=pruner)
@@ -146,12 +147,17 @@ class TuneResult:
 
 def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec_text: str,
          settings: Settings, progress: Progress | None = None, max_trials: int | None = None,
-         backend: Backend | None = None, confirm: bool = True) -> TuneResult:
-    """Run the study until its budget is used (resuming whatever is stored), then confirm."""
+         backend: Backend | None = None, confirm: bool = True,
+         sampler: optuna.samplers.BaseSampler | None = None, jobs: int = 1) -> TuneResult:
+    """Run the study until its budget is used (resuming whatever is stored), then confirm.
+
+    ``sampler`` replaces the study file's (benchmarks compare samplers); ``jobs`` runs that
+    many trials at once in threads, which only a replay backend may do: real trials on one
+    machine would measure each other."""
     started = time.monotonic()
     hostname = socket.gethostname()
     study = open_study(space, storage_url=storage_url, fingerprint=fingerprint,
-                       spec_text=spec_text)
+                       spec_text=spec_text, sampler=sampler)
     recovered = recover_abandoned(study, hostname)
     enqueue_baselines(study, space)
     budget = space.spec.budget
@@ -187,7 +193,7 @@ def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec
             return
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         study.optimize(objective, n_trials=n_trials, timeout=left, catch=(TrialFailed,),
-                       callbacks=[after_trial], gc_after_trial=False)
+                       callbacks=[after_trial], gc_after_trial=False, n_jobs=jobs)
 
     if progress is not None:
         best, defaults = _best_and_defaults(study)

@@ -53,6 +53,14 @@ def cv(values: Sequence[float]) -> float:
     return statistics.stdev(values) / mean if mean else math.inf
 
 
+def relative_error(values: Sequence[float], minimum: int = 3) -> float:
+    """Standard error of the mean over the mean (inf below ``minimum`` values)."""
+    if len(values) < minimum:
+        return math.inf
+    mean = statistics.fmean(values)
+    return statistics.stdev(values) / math.sqrt(len(values)) / mean if mean else math.inf
+
+
 def trimmed_mean(values: Sequence[float], proportion: float = 0.2) -> float:
     """Mean after dropping ``proportion`` of the values at each end (at least the median)."""
     ordered = sorted(values)

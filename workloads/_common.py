@@ -11,7 +11,10 @@ A workload is a program, ``python -m workloads.NAME``. It
    intervals, printing ``METRIC throughput=... unit=... interval=i`` per interval and
    ``FINAL throughput=... unit=...`` at the end (``measure``);
 5. prints the line its reference implementation printed, so tuner's parsers for foreign
-   programs are tested on real output.
+   programs are tested on real output;
+6. prints ``TIMING {json}``: where the process's seconds went (interpreter start, imports,
+   model build, first step, warm-up, measurement), so tuner can report and cut what is
+   not measurement.
 
 Only the standard library is imported here at module level: TensorFlow is imported inside
 ``configure_tensorflow`` so that flags are parsed (and errors reported) without paying for
@@ -28,6 +31,41 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def _seconds_since_process_start() -> float:
+    """How long ago this process was started (exec of the interpreter, or of numactl)."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            since_boot = float(uptime.read().split()[0])
+        return max(0.0, since_boot - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+#: Moments of this process's life, in time.monotonic() seconds.
+_MARKS: dict[str, float] = {"common_imported": time.monotonic()}
+_MARKS["process_started"] = _MARKS["common_imported"] - _seconds_since_process_start()
+
+
+def mark(name: str) -> None:
+    _MARKS.setdefault(name, time.monotonic())
+
+
+def timing() -> dict[str, float]:
+    """Seconds per phase so far: interpreter (start-up to this module), imports (TensorFlow),
+    build (model and inputs), first_step (tracing and the first run), warmup, measure."""
+    order = ["process_started", "common_imported", "tf_imported", "built", "first_step",
+             "warmed_up", "measured"]
+    names = ["interpreter", "imports", "build", "first_step", "warmup", "measure"]
+    out: dict[str, float] = {}
+    for name, (start, end) in zip(names, zip(order, order[1:], strict=False), strict=True):
+        if start in _MARKS and end in _MARKS:
+            out[name] = round(_MARKS[end] - _MARKS[start], 4)
+    return out
+
 
 #: Environment variables whose values a workload reports, so tuner can check that the
 #: knobs it set really reached the process.
@@ -113,6 +151,7 @@ def configure_tensorflow(args: argparse.Namespace) -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
+    mark("tf_imported")
     if args.inter_op:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     if args.intra_op:
@@ -194,8 +233,13 @@ def measure(
     Every interval runs at least one step, so a very slow step lengthens the run rather than
     reporting nothing. Throughput is timed items / timed seconds, never an average of rates.
     """
-    for _ in range(warmup_steps):
+    mark("built")
+    for index in range(warmup_steps):
         step()
+        if index == 0:
+            mark("first_step")
+    mark("first_step")
+    mark("warmed_up")
     per_interval = seconds / intervals
     total_items = 0.0
     total_seconds = 0.0
@@ -217,7 +261,9 @@ def measure(
         if on_interval is not None:
             on_interval(index, rate)
     throughput = total_items / total_seconds
+    mark("measured")
     print(f"FINAL throughput={throughput:.4f} unit={unit} items={total_items:g} "
           f"seconds={total_seconds:.4f}", flush=True)
+    print("TIMING " + json.dumps(timing(), sort_keys=True), flush=True)
     return Measurement(throughput=throughput, items=total_items, seconds=total_seconds,
                        intervals=rates)

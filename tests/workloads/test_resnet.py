@@ -115,12 +115,16 @@ knobs:
   inter_op: [1, 2]
 budget: {{n_trials: 4}}
 sampler: {{seed: 1}}
+noise: {{runs: 2}}
+repeats: 1
+confirm: {{top: 1, rounds: 2}}
 storage: {storage}
 """)
     out = subprocess.run([sys.executable, "-m", "tuner.cli", "tune", str(path), "--quiet"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr
-    assert "Improvement over framework defaults" in out.stdout
+    assert "Best (confirmed over 2 interleaved rounds): trial" in out.stdout
+    assert "Speedup over" in out.stdout and "Noise floor:" in out.stdout
     best = json.loads(subprocess.run(
         [sys.executable, "-m", "tuner.cli", "best", "resnet-real", "--storage", storage,
          "--format", "json"], capture_output=True, text=True, check=True).stdout)

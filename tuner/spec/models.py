@@ -332,6 +332,10 @@ class PrunerSpec(Strict):
     margin: Annotated[float, Field(ge=0, lt=1)] = 0.10
     min_intervals: Annotated[int, Field(ge=1, strict=True)] = 2
     percentile: Annotated[float, Field(gt=0, lt=100)] = 25.0
+    #: End a run early once the mean of its intervals (at least 3) is known to within this
+    #: relative standard error: the run is then measured more precisely than runs differ
+    #: from each other. ``auto``: half the noise floor (1% until it is measured); 0: never.
+    stable_error: Literal["auto"] | Annotated[float, Field(ge=0, lt=1)] = "auto"
 
     @model_validator(mode="before")
     @classmethod
