@@ -69,7 +69,7 @@ storage: {storage}
     assert "Best (confirmed over 3 interleaved rounds): trial" in out.stdout
     assert "Noise floor: runs of the defaults vary by" in out.stdout
     assert "Screening KMP_BLOCKTIME: KMP_BLOCKTIME=0 vs unset" in out.stdout
-    assert "Knob importance (fANOVA): threads" in out.stdout
+    assert "Knob importance (PED-ANOVA): threads" in out.stdout
     assert "Speedup over framework defaults" in out.stdout
     assert "Explored" in out.stdout and "of 15 configurations" in out.stdout
     assert f"Settings written to {tmp_path / 'out' / 'cli-fake'}" in out.stdout

@@ -101,6 +101,19 @@ def test_on_reading_can_stop_the_run_as_pruned() -> None:
     assert outcome.seconds < 8
 
 
+def test_on_reading_can_end_a_run_that_is_precise_enough() -> None:
+    def enough_at_third(reading: Reading) -> bool | str:
+        return "enough" if reading.interval == 3 else False
+
+    outcome = go(launch("--intervals", "50", "--interval-seconds", "0.2"),
+                 on_reading=enough_at_third)
+    assert outcome.ok and outcome.reason == "stable after 3 intervals"
+    values = outcome.intervals["throughput"]
+    assert len(values) == 3
+    assert outcome.metrics["throughput"] == pytest.approx(sum(values) / 3)
+    assert outcome.seconds < 8 and len(outcome.reading_times) == 3
+
+
 def test_affinity_fallback_pins_the_child() -> None:
     cpu = sorted(os.sched_getaffinity(0))[0]
     outcome = go(launch(affinity=(cpu,)))

@@ -29,11 +29,11 @@ def _storage_for(args: argparse.Namespace) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from tuner.host import probe_host
+    from tuner.host import generic_host, probe_host
     from tuner.space import build_space
     from tuner.spec import load_file
 
-    host = None if args.no_host else probe_host()
+    host = generic_host() if args.no_host else probe_host()
     failed = False
     for path in args.files:
         try:
@@ -43,12 +43,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             failed = True
             continue
         for study in loaded.studies:
-            extra = ""
-            if host is not None:
-                space = build_space(study, host)
-                extra = f": {len(space.dims)} knobs tuned over {space.size} configurations"
-                if space.fixed:
-                    extra += f", fixed {space.fixed}"
+            space = build_space(study, host)
+            extra = f": {len(space.dims)} knobs tuned over {space.size} configurations"
+            if space.fixed:
+                extra += f", fixed {space.fixed}"
+            if args.no_host:
+                extra += " (on a generic machine; not checked against this one)"
             print(f"{path}: study {study.name} is valid{extra}")
     return 2 if failed else 0
 
@@ -90,7 +90,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                             maximize=spec.objective.direction == "maximize", quiet=args.quiet)
         result = tune(space, storage_url=storage, fingerprint=fp, spec_text=loaded.text,
                       settings=settings, progress=progress, max_trials=args.trials,
-                      confirm=not args.no_confirm)
+                      confirm=not args.no_confirm, resume_stopped=True)
         if result.recovered:
             print(f"recovered trials {result.recovered} left running by a dead tuner process",
                   file=sys.stderr)
@@ -175,6 +175,66 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tuner.api.app import create_app
+    from tuner.host import fingerprint, probe_host
+    from tuner.settings import get_settings
+    from tuner.worker import Worker
+
+    settings = get_settings()
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    if not (settings.api_token or settings.admin_token):
+        if not args.insecure_local:
+            raise TunerError("no API token: set TUNER_API_TOKEN (and TUNER_ADMIN_TOKEN for "
+                             "studies that run commands), or start with --insecure-local "
+                             "to serve this machine only, without tokens")
+        if not loopback:
+            raise TunerError("--insecure-local serves the loopback interface only; use "
+                             "--host 127.0.0.1")
+    storage = args.storage or settings.default_storage
+    worker = None
+    if not args.storage and not args.no_worker:
+        host = probe_host()
+        worker = Worker(storage_url=storage, host=host,
+                        fingerprint=fingerprint(host, cache_dir=settings.cache_dir),
+                        settings=settings)
+    app = create_app(settings=settings, storage_url=storage, worker=worker,
+                     insecure_local=args.insecure_local)
+    mode = "with an in-process worker" if worker else "API only (run `tuner worker`)"
+    print(f"tuner serving http://{args.host}:{args.port} ({mode}); storage "
+          f"{store_redact(storage)}; dashboard /ui, API docs /docs", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def store_redact(url: str) -> str:
+    from tuner.store import redact
+
+    return redact(url)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from tuner.host import fingerprint, probe_host
+    from tuner.settings import get_settings
+    from tuner.worker import Worker
+
+    settings = get_settings()
+    host = probe_host()
+    worker = Worker(storage_url=args.storage or settings.default_storage, host=host,
+                    fingerprint=fingerprint(host, cache_dir=settings.cache_dir),
+                    settings=settings)
+    worker.install_signal_handlers()
+    print(f"tuner worker on {worker.hostname} (host class {worker.fingerprint.host_class}); "
+          f"storage {store_redact(worker.storage_url)}", file=sys.stderr)
+    if args.once:
+        worker.run_once()
+    else:
+        worker.run_forever(max_idle=args.max_idle)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tuner", description="Automated performance tuning "
                                      "of ML workloads on CPUs.")
@@ -184,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check study files without running anything")
     p.add_argument("files", nargs="+")
     p.add_argument("--no-host", action="store_true",
-                   help="check structure only, not against this machine")
+                   help="check against a generous generic machine, not this one")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("tune", help="run (or resume) the studies of a file")
@@ -215,6 +275,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="host topology, fingerprint and what each knob can do")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("serve", help="the REST API and dashboard (and, without --storage, "
+                                     "an embedded database and worker)")
+    p.add_argument("--storage", help="study database shared with workers, e.g. "
+                                     "postgresql://tuner@db/tuner; the API then only serves")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--insecure-local", action="store_true",
+                   help="allow writes without a token; serves the loopback interface only")
+    p.add_argument("--no-worker", action="store_true",
+                   help="embedded database but no in-process worker")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run queued studies from a shared study database")
+    p.add_argument("--storage", help="the study database (default: the local SQLite file)")
+    p.add_argument("--once", action="store_true", help="one pass over the studies, then exit")
+    p.add_argument("--max-idle", type=float, help="exit after this many idle seconds")
+    p.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -11,6 +11,7 @@ after it (a resumed study).
 from __future__ import annotations
 
 import json
+import socket
 import statistics
 from typing import Any
 
@@ -21,7 +22,7 @@ from tuner import stats
 from tuner.interleave import Entry, paired, run_rounds
 from tuner.measure import Measurer
 from tuner.objective import study_floor
-from tuner.store import counted_trials, live_trials
+from tuner.store import claim, counted_trials, live_trials
 
 ROLE_LABELS = {"defaults": "framework defaults", "vendor": "vendor settings"}
 
@@ -57,7 +58,9 @@ def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
     return entries
 
 
-def confirm(study: optuna.Study, measurer: Measurer, *, say: Any = None) -> dict[str, Any] | None:
+def confirm(study: optuna.Study, measurer: Measurer, *, gate: Any,
+            say: Any = None) -> dict[str, Any] | None:
+    """Confirm once per state of the study, by the one worker that claims the job."""
     spec = measurer.space.spec.confirm
     if spec.top == 0:
         return None
@@ -65,6 +68,8 @@ def confirm(study: optuna.Study, measurer: Measurer, *, say: Any = None) -> dict
     previous = study.user_attrs.get("confirmation")
     if previous and previous.get("at_trials") == counted:
         return dict(previous)
+    if not claim(study, gate, f"confirmation-{counted}", socket.gethostname()):
+        return None
     entries = choose_entries(study, spec.top)
     if len(entries) < 2:
         return None

@@ -341,3 +341,14 @@ def synthetic_topology(*, sockets: int, cores_per_socket: int, threads_per_core:
         cpus.append(Cpu(id=cpu_id, socket=socket, core=core, node=node))
     return Topology(cpus=tuple(cpus), allowed=frozenset(c.id for c in cpus), model=model,
                     flags=frozenset({"avx512f", "avx512_bf16", "amx_bf16"}))
+
+
+def generic_host() -> Host:
+    """A generous machine (8 sockets of 64 cores, SMT, 16 NUMA nodes, numactl and taskset)
+    for validating study files where the machine that will run them is not known (the API
+    of a service whose workers run elsewhere; ``tuner validate --no-host``): names, types,
+    parameters and shapes are all checked, and each worker checks again against its own
+    host before it runs the study."""
+    return Host(topology=synthetic_topology(sockets=8, cores_per_socket=64, threads_per_core=2,
+                                            nodes_per_socket=2, model="generic"),
+                tools=Tools(numactl="numactl", taskset="taskset"))

@@ -22,6 +22,9 @@ class Instance:
 
     prefix: tuple[str, ...] = ()
     affinity: tuple[int, ...] | None = None
+    #: The binding as data (whatever the prefix): CPUs, and the numactl memory option.
+    cpus: tuple[int, ...] | None = None
+    memory: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +41,10 @@ class Launch:
     notes: tuple[str, ...] = ()
     #: Two or more concurrent copies, each with its own binding (``prefix`` is then unused).
     instances: tuple[Instance, ...] = ()
+    #: The single copy's binding as data (CPUs, numactl memory option), for launchers that
+    #: bind without numactl (the fork server).
+    cpus: tuple[int, ...] | None = None
+    memory: str | None = None
 
     @property
     def command(self) -> list[str]:
@@ -45,7 +52,8 @@ class Launch:
 
     def copies(self) -> list[Instance]:
         """What to start: one process, or one per instance."""
-        return list(self.instances) or [Instance(prefix=self.prefix, affinity=self.affinity)]
+        return list(self.instances) or [Instance(prefix=self.prefix, affinity=self.affinity,
+                                                 cpus=self.cpus, memory=self.memory)]
 
     def _line(self, copy: Instance) -> str:
         parts: list[str] = list(copy.prefix)
@@ -70,20 +78,26 @@ class Launch:
         return {"argv": list(self.argv), "env": dict(self.env), "prefix": list(self.prefix),
                 "cwd": self.cwd, "affinity": list(self.affinity) if self.affinity else None,
                 "notes": list(self.notes),
+                "cpus": list(self.cpus) if self.cpus else None, "memory": self.memory,
                 "instances": [{"prefix": list(i.prefix),
-                               "affinity": list(i.affinity) if i.affinity else None}
+                               "affinity": list(i.affinity) if i.affinity else None,
+                               "cpus": list(i.cpus) if i.cpus else None, "memory": i.memory}
                               for i in self.instances]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Launch:
         affinity = data.get("affinity")
         instances = tuple(Instance(prefix=tuple(i["prefix"]),
-                                   affinity=tuple(i["affinity"]) if i.get("affinity") else None)
+                                   affinity=tuple(i["affinity"]) if i.get("affinity") else None,
+                                   cpus=tuple(i["cpus"]) if i.get("cpus") else None,
+                                   memory=i.get("memory"))
                           for i in data.get("instances", ()))
+        cpus = data.get("cpus")
         return cls(argv=tuple(data["argv"]), env=dict(data.get("env", {})),
                    prefix=tuple(data.get("prefix", ())), cwd=data.get("cwd"),
                    affinity=tuple(affinity) if affinity else None,
-                   notes=tuple(data.get("notes", ())), instances=instances)
+                   notes=tuple(data.get("notes", ())), instances=instances,
+                   cpus=tuple(cpus) if cpus else None, memory=data.get("memory"))
 
 
 @dataclass(kw_only=True)
@@ -131,12 +145,14 @@ class LaunchBuilder:
                           notes=tuple(dict.fromkeys(notes)), instances=copies)
         copy = self._bind(host, self.cpus, self.cpu_nodes, notes)
         return Launch(argv=tuple(argv), env=dict(self.env), prefix=copy.prefix, cwd=self.cwd,
-                      affinity=copy.affinity, notes=tuple(dict.fromkeys(notes)))
+                      affinity=copy.affinity, notes=tuple(dict.fromkeys(notes)),
+                      cpus=copy.cpus, memory=copy.memory)
 
     def _bind(self, host: Host, cpus: list[int] | None, nodes: list[int] | None,
               notes: list[str]) -> Instance:
         """numactl where present; else taskset for CPUs; else an affinity the runner sets."""
         tools = host.tools
+        bound = tuple(cpus) if cpus is not None else None
         if tools.numactl and (cpus is not None or self.memory):
             prefix = ["numactl"]
             if nodes is not None:
@@ -145,14 +161,14 @@ class LaunchBuilder:
                 prefix.append(f"--physcpubind={format_cpu_list(cpus)}")
             if self.memory:
                 prefix.append(self.memory)
-            return Instance(prefix=tuple(prefix))
+            return Instance(prefix=tuple(prefix), cpus=bound, memory=self.memory)
         if self.memory:
             notes.append(f"memory binding {self.memory} skipped: numactl is missing")
         if cpus is None:
             return Instance()
         if tools.taskset:
-            return Instance(prefix=("taskset", "-c", format_cpu_list(cpus)))
-        return Instance(affinity=tuple(cpus))
+            return Instance(prefix=("taskset", "-c", format_cpu_list(cpus)), cpus=bound)
+        return Instance(affinity=bound, cpus=bound)
 
 
 def split_cores(host: Host, cpus: list[int] | None, count: int) -> list[list[int]]:

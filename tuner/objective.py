@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -23,12 +23,13 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tuner import stats
+from tuner.knobs import UNSET
 from tuner.measure import Measurer
 from tuner.parsers import Reading
 from tuner.progress import Progress
 from tuner.runner import Outcome, Status
 from tuner.space import BaselineTrial
-from tuner.store import retry_abandoned, this_worker
+from tuner.store import abandoned, retry_abandoned, this_worker
 
 #: Per-run trial attributes, reset when a trial starts (a retried trial is enqueued with its
 #: role only, but a trial can also be re-asked after an interrupted start).
@@ -43,6 +44,12 @@ class TrialFailed(Exception):
 def study_floor(study: optuna.Study) -> float:
     noise = study.user_attrs.get("noise")
     return float(noise["floor"]) if noise else DEFAULT_FLOOR
+
+
+def inert_knobs(study: optuna.Study) -> dict[str, Any]:
+    """Knobs screening found inert, with the value they are left at (the runtime's)."""
+    return {name: UNSET for name, result in (study.user_attrs.get("screening") or {}).items()
+            if result.get("inert")}
 
 
 def deserves_more(samples: list[float], study: optuna.Study, statistic: stats.Statistic) -> bool:
@@ -64,8 +71,6 @@ class Objective:
     measurer: Measurer
     progress: Progress | None = None
     hostname: str = ""
-    #: Knobs screening found inert: not sampled, left at the runtime's default.
-    inert: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.space = self.measurer.space
@@ -89,8 +94,9 @@ class Objective:
     def __call__(self, trial: Trial) -> float:
         role = str(trial.user_attrs.get("role", "search"))
         baseline = self.baselines.get(role)
-        values = self.space.suggest(trial, skip=set(self.inert) if not baseline else set())
-        applied = dict(baseline.settings) if baseline else {**values, **self.inert}
+        inert = {} if baseline else inert_knobs(trial.study)  # read anew: another worker
+        values = self.space.suggest(trial, skip=set(inert))  # may have screened meanwhile
+        applied = dict(baseline.settings) if baseline else {**values, **inert}
         applied.update(self.space.fixed)
         launch = self.space.launch(applied)
         for key, empty in FRESH_ATTRS.items():
@@ -118,11 +124,13 @@ class Objective:
 
     @staticmethod
     def _finished_twin(trial: Trial, applied: Mapping[str, Any]) -> FrozenTrial | None:
-        """An earlier finished trial of the very same configuration, if any."""
+        """An earlier finished trial of the very same configuration, if any (an abandoned
+        trial is no result: its retry must measure)."""
         key = json.dumps(dict(applied), sort_keys=True, default=str)
         finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        gone = abandoned(trial.study)
         for other in trial.study.get_trials(deepcopy=False, states=finished):
-            if other.number != trial.number and json.dumps(
+            if other.number != trial.number and other.number not in gone and json.dumps(
                     other.user_attrs.get("applied"), sort_keys=True, default=str) == key:
                 return other
         return None

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from tuner.launch import Instance, Launch
 from tuner.parsers import Parser, Reading
@@ -89,10 +89,24 @@ def _describe_exit(code: int) -> str:
     return f"exited with status {code}"
 
 
+class Process(Protocol):
+    """What the runner needs of a child: ``subprocess.Popen`` has it, so does a fork."""
+
+    pid: int
+    returncode: int | None
+    stdout: Any
+
+    def wait(self, timeout: float | None = None) -> int:
+        ...
+
+
+Spawn = Callable[[Launch, Instance, Mapping[str, str]], Process]
+
+
 class _Child:
     """One running process: its pipe, partial line, parser and kept output."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], parser: Parser, label: str) -> None:
+    def __init__(self, proc: Process, parser: Parser, label: str) -> None:
         self.proc = proc
         self.parser = parser
         self.label = label
@@ -160,12 +174,14 @@ def run(
     on_reading: Callable[[Reading], bool | str] | None = None,
     on_tick: Callable[[], None] | None = None,
     tick_seconds: float = 5.0,
+    spawn: Spawn | None = None,
 ) -> Outcome:
     """Run ``launch`` to completion, timeout or pruning.
 
     ``parser`` is a parser, or a factory of parsers (one per instance). ``on_reading``
     returning True stops the run as PRUNED. ``on_tick`` is called about every
-    ``tick_seconds`` while the children run (heartbeats).
+    ``tick_seconds`` while the children run (heartbeats). ``spawn`` starts a child (default:
+    a fresh process from the argument list; the fork server passes its own).
     """
     copies = launch.copies()
     make = None if isinstance(parser, Parser) else parser
@@ -177,7 +193,7 @@ def run(
     children: list[_Child] = []
     for index, copy in enumerate(copies):
         try:
-            proc = _start(launch, copy, env)
+            proc = (spawn or _start)(launch, copy, env)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             for child in children:
                 child.stop(kill_grace)
@@ -308,8 +324,9 @@ def _outcome(children: list[_Child], readings: list[Reading], *, metric: str, ti
     if failed:
         index, child = failed[0]
         which = f"instance {index} " if len(children) > 1 else ""
-        return Outcome(status=Status.FAILED,
-                       reason=which + _describe_exit(child.proc.returncode), **common)
+        code = child.proc.returncode
+        reason = _describe_exit(code) if code is not None else "did not exit"
+        return Outcome(status=Status.FAILED, reason=which + reason, **common)
     if metric not in metrics:
         found = f" (found: {', '.join(sorted(metrics))})" if metrics else ""
         return Outcome(status=Status.NO_METRIC,

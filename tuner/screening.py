@@ -16,6 +16,7 @@ than fixing it on too little evidence.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import optuna
@@ -26,6 +27,7 @@ from tuner.knobs import UNSET, IntDomain, KnobContext
 from tuner.measure import Measurer
 from tuner.objective import study_floor
 from tuner.space import Dimension, SearchSpace
+from tuner.store import claim
 
 logger = logging.getLogger(__name__)
 
@@ -63,17 +65,20 @@ def margin(floor: float) -> float:
     return max(0.05, 1.5 * floor)
 
 
-def screen(study: optuna.Study, measurer: Measurer, *, rounds: int = ROUNDS,
-           say: Any = None) -> dict[str, Any]:
-    """Screen the space's candidate knobs (once per study; the result is the study attribute
-    ``screening``). Returns the inert knobs with the value they are fixed at."""
-    space = measurer.space
-    done = study.user_attrs.get("screening")
-    if done is None:
-        dims = candidates(space)
-        done = _run(study, measurer, dims, rounds, say) if dims else {}
-        study.set_user_attr("screening", done)
-    return {name: UNSET for name, result in done.items() if result["inert"]}
+def screen(study: optuna.Study, measurer: Measurer, *, gate: Any, rounds: int = ROUNDS,
+           say: Any = None) -> None:
+    """Screen the space's candidate knobs, once per study, by the one worker that claims the
+    job; the result is the study attribute ``screening``, which trials read as they start
+    (``tuner.objective.inert_knobs``)."""
+    if "screening" in study.user_attrs:
+        return
+    dims = candidates(measurer.space)
+    if not dims:
+        study.set_user_attr("screening", {})
+        return
+    if not claim(study, gate, "screening", socket.gethostname()):
+        return
+    study.set_user_attr("screening", _run(study, measurer, dims, rounds, say))
 
 
 def _run(study: optuna.Study, measurer: Measurer, dims: list[Dimension], rounds: int,

@@ -14,20 +14,24 @@ fails stale trials of dead workers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tuner import confirm as confirmation
 from tuner import screening
 from tuner.errors import StudyConflictError
+from tuner.forkserver import ForkServerBackend
 from tuner.host import Fingerprint
+from tuner.locks import StudyGate
 from tuner.measure import Backend, Measurer, ProcessBackend
 from tuner.objective import Objective, TrialFailed
 from tuner.progress import Progress
@@ -137,6 +141,26 @@ def enqueue_baselines(study: optuna.Study, space: SearchSpace) -> list[str]:
     return enqueued
 
 
+class _BudgetReached(Exception):
+    """Raised by the gated ask: the study's budget is used (or a stop was requested)."""
+
+
+def gate_ask(study: optuna.Study, gate: StudyGate, may_ask: Callable[[], bool]) -> None:
+    """Make ``study.ask`` claim a trial slot under the study's lock: the budget is counted
+    and the new trial committed while no other worker can do the same, so N workers on a
+    budget of N trials start exactly N. (``Study.optimize`` calls ``study.ask``; when the
+    budget is used, the gated ask ends optimize's loop.)"""
+    original = study.ask
+
+    def ask(fixed_distributions: Any = None) -> Trial:
+        with gate.hold():
+            if not may_ask():
+                raise _BudgetReached
+            return original(fixed_distributions)
+
+    study.ask = ask  # type: ignore[method-assign]
+
+
 @dataclass(frozen=True)
 class TuneResult:
     study: optuna.Study
@@ -148,20 +172,41 @@ class TuneResult:
 def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec_text: str,
          settings: Settings, progress: Progress | None = None, max_trials: int | None = None,
          backend: Backend | None = None, confirm: bool = True,
-         sampler: optuna.samplers.BaseSampler | None = None, jobs: int = 1) -> TuneResult:
+         sampler: optuna.samplers.BaseSampler | None = None, jobs: int = 1,
+         gate: StudyGate | None = None, should_stop: Callable[[], bool] | None = None,
+         recover_local: bool = True, started_at: float | None = None,
+         resume_stopped: bool = False) -> TuneResult:
     """Run the study until its budget is used (resuming whatever is stored), then confirm.
 
     ``sampler`` replaces the study file's (benchmarks compare samplers); ``jobs`` runs that
     many trials at once in threads, which only a replay backend may do: real trials on one
-    machine would measure each other."""
-    started = time.monotonic()
+    machine would measure each other.
+
+    ``gate`` serialises trial claims with other workers; ``should_stop`` is asked before each
+    new trial (a worker's SIGTERM, the study stopped through the API); ``recover_local``
+    fails trials left running by a dead tuner process of this host at once (workers rely on
+    heartbeats instead); ``started_at`` (epoch seconds) makes ``budget.timeout`` count from
+    the study's start rather than from this call. The study's ``status`` attribute goes to
+    ``running`` (from unset or ``queued``; from ``stopped`` only with ``resume_stopped``, as
+    when a user runs it from the command line) and to ``done`` when the search and its
+    confirmation are complete."""
+    started = time.monotonic() - (time.time() - started_at if started_at else 0.0)
     hostname = socket.gethostname()
     study = open_study(space, storage_url=storage_url, fingerprint=fingerprint,
                        spec_text=spec_text, sampler=sampler)
-    recovered = recover_abandoned(study, hostname)
-    enqueue_baselines(study, space)
+    gate = gate or StudyGate("memory", space.spec.name)
+    status = study.user_attrs.get("status")
+    if status in (None, "queued") or (resume_stopped and status == "stopped"):
+        set_status(study, "running")
+        if "started_at" not in study.user_attrs:
+            study.set_user_attr("started_at", time.time())
+    recovered = recover_abandoned(study, hostname) if recover_local else []
+    with gate.hold():
+        enqueue_baselines(study, space)
     budget = space.spec.budget
-    measurer = Measurer(space, settings, backend or ProcessBackend())
+    if backend is None:
+        backend = ForkServerBackend() if space.spec.launcher == "fork" else ProcessBackend()
+    measurer = Measurer(space, settings, backend)
     objective = Objective(measurer, progress=progress, hostname=hostname)
     say = progress.note if progress is not None else None
     ran_before = len(study.get_trials(deepcopy=False))
@@ -187,35 +232,69 @@ def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec
         if remaining() == 0:
             study.stop()
 
+    def may_ask() -> bool:
+        if should_stop is not None and should_stop():
+            return False
+        left = remaining()
+        return left is None or left > 0
+
+    gate_ask(study, gate, may_ask)
+
     def optimize(n_trials: int | None) -> None:
         left = time_left()
         if n_trials == 0 or (left is not None and left <= 0):
             return
         optuna.logging.set_verbosity(optuna.logging.ERROR)
-        study.optimize(objective, n_trials=n_trials, timeout=left, catch=(TrialFailed,),
-                       callbacks=[after_trial], gc_after_trial=False, n_jobs=jobs)
+        with contextlib.suppress(_BudgetReached):
+            study.optimize(objective, n_trials=n_trials, timeout=left, catch=(TrialFailed,),
+                           callbacks=[after_trial], gc_after_trial=False, n_jobs=jobs)
 
-    if progress is not None:
-        best, defaults = _best_and_defaults(study)
-        progress.resume(len(counted_trials(study)), best, defaults)
-    waiting = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-               if t.user_attrs.get("role") in {b.name for b in space.baselines}]
-    left = remaining()
-    optimize(len(waiting) if left is None else min(len(waiting), left))
-    if "noise" in study.user_attrs and remaining() != 0:
-        if say and study.user_attrs["noise"].get("warning"):
-            say("warning: " + study.user_attrs["noise"]["warning"])
-        objective.inert = screening.screen(study, measurer, say=say)
-    optimize(remaining())
-    confirmed = None
-    finished = budget.n_trials is None or len(counted_trials(study)) >= budget.n_trials
-    if confirm and finished:
-        confirmed = confirmation.confirm(study, measurer, say=say)
-    if progress is not None:
-        progress.close()
-    measurer.backend.close()
+    try:
+        if progress is not None:
+            best, defaults = _best_and_defaults(study)
+            progress.resume(len(counted_trials(study)), best, defaults)
+        waiting = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+                   if t.user_attrs.get("role") in {b.name for b in space.baselines}]
+        left = remaining()
+        optimize(len(waiting) if left is None else min(len(waiting), left))
+        if "noise" in study.user_attrs and remaining() != 0 and not (
+                should_stop is not None and should_stop()):
+            if say and study.user_attrs["noise"].get("warning"):
+                say("warning: " + study.user_attrs["noise"]["warning"])
+            screening.screen(study, measurer, gate=gate, say=say)
+        optimize(remaining())
+        confirmed = None
+        if confirm and finished(study, space, time_left()):
+            confirmed = confirmation.confirm(study, measurer, gate=gate, say=say)
+        complete = space.spec.confirm.top == 0 or not confirm or (
+            "confirmation" in study.user_attrs)
+        if (finished(study, space, time_left()) and complete
+                and study.user_attrs.get("status") == "running"):
+            set_status(study, "done")
+    finally:
+        if progress is not None:
+            progress.close()
+        measurer.backend.close()
     return TuneResult(study=study, ran=len(study.get_trials(deepcopy=False)) - ran_before,
                       recovered=recovered, confirmation=confirmed)
+
+
+def set_status(study: optuna.Study, status: str, reason: str = "") -> None:
+    """The study's place in the service's life: queued, running, stopped, done, failed."""
+    study.set_user_attr("status", status)
+    study.set_user_attr("status_reason", reason)
+    study.set_user_attr("status_at", time.time())
+
+
+def finished(study: optuna.Study, space: SearchSpace, time_left: float | None) -> bool:
+    """The search is over: the trial budget is used (and no trial still runs), or the time
+    budget of a study without a trial budget is spent."""
+    budget = space.spec.budget
+    if budget.n_trials is not None:
+        trials = counted_trials(study)
+        return len(trials) >= budget.n_trials and not any(
+            t.state == TrialState.RUNNING for t in trials)
+    return time_left is not None and time_left <= 0
 
 
 def _best_and_defaults(study: optuna.Study) -> tuple[float | None, float | None]:

@@ -39,6 +39,20 @@ class Settings(BaseSettings):
     heartbeat_grace: int = 60
     #: Seconds to wait for the database server before giving up with a clear error.
     db_connect_timeout: int = 5
+    #: Where workers keep the host lock files (one worker measures per machine / NUMA node).
+    lock_dir: Path = Path("/tmp/tuner-locks")
+    #: Seconds a worker sleeps when no study needs it.
+    worker_poll_seconds: float = 5.0
+    #: Seconds after which a screening/confirmation claim of a silent worker may be taken.
+    claim_timeout: float = 3600.0
+    #: The service's bearer tokens: ``api_token`` for writes (studies of built-in workloads),
+    #: ``admin_token`` also for studies that run an arbitrary command on the workers,
+    #: ``read_token`` (optional) to protect reads; with ``protect_reads`` any of the tokens
+    #: is needed to read.
+    api_token: str = ""
+    admin_token: str = ""
+    read_token: str = ""
+    protect_reads: bool = False
 
 
 @lru_cache(maxsize=1)

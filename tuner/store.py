@@ -148,6 +148,27 @@ def this_worker(hostname: str) -> dict[str, Any]:
     return {"host": hostname, "pid": pid, "started": process_start_time(pid)}
 
 
+def claim(study: optuna.Study, gate: Any, job: str, hostname: str,
+          timeout: float = 3600.0) -> bool:
+    """Claim a once-per-study job (screening, confirmation) for this process. True if it is
+    ours: unclaimed, already ours, or claimed by a worker that died or went silent for
+    ``timeout`` seconds."""
+    import time
+
+    me = this_worker(hostname)
+    with gate.hold():
+        current = study.user_attrs.get(f"claim:{job}")
+        if current is not None:
+            holder = current.get("worker", {})
+            if holder == me:
+                return True
+            fresh = time.time() - float(current.get("at", 0)) < timeout
+            if fresh and not worker_is_dead(holder, hostname):
+                return False
+        study.set_user_attr(f"claim:{job}", {"worker": me, "at": time.time()})
+        return True
+
+
 def worker_is_dead(worker: dict[str, Any], hostname: str) -> bool:
     """True only when we can tell: the worker ran on this host and its process is gone."""
     if worker.get("host") != hostname or not isinstance(worker.get("pid"), int):

@@ -50,6 +50,14 @@ _MARKS: dict[str, float] = {"common_imported": time.monotonic()}
 _MARKS["process_started"] = _MARKS["common_imported"] - _seconds_since_process_start()
 
 
+def forked() -> None:
+    """Called by tuner's fork server in a new child: its life starts now, and the imports
+    were done before the fork."""
+    now = time.monotonic()
+    _MARKS.clear()
+    _MARKS.update({"process_started": now, "common_imported": now})
+
+
 def mark(name: str) -> None:
     _MARKS.setdefault(name, time.monotonic())
 
@@ -192,8 +200,10 @@ def memory_policy() -> str:
 
 def report_settings(tf: Any, args: argparse.Namespace, workload: str,
                     extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Print the ``SETTINGS`` line: the values this process actually runs with."""
-    inter, intra = effective_pool_sizes(tf)
+    """Print the ``SETTINGS`` line: the values this process actually runs with. ``tf`` is
+    None for a workload that runs without TensorFlow (no pools exist: inter_op and intra_op
+    are null)."""
+    inter, intra = effective_pool_sizes(tf) if tf is not None else (None, None)
     settings: dict[str, Any] = {
         "workload": workload,
         "preset": args.preset,
@@ -206,8 +216,9 @@ def report_settings(tf: Any, args: argparse.Namespace, workload: str,
         "xla": args.xla,
         "affinity": sorted(os.sched_getaffinity(0)),
         "mempolicy": memory_policy(),
+        "threads": len(os.listdir("/proc/self/task")),
         "env": {name: os.environ[name] for name in REPORTED_ENV if name in os.environ},
-        "tensorflow": tf.__version__,
+        "tensorflow": tf.__version__ if tf is not None else _installed_tensorflow(),
         "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
         "python": platform.python_version(),
         "pid": os.getpid(),
@@ -215,6 +226,17 @@ def report_settings(tf: Any, args: argparse.Namespace, workload: str,
     settings.update(extra or {})
     print("SETTINGS " + json.dumps(settings, sort_keys=True), flush=True)
     return settings
+
+
+def _installed_tensorflow() -> str | None:
+    from importlib import metadata
+
+    for name in ("tensorflow-cpu", "tensorflow"):
+        try:
+            return f"{metadata.version(name)} (not imported)"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def measure(

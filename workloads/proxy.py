@@ -39,14 +39,11 @@ step, 30 s, a 1 GiB probe); both 80 matrices of 128 x 128, batch 1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -246,39 +243,6 @@ def proxy_line(*, weight_bytes: float, batch: int, throughput: float,
     return line, sentence
 
 
-# --- settings --------------------------------------------------------------------------------
-
-def numpy_settings(args: argparse.Namespace, extra: Mapping[str, Any]) -> dict[str, Any]:
-    """The SETTINGS line of ``_common.report_settings`` without importing TensorFlow: the
-    same keys; no TensorFlow pools exist, so inter_op and intra_op are null."""
-    try:
-        tf_version = metadata.version("tensorflow")
-    except metadata.PackageNotFoundError:
-        tf_version = None
-    settings: dict[str, Any] = {
-        "workload": "proxy",
-        "preset": args.preset,
-        "inter_op": None,
-        "intra_op": None,
-        "inter_op_requested": args.inter_op,
-        "intra_op_requested": args.intra_op,
-        "batch_size": args.batch_size,
-        "precision": args.precision,
-        "xla": args.xla,
-        "affinity": sorted(os.sched_getaffinity(0)),
-        "mempolicy": _common.memory_policy(),
-        "env": {name: os.environ[name] for name in _common.REPORTED_ENV
-                if name in os.environ},
-        "tensorflow": f"{tf_version} (not imported)" if tf_version else None,
-        "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
-        "python": platform.python_version(),
-        "pid": os.getpid(),
-    }
-    settings.update(extra)
-    print("SETTINGS " + json.dumps(settings, sort_keys=True), flush=True)
-    return settings
-
-
 def blas_info() -> dict[str, Any]:
     info: dict[str, Any] = {"numpy": np.__version__}
     try:
@@ -307,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               dtype=_common.compute_dtype(tf, args))
     else:
         _common.mark("tf_imported")  # the framework here is NumPy, imported with the module
-        numpy_settings(args, extra)
+        _common.report_settings(None, args, "proxy", extra)
         chain = NumpyChain(weights, vectors)
 
         def step() -> np.ndarray:

@@ -44,7 +44,7 @@ def _node_list(value: Any, ctx: KnobContext, field: str) -> list[int]:
     return ids
 
 
-class PhysCpuBind(Knob):
+class PhysCpuBind(IntKnob):
     name = "physcpubind"
     family = "placement"
     summary = ("bind to the first N physical cores (integer) or an explicit CPU list "
@@ -53,7 +53,7 @@ class PhysCpuBind(Knob):
     def __init__(self, *, siblings: bool = False) -> None:
         self.siblings = siblings
 
-    def _check(self, value: Any, ctx: KnobContext, field: str) -> None:
+    def _check_value(self, value: Any, ctx: KnobContext, field: str) -> None:
         topo = ctx.host.topology
         if value == UNSET:
             return
@@ -76,18 +76,8 @@ class PhysCpuBind(Knob):
                               f"allowed here (usable: {format_cpu_list(topo.allowed)})",
                               field=field)
 
-    def domain(self, spec: KnobSpec, ctx: KnobContext) -> Domain:
-        if spec.kind == "auto":
-            return IntDomain(1, ctx.host.topology.physical_cores)
-        if spec.kind == "range":
-            assert spec.low is not None and spec.high is not None
-            self._check(spec.low, ctx, "low")
-            self._check(spec.high, ctx, "high")
-            return IntDomain(spec.low, spec.high, spec.step or 1)
-        values = spec.listed()
-        for value in values:
-            self._check(value, ctx, spec.kind)
-        return ChoiceDomain(tuple(values))
+    def auto_domain(self, ctx: KnobContext) -> Domain:
+        return IntDomain(1, ctx.host.topology.physical_cores)
 
     def cpus_for(self, value: Any, ctx: KnobContext) -> list[int]:
         if isinstance(value, int):

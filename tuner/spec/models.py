@@ -363,6 +363,10 @@ class StudySpec(Strict):
     noise: NoiseSpec = Field(default_factory=NoiseSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     confirm: ConfirmSpec = Field(default_factory=ConfirmSpec)
+    #: How built-in workloads start: ``fork`` from a server that has already imported
+    #: TensorFlow (a fresh runtime each trial, 2-3 s less start-up), or ``fresh`` processes.
+    #: Commands always start fresh.
+    launcher: Literal["fork", "fresh"] = "fork"
     #: Thread pools (intra_op, OMP_NUM_THREADS) at most the hardware threads each instance
     #: is bound to: a larger pool only oversubscribes its cores.
     threads_within_binding: StrictBool = True

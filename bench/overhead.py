@@ -1,0 +1,181 @@
+"""What tuner itself adds to every trial, beyond the workload's own process.
+
+    python bench/overhead.py [--trials 60] [--postgres postgresql://postgres@127.0.0.1/tuner_bench]
+
+* loop: a whole study of ``--trials`` trials through ``tuner.search.tune`` with an instant
+  backend (each run answers at once with 3 intervals and a value): the sampler's ask, the
+  trial's attributes and intermediate values written to the study database, the pruner's
+  checks, adaptive repeats, tell. Seconds per trial, on SQLite (a file, WAL) and on
+  PostgreSQL. Sampling alone (TPE's ask on a study of that size) is timed separately.
+* launch: ``tuner.runner.run`` of a program that prints its METRIC/FINAL lines and exits,
+  against ``subprocess.run`` of the same program: the cost of streaming, parsing and
+  process-group handling (interpreter start-up is the workload's, not tuner's).
+* parse: the protocol parser's time for a typical run's output (40 lines).
+
+The share is against a typical small-preset trial: the median total seconds of one run in
+the recorded surfaces (``bench/surfaces/*-small.json``), 9 s if none is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+
+from tuner.host import Fingerprint, probe_host
+from tuner.launch import Launch
+from tuner.measure import Backend, RunRequest
+from tuner.parsers import ProtocolParser, Reading
+from tuner.runner import Outcome, Status, run
+from tuner.search import tune
+from tuner.settings import get_settings
+from tuner.space import build_space
+from tuner.spec.models import StudySpec
+from tuner.surfaces import Surface
+
+HERE = Path(__file__).resolve().parent
+PROGRAM = ("import sys\nfor i in range(1, 4):\n    print(f'METRIC throughput={100 + i} unit=x/s "
+           "interval={i}')\nprint('FINAL throughput=102 unit=x/s')\n")
+
+
+class InstantBackend(Backend):
+    """Answers every run at once, with the intervals a real run would report."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def run(self, request: RunRequest,
+            on_reading: Callable[[Reading], bool | str] | None) -> Outcome:
+        self.calls += 1
+        value = 100.0 + sum(len(str(v)) for v in request.applied.values()) % 17
+        intervals = [value * (1 + 0.01 * i) for i in (-1, 0, 1)]
+        for index, v in enumerate(intervals, start=1):
+            if on_reading is not None and on_reading(Reading(request.metric, v, interval=index)):
+                return Outcome(status=Status.PRUNED, reason="pruned", seconds=0.0)
+        return Outcome(status=Status.OK, reason="", metrics={request.metric: value},
+                       intervals={request.metric: intervals})
+
+
+def loop_seconds(storage: str, trials: int) -> tuple[float, float]:
+    """Seconds per trial of a whole study, and of TPE's ask alone at that study size."""
+    spec = StudySpec.model_validate({
+        "name": f"overhead-{time.time_ns()}", "workload": {"builtin": "resnet"},
+        "knobs": {"intra_op": "auto", "inter_op": {"low": 1, "high": 4},
+                  "KMP_BLOCKTIME": [0, 1, 200], "batch_size": [4, 8, 16, 32]},
+        "budget": {"n_trials": trials}, "screening": "off", "confirm": {"top": 0},
+        "noise": {"runs": 3}})
+    space = build_space(spec, probe_host())
+    fp = Fingerprint(cpu_model="bench", sockets=1, physical_cores=1, logical_cpus=1,
+                     numa_nodes=1, threads_per_core=1, kernel="", python="", tensorflow="",
+                     onednn="", numactl="")
+    started = time.perf_counter()
+    result = tune(space, storage_url=storage, fingerprint=fp, spec_text="",
+                  settings=get_settings(), backend=InstantBackend(), confirm=False)
+    per_trial = (time.perf_counter() - started) / len(result.study.trials)
+    asks = []
+    for _ in range(5):
+        tick = time.perf_counter()
+        trial = result.study.ask()
+        space.suggest(trial)
+        asks.append(time.perf_counter() - tick)
+        result.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return per_trial, statistics.median(asks)
+
+
+def launch_seconds(rounds: int = 15) -> float:
+    """runner.run's cost above a bare subprocess.run of the same program."""
+    argv = [sys.executable, "-c", PROGRAM]
+    bare, ours = [], []
+    for _ in range(rounds):
+        tick = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True)
+        bare.append(time.perf_counter() - tick)
+        tick = time.perf_counter()
+        outcome = run(Launch(argv=tuple(argv)), parser=ProtocolParser(), metric="throughput",
+                      timeout=30, base_env={"PATH": "/usr/bin:/bin"})
+        ours.append(time.perf_counter() - tick)
+        assert outcome.ok, outcome.reason
+    return max(0.0, statistics.median(ours) - statistics.median(bare))
+
+
+def parse_seconds() -> float:
+    lines = ["SETTINGS {\"inter_op\": 1, \"intra_op\": 2}"] + [
+        f"METRIC throughput={100 + i}.5 unit=images/s interval={i} items=8 seconds=1.0"
+        for i in range(1, 37)] + ["FINAL throughput=101 unit=images/s", "total images/sec: 1"]
+    tick = time.perf_counter()
+    for _ in range(200):
+        parser = ProtocolParser()
+        for line in lines:
+            parser.feed(line)
+        parser.result()
+    return (time.perf_counter() - tick) / 200
+
+
+def typical_trial_seconds() -> tuple[float, str]:
+    totals = [s.seconds for path in (HERE / "surfaces").glob("*-small.json")
+              for samples in Surface.load(path).configs.values() for s in samples]
+    if totals:
+        return statistics.median(totals), "median run of the recorded small-preset surfaces"
+    return 9.0, "assumed (no recorded surface)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=60)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/tuner_bench")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    trial, where = typical_trial_seconds()
+    rows: list[tuple[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite_loop, sqlite_ask = loop_seconds(f"sqlite:///{tmp}/overhead.db", args.trials)
+    rows += [("sampling (TPE ask + suggest)", sqlite_ask),
+             ("loop per trial on SQLite (sampling, storage, pruner, tell)", sqlite_loop)]
+    postgres_loop = None
+    try:
+        ensure_database(args.postgres)
+        postgres_loop, _ = loop_seconds(args.postgres, args.trials)
+        rows.append(("loop per trial on PostgreSQL", postgres_loop))
+    except Exception as exc:  # the benchmark reports an unreachable server and goes on
+        print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
+    launch = launch_seconds()
+    parse = parse_seconds()
+    rows += [("launch, stream and stop (runner above subprocess.run)", launch),
+             ("parse one run's output (40 lines)", parse)]
+    print(f"typical small-preset trial: {trial:.2f} s ({where})")
+    print("| part | seconds per trial | share of a trial |")
+    print("|---|---|---|")
+    for label, seconds in rows:
+        print(f"| {label} | {seconds * 1000:.1f} ms | {seconds / trial:.2%} |")
+    for name, loop in (("SQLite", sqlite_loop), ("PostgreSQL", postgres_loop)):
+        if loop is not None:
+            total = loop + launch + parse
+            print(f"| **total on {name}** | **{total * 1000:.1f} ms** | **{total / trial:.2%}** |")
+    return 0
+
+
+def ensure_database(url: str) -> None:
+    import sqlalchemy
+
+    base, name = url.rsplit("/", 1)
+    engine = sqlalchemy.create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT",
+                                      connect_args={"connect_timeout": 5})
+    with engine.connect() as connection:
+        exists = connection.execute(sqlalchemy.text(
+            "SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).scalar()
+        if not exists:
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Workers sharing studies through the real PostgreSQL server (127.0.0.1:5432): exact
+budgets, no trial lost or run twice, heartbeat recovery after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from tuner.spec import parse_text
+from tuner.store import open_storage
+
+pytestmark = pytest.mark.postgres
+SERVER = os.environ.get("TUNER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+QUICK = "params: {preset: small, seconds: 0.5, intervals: 1, warmup_steps: 1}"
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    name = f"tuner_test_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT",
+                                     connect_args={"connect_timeout": 5})
+    try:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    except sqlalchemy.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {SERVER} (start it; .ci/run does): {exc}")
+    yield f"{SERVER}/{name}"
+    if os.environ.get("TUNER_KEEP_TEST_DB"):
+        print("kept", f"{SERVER}/{name}")
+        return
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name})
+        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def submit(url: str, text: str) -> None:
+    from tuner.api.routes.studies import queue
+
+    storage = open_storage(url, heartbeat=False)
+    for spec in parse_text(text, "test.yaml").studies:
+        queue(storage, spec, text)
+
+
+def start_worker(url: str, tmp_path: Path, index: int,
+                 env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    log = open(tmp_path / f"worker{index}.log", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuner.cli", "worker", "--storage", url, "--max-idle", "4"],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "TUNER_WORKER_POLL_SECONDS": "0.5",
+             "TUNER_LOCK_DIR": str(tmp_path / "locks"), **(env or {})})
+
+
+def wait(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError("not reached in time")
+
+
+def test_three_workers_finish_the_budget_exactly(database: str, tmp_path: Path) -> None:
+    submit(database, f"""
+name: shared
+workload: {{builtin: resnet, {QUICK}}}
+knobs: {{intra_op: {{low: 1, high: 2}}, inter_op: [1, 2], batch_size: [2, 4, 8]}}
+budget: {{n_trials: 9}}
+noise: {{runs: 2}}
+repeats: 1
+screening: off
+confirm: {{top: 1, rounds: 2}}
+""")
+    workers = [start_worker(database, tmp_path, i) for i in range(3)]
+    for worker in workers:
+        assert worker.wait(timeout=600) == 0
+    study = optuna.load_study(study_name="shared", storage=open_storage(database))
+    trials = study.get_trials()
+    assert len(trials) == 9, [t.state for t in trials]
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    roles = [t.user_attrs["role"] for t in trials]
+    assert roles.count("defaults") == 1 and roles.count("vendor") == 1
+    assert len({t.number for t in trials}) == 9
+    # no trial ran twice: no more runs than it asked for (a configuration proposed again is
+    # answered from its earlier trial, with no run at all)
+    assert all(len(t.user_attrs.get("runs", [])) <= 2 for t in trials)
+    assert all("runs" in t.user_attrs or "duplicate_of" in t.user_attrs for t in trials)
+    assert study.user_attrs["status"] == "done" and "confirmation" in study.user_attrs
+    pids = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert len(pids) >= 2, "the trials should be shared among the workers"
+    logs = "".join((tmp_path / f"worker{i}.log").read_text() for i in range(3))
+    for bad in ("Traceback", "deadlock", "could not obtain lock", "UniqueViolation"):
+        assert bad not in logs, logs
+
+
+def test_a_killed_workers_trial_is_failed_by_heartbeat_and_retried(
+        database: str, tmp_path: Path) -> None:
+    submit(database, """
+name: survivor
+workload: {builtin: resnet, params: {preset: small, seconds: 4, intervals: 4,
+            warmup_steps: 1}}
+knobs: {intra_op: {low: 1, high: 2}, inter_op: [1, 2]}
+budget: {n_trials: 5}
+noise: {runs: 2}
+repeats: 1
+screening: off
+pruner: none
+confirm: {top: 0}
+""")
+    fast = {"TUNER_HEARTBEAT_INTERVAL": "1", "TUNER_HEARTBEAT_GRACE": "4"}
+    victim = start_worker(database, tmp_path, 0, fast)
+    storage = open_storage(database, heartbeat=False)
+
+    def victim_runs_a_trial() -> bool:
+        study = optuna.load_study(study_name="survivor", storage=storage)
+        return any(t.state == TrialState.RUNNING and t.number >= 2
+                   and t.user_attrs.get("worker", {}).get("pid") == victim.pid
+                   for t in study.get_trials())
+
+    wait(victim_runs_a_trial, 240)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    survivor = start_worker(database, tmp_path, 1, fast)
+    assert survivor.wait(timeout=600) == 0
+    study = optuna.load_study(study_name="survivor", storage=storage)
+    marks = {k: v for k, v in study.user_attrs.items() if k.startswith("abandoned:")}
+    assert len(marks) == 1 and "no heartbeat" in next(iter(marks.values()))
+    number = int(next(iter(marks))[len("abandoned:"):])
+    trials = study.get_trials()
+    assert trials[number].state == TrialState.FAIL
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    assert retried[0].params == trials[number].params
+    counted = [t for t in trials if f"abandoned:{t.number}" not in marks]
+    assert len(counted) == 5 and all(t.state == TrialState.COMPLETE for t in counted)
+    assert study.user_attrs["status"] == "done"
+
+
+def test_workers_skip_studies_of_another_host_class(database: str, tmp_path: Path) -> None:
+    submit(database, f"name: elsewhere\nworkload: {{builtin: resnet, {QUICK}}}\n")
+    study = optuna.load_study(study_name="elsewhere", storage=open_storage(database))
+    study.set_user_attr("host_class", "56c2n-someothermachine")
+    worker = start_worker(database, tmp_path, 0)
+    assert worker.wait(timeout=120) == 0
+    assert study.get_trials() == [] and study.user_attrs["status"] == "queued"
+
+
+def test_a_stopped_study_gets_no_new_trial(database: str, tmp_path: Path) -> None:
+    submit(database, f"name: paused\nworkload: {{builtin: resnet, {QUICK}}}\n")
+    study = optuna.load_study(study_name="paused", storage=open_storage(database))
+    study.set_user_attr("status", "stopped")
+    worker = start_worker(database, tmp_path, 0)
+    assert worker.wait(timeout=120) == 0
+    assert study.get_trials() == []
+
+
+def test_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tuner.cli", "worker", "--storage",
+                           "postgresql://tuner@127.0.0.1:1/none", "--once"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("tuner: cannot open the study database postgresql://")

@@ -1,0 +1,128 @@
+"""The fork server: a forked trial is a fresh TensorFlow runtime that honours its own thread
+settings, affinity and memory policy exactly as a fresh process does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tuner.forkserver import ForkServerBackend, plan, set_mempolicy
+from tuner.host import Host
+from tuner.launch import Launch
+from tuner.measure import Measurer, ProcessBackend
+from tuner.runner import Status
+from tuner.settings import get_settings
+from tuner.space import build_space
+from tuner.spec import parse_text
+
+QUICK = "params: {preset: small, seconds: 0.5, intervals: 1, warmup_steps: 1}"
+
+
+@pytest.fixture(scope="module")
+def fork() -> ForkServerBackend:
+    backend = ForkServerBackend()
+    yield backend
+    backend.close()
+
+
+def measure(backend, host: Host, knobs: str):  # type: ignore[no-untyped-def]
+    text = f"name: f\nworkload: {{builtin: resnet, {QUICK}}}\nknobs: {{{knobs}}}\n"
+    space = build_space(parse_text(text, "f.yaml").studies[0], host)
+    outcome = Measurer(space, get_settings(), backend).run(space.fixed)
+    assert outcome.status is Status.OK, outcome.reason + "\n" + outcome.tail
+    assert outcome.settings is not None
+    return outcome
+
+
+def test_importing_tensorflow_starts_no_thread_beyond_numpys_blas_pool(
+        local_host: Host) -> None:
+    """Fork copies one thread. The only others in the server are OpenBLAS's pool (NumPy
+    starts it at import), which OpenBLAS stops and restarts around fork (pthread_atfork);
+    TensorFlow and the workload module must start none."""
+    backend = ForkServerBackend()
+    try:
+        measure(backend, local_host, "intra_op: 1")
+        (server,) = backend.servers.values()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "KMP_"))}
+        numpy_only = subprocess.run(
+            [sys.executable, "-c", "import os, numpy; print(len(os.listdir('/proc/self/task')))"],
+            capture_output=True, text=True, check=True, env=env).stdout.strip()
+        assert server.threads == int(numpy_only)
+    finally:
+        backend.close()
+
+
+def test_forked_trials_honour_their_settings_like_fresh_ones(fork: ForkServerBackend,
+                                                             local_host: Host) -> None:
+    knobs = "intra_op: 1, inter_op: 1, physcpubind: 1, membind: 0, KMP_BLOCKTIME: 0"
+    forked = measure(fork, local_host, knobs).settings
+    fresh = measure(ProcessBackend(), local_host, knobs).settings
+    for key in ("intra_op", "inter_op", "affinity", "mempolicy", "env", "batch_size"):
+        assert forked[key] == fresh[key], key
+    assert forked["affinity"] == local_host.topology.first_physical_cores(1)
+    assert forked["mempolicy"].startswith("bind:0")
+    assert forked["pid"] != fresh["pid"]
+
+
+def test_forked_pools_really_have_their_size(fork: ForkServerBackend, local_host: Host) -> None:
+    small = measure(fork, local_host, "intra_op: 1, inter_op: 1").settings
+    large = measure(fork, local_host, "intra_op: 8, inter_op: 8").settings
+    assert large["threads"] - small["threads"] >= 10, (small["threads"], large["threads"])
+
+
+def test_one_server_serves_many_trials_and_skips_the_import(local_host: Host) -> None:
+    fork = ForkServerBackend()
+    try:
+        first = measure(fork, local_host, "intra_op: 2")
+        second = measure(fork, local_host, "intra_op: 1")
+        assert len(fork.servers) == 1 and not fork.failures
+    finally:
+        fork.close()
+    assert first.settings["pid"] != second.settings["pid"]
+    assert second.timing is not None and second.timing["imports"] < 0.2  # done before the fork
+
+
+def test_import_time_variables_get_their_own_server(local_host: Host) -> None:
+    backend = ForkServerBackend()
+    try:
+        off = measure(backend, local_host, "TF_ENABLE_ONEDNN_OPTS: 0").settings
+        on = measure(backend, local_host, "TF_ENABLE_ONEDNN_OPTS: 1").settings
+        assert len(backend.servers) == 2
+        assert off["onednn_opts"] == "0" and on["onednn_opts"] == "1"
+    finally:
+        backend.close()
+
+
+def test_a_forked_trial_past_its_timeout_is_stopped(fork: ForkServerBackend,
+                                                    local_host: Host) -> None:
+    text = ("name: t\nworkload: {builtin: resnet, timeout: 2, params: {preset: small, "
+            "seconds: 60}}\n")
+    space = build_space(parse_text(text, "t.yaml").studies[0], local_host)
+    outcome = Measurer(space, get_settings(), fork).run({})
+    assert outcome.status is Status.TIMEOUT
+    pid = (outcome.settings or {}).get("pid")
+    if pid:
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(
+            f"/proc/{pid}/status").read().lower()
+
+
+def test_only_builtin_single_instance_launches_fork() -> None:
+    assert plan(Launch(argv=("python", "-m", "workloads.resnet", "--preset", "small"))) == (
+        "workloads.resnet", ["--preset", "small"])
+    assert plan(Launch(argv=("python", "bench.py"))) is None
+    assert plan(Launch(argv=("python", "-m", "workloads.resnet"), cwd="/tmp")) is None
+
+
+def test_set_mempolicy_binds_like_numactl() -> None:
+    code = ("from tuner.forkserver import set_mempolicy\n"
+            "set_mempolicy('--membind=0')\n"
+            "from workloads._common import memory_policy\n"
+            "print(memory_policy())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out.startswith("bind:0")
+    with pytest.raises(ValueError):
+        set_mempolicy("--membind=")

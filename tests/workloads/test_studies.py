@@ -1,0 +1,57 @@
+"""A tuning study on each built-in workload's small preset completes through the loop
+(shortened measurement; the fork launcher; baselines, a search trial, the report)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from tuner.host import Host, fingerprint
+from tuner.report import summarize
+from tuner.search import tune
+from tuner.settings import get_settings
+from tuner.space import build_space
+from tuner.spec import load_file
+
+CASES: dict[str, tuple[dict[str, object], str]] = {
+    "resnet": ({"mode": "infer"}, "intra_op: [1, 2]"),
+    "wavenet": ({}, "intra_op: [1, 2]"),
+    "parallel_wavenet": ({"mode": "generate"}, "intra_op: [1, 2]"),
+    "gnmt": ({}, "intra_op: [1, 2]"),
+    "proxy": ({"backend": "numpy"}, "OMP_NUM_THREADS: [1, 2]"),
+}
+SHORT = {"preset": "small", "seconds": 0.6, "intervals": 2, "warmup_steps": 1}
+
+
+@pytest.mark.parametrize("builtin", sorted(CASES))
+def test_a_small_study_completes(builtin: str, write_study: Callable[[str], Path],
+                                 local_host: Host, tmp_path: Path) -> None:
+    params, knobs = CASES[builtin]
+    workload = json.dumps({"builtin": builtin, "params": {**params, **SHORT}})
+    path = write_study(f"""
+name: {builtin}-loop
+workload: {workload}
+knobs: {{{knobs}}}
+threads_within_binding: false
+budget: {{n_trials: 3}}
+noise: {{runs: 2}}
+repeats: 1
+screening: off
+confirm: {{top: 0}}
+""")
+    loaded = load_file(path, host=local_host)
+    space = build_space(loaded.studies[0], local_host)
+    result = tune(space, storage_url=f"sqlite:///{tmp_path / 'loop.db'}",
+                  fingerprint=fingerprint(local_host, cache_dir=get_settings().cache_dir),
+                  spec_text=loaded.text, settings=get_settings())
+    trials = result.study.get_trials()
+    assert len(trials) == 3
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials), [
+        t.user_attrs.get("reason") for t in trials]
+    assert trials[0].user_attrs["reported"]["workload"] == builtin
+    summary = summarize(result.study)
+    assert summary.best is not None and summary.best.value and summary.best.value > 0

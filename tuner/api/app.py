@@ -1,0 +1,77 @@
+"""The FastAPI application: the REST API, the dashboard, optuna-dashboard under /optuna.
+
+``create_app`` wires one ``Service`` (settings, storage). With ``worker`` (embedded mode:
+``tuner serve`` without ``--storage``), an in-process worker thread runs the queued studies;
+otherwise the API only serves and ``tuner worker`` processes do the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from tuner import store
+from tuner.api.deps import Service
+from tuner.api.routes import health, studies
+from tuner.dashboard import views as dashboard
+from tuner.dashboard.optuna_mount import PREFIX, OptunaDashboard
+from tuner.errors import NotFoundError, SpecError, StorageError, StudyConflictError, TunerError
+from tuner.host import package_version
+from tuner.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(*, settings: Settings, storage_url: str, worker: Any = None,
+               insecure_local: bool = False) -> FastAPI:
+    service = Service(settings=settings, storage_url=storage_url,
+                      storage=store.open_storage(storage_url, heartbeat=False),
+                      insecure_local=insecure_local, worker=worker)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        thread = None
+        if worker is not None:
+            thread = threading.Thread(target=worker.run_forever, name="tuner-worker",
+                                      daemon=True)
+            thread.start()
+            service.cache["worker_thread"] = thread
+        yield
+        if worker is not None:
+            worker.stop_event.set()
+            if thread is not None:
+                thread.join(timeout=30)
+
+    app = FastAPI(title="tuner", version=package_version("tuner"), lifespan=lifespan,
+                  description="Automated performance tuning of ML workloads on CPUs: submit "
+                              "study files, follow the studies, fetch the best settings.")
+    app.state.service = service
+    app.include_router(health.router)
+    app.include_router(studies.router)
+    app.include_router(dashboard.router)
+    app.mount("/ui/static", StaticFiles(directory=str(Path(dashboard.__file__).parent
+                                                      / "static")), name="static")
+    app.mount(PREFIX, OptunaDashboard(service.storage))
+
+    @app.exception_handler(SpecError)
+    async def invalid(request: Request, exc: SpecError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={
+            "detail": "the study file does not validate",
+            "issues": [{"source": i.source, "line": i.line, "field": i.field,
+                        "message": i.message} for i in exc.issues]})
+
+    @app.exception_handler(TunerError)
+    async def tuner_error(request: Request, exc: TunerError) -> JSONResponse:
+        code = 404 if isinstance(exc, NotFoundError) else 409 if isinstance(
+            exc, StudyConflictError) else 503 if isinstance(exc, StorageError) else 400
+        return JSONResponse(status_code=code, content={"detail": str(exc)})
+
+    return app

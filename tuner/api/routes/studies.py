@@ -1,0 +1,173 @@
+"""``/studies``: submit, list, inspect, stop, resume and delete studies."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+import optuna
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.responses import PlainTextResponse
+
+from tuner.api import schemas, views
+from tuner.api.deps import ReadAccess, ServiceDep, WriteAccess, load_study, require_admin
+from tuner.errors import SpecError, SpecIssue
+from tuner.host import generic_host
+from tuner.report import best_as, summarize
+from tuner.spec import parse_text
+from tuner.spec.models import StudySpec
+from tuner.workload import unit_of
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+
+STUDY_FILE = {
+    "required": True,
+    "description": "A study file, exactly as `tuner validate` reads it: YAML (one study, a "
+                   "list, or `studies: [...]`), or the same as JSON.",
+    "content": {
+        "application/yaml": {"schema": {"type": "string"}, "example":
+                             "name: resnet-quick\nworkload: {builtin: resnet}\n"
+                             "knobs: {intra_op: auto, inter_op: [1, 2]}\n"
+                             "budget: {n_trials: 12}\n"},
+        "application/json": {"schema": {"type": "object"}},
+    },
+}
+Responses = dict[int | str, dict[str, Any]]
+INVALID: Responses = {422: {"model": schemas.Invalid, "description": "the study file does not "
+                            "validate (each issue names the line and the field)"}}
+NOT_FOUND: Responses = {404: {"model": schemas.Error, "description": "no such study"}}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=list[schemas.Submitted],
+             openapi_extra={"requestBody": STUDY_FILE},
+             responses={**INVALID, 409: {"model": schemas.Error,
+                                         "description": "a study of that name exists"},
+                        401: {"model": schemas.Error}, 403: {"model": schemas.Error}})
+async def submit(request: Request, service: ServiceDep,
+                 _: WriteAccess) -> list[schemas.Submitted]:
+    """Validate a study file and queue its studies for the workers."""
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError([SpecIssue(source="<request>", line=None, field="",
+                                   message="the body is not UTF-8 text")]) from None
+    host = service.worker.host if service.worker is not None else generic_host()
+    loaded = parse_text(text, "<request>", host=host)
+    issues = [SpecIssue(source="<request>", line=None, field=f"{s.name}.storage",
+                        message="the service chooses the storage; remove `storage`")
+              for s in loaded.studies if s.storage]
+    if issues:
+        raise SpecError(issues)
+    if any(s.workload.command is not None for s in loaded.studies):
+        require_admin(request, service)
+    existing = set(optuna.get_all_study_names(service.storage))
+    taken = [s.name for s in loaded.studies if s.name in existing]
+    if taken:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"a study named {', '.join(taken)} exists; delete it or rename")
+    out = []
+    for spec in loaded.studies:
+        queue(service.storage, spec, text)
+        out.append(schemas.Submitted(name=spec.name, status="queued",
+                                     url=str(request.url_for("get_study", name=spec.name))))
+    return out
+
+
+def queue(storage: optuna.storages.BaseStorage, spec: StudySpec, text: str) -> None:
+    study = optuna.create_study(study_name=spec.name, storage=storage,
+                                direction=spec.objective.direction)
+    study.set_user_attr("spec", spec.model_dump(mode="json", by_alias=True))
+    study.set_user_attr("spec_text", text)
+    study.set_user_attr("unit", unit_of(spec.workload))
+    study.set_user_attr("status", "queued")
+    study.set_user_attr("status_at", time.time())
+    study.set_user_attr("submitted_at", time.time())
+
+
+@router.get("", response_model=schemas.Page[schemas.StudyItem])
+def list_studies(service: ServiceDep, _: ReadAccess,
+                 offset: Annotated[int, Query(ge=0)] = 0,
+                 limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                 state: Annotated[Literal["queued", "running", "stopped", "done", "failed"]
+                                  | None, Query(alias="status")] = None,
+                 ) -> schemas.Page[schemas.StudyItem]:
+    """Studies with their status, progress, best so far and host class."""
+    summaries = optuna.get_all_study_summaries(service.storage, include_best_trial=False)
+    names = sorted(s.study_name for s in summaries
+                   if state is None or s.user_attrs.get("status") == state)
+    page = names[offset:offset + limit]
+    items = [views.item(optuna.load_study(study_name=n, storage=service.storage))
+             for n in page]
+    return schemas.Page(items=items, total=len(names), offset=offset, limit=limit)
+
+
+@router.get("/{name}", response_model=schemas.StudyDetail, responses=NOT_FOUND)
+def get_study(name: str, service: ServiceDep, _: ReadAccess) -> schemas.StudyDetail:
+    """Spec, status, noise floor, baselines, and the best with its confirmed interval."""
+    return views.detail(load_study(service, name))
+
+
+@router.get("/{name}/trials", response_model=schemas.Page[schemas.Trial], responses=NOT_FOUND)
+def list_trials(name: str, service: ServiceDep, _: ReadAccess,
+                offset: Annotated[int, Query(ge=0)] = 0,
+                limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                state: Annotated[Literal["complete", "pruned", "fail", "running", "waiting"]
+                                 | None, Query()] = None) -> schemas.Page[schemas.Trial]:
+    """The study's trials in order, optionally only those in one state."""
+    trials = [t for t in views.trials(load_study(service, name))
+              if state is None or t.state == state]
+    return schemas.Page(items=trials[offset:offset + limit], total=len(trials),
+                        offset=offset, limit=limit)
+
+
+@router.get("/{name}/best", response_model=schemas.Best,
+            responses={**NOT_FOUND, 409: {"model": schemas.Error, "description": "no trial "
+                                          "completed yet"},
+                       200: {"content": {"text/plain": {}}, "description":
+                             "JSON; or with format=env the export lines, with format=shell "
+                             "the launch line"}})
+def get_best(name: str, service: ServiceDep, _: ReadAccess,
+             format: Literal["json", "env", "shell"] = "json") -> schemas.Best | Response:
+    """The recommended settings (the confirmed winner once confirmation ran)."""
+    summary = summarize(load_study(service, name))
+    best = views.best_of(summary)
+    if best is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"study {name!r} has no completed trial")
+    if format == "json":
+        return best
+    return PlainTextResponse(best_as(summary, format) + "\n")
+
+
+def _set(name: str, service: ServiceDep, to: str, allowed: tuple[str, ...]) -> schemas.StudyItem:
+    study = load_study(service, name)
+    current = study.user_attrs.get("status")
+    if current not in allowed:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"study {name!r} is {current}; it cannot become {to}")
+    study.set_user_attr("status", to)
+    study.set_user_attr("status_reason", "")
+    study.set_user_attr("status_at", time.time())
+    return views.item(study)
+
+
+@router.post("/{name}/stop", response_model=schemas.StudyItem,
+             responses={**NOT_FOUND, 409: {"model": schemas.Error}})
+def stop(name: str, service: ServiceDep, _: WriteAccess) -> schemas.StudyItem:
+    """Workers finish the trial they are running and start no other."""
+    return _set(name, service, "stopped", ("queued", "running"))
+
+
+@router.post("/{name}/resume", response_model=schemas.StudyItem,
+             responses={**NOT_FOUND, 409: {"model": schemas.Error}})
+def resume(name: str, service: ServiceDep, _: WriteAccess) -> schemas.StudyItem:
+    """Queue a stopped (or failed) study again."""
+    return _set(name, service, "queued", ("stopped", "failed"))
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
+def delete(name: str, service: ServiceDep, _: WriteAccess) -> Response:
+    """Delete the study and its trials."""
+    load_study(service, name)
+    optuna.delete_study(study_name=name, storage=service.storage)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

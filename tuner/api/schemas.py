@@ -1,0 +1,126 @@
+"""The API's response bodies (and what its OpenAPI schema documents)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int = Field(description="items matching the query, on all pages")
+    offset: int
+    limit: int
+
+
+class Issue(BaseModel):
+    source: str
+    line: int | None
+    field: str
+    message: str
+
+
+class Invalid(BaseModel):
+    detail: str
+    issues: list[Issue]
+
+
+class Error(BaseModel):
+    detail: str
+
+
+class Speedup(BaseModel):
+    ratio: float
+    low: float | None = None
+    high: float | None = None
+    verdict: str | None = None
+    floor: float | None = None
+    rounds: int | None = None
+    level: float | None = None
+
+
+class Best(BaseModel):
+    trial: int
+    role: str
+    value: float | None
+    unit: str
+    confirmed: bool
+    interval: dict[str, float] | None = Field(
+        None, description="mean and 95% interval of the confirmed throughput")
+    knobs: dict[str, Any]
+    speedups: dict[str, Speedup] = Field(
+        description="over 'defaults' and 'vendor'; intervals once confirmed")
+    inert: dict[str, str] = Field(description="knobs found inert, with the evidence")
+    launch: str = Field(description="the launch line (numactl ... env ... program)")
+    env: str = Field(description="the settings as export lines")
+
+
+class StudyItem(BaseModel):
+    name: str
+    workload: str
+    status: str
+    status_reason: str = ""
+    host_class: str | None
+    trials: int = Field(description="trials that count against the budget")
+    planned: int | None
+    metric: str
+    unit: str
+    best: float | None
+    confirmed: bool
+    speedup_over_defaults: Speedup | None
+
+
+class Baseline(BaseModel):
+    trial: int
+    value: float | None
+    applied: dict[str, Any]
+
+
+class StudyDetail(StudyItem):
+    description: str
+    spec: dict[str, Any]
+    spec_text: str
+    space: dict[str, Any]
+    fingerprint: dict[str, Any]
+    noise: dict[str, Any] | None
+    baselines: dict[str, Baseline]
+    best_config: Best | None
+    screening: dict[str, Any]
+    confirmation: dict[str, Any] | None
+    states: dict[str, int]
+    explored: int
+    space_size: int
+    samples: int
+
+
+class Trial(BaseModel):
+    number: int
+    state: str
+    role: str
+    value: float | None
+    params: dict[str, Any]
+    applied: dict[str, Any]
+    samples: list[float]
+    intervals: list[float] = Field(description="per-interval values reported to the pruner")
+    reason: str
+    duplicate_of: int | None = None
+    abandoned: bool = False
+    launch: str | None = None
+    started: str | None = None
+    finished: str | None = None
+
+
+class Submitted(BaseModel):
+    name: str
+    status: str
+    url: str
+
+
+class Health(BaseModel):
+    status: str
+    storage: str
+    worker: str
+    version: str

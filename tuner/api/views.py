@@ -1,0 +1,76 @@
+"""Stored studies and trials as the API's response models (the dashboard uses them too)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from tuner.api import schemas
+from tuner.report import Summary, best_as, summarize
+from tuner.store import abandoned
+
+
+def _speedup(data: dict[str, Any] | None) -> schemas.Speedup | None:
+    return schemas.Speedup(**data) if data else None
+
+
+def best_of(summary: Summary) -> schemas.Best | None:
+    best = summary.best
+    if best is None or best.launch is None:
+        return None
+    value = summary.best_interval["mean"] if summary.best_interval else best.value
+    return schemas.Best(
+        trial=best.number, role=best.role, value=value, unit=summary.unit,
+        confirmed=summary.confirmed, interval=summary.best_interval, knobs=best.applied,
+        speedups={k: schemas.Speedup(**v) for k, v in summary.speedups.items()},
+        inert=summary.inert, launch=best_as(summary, "shell"), env=best_as(summary, "env"))
+
+
+def item(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyItem:
+    summary = summary or summarize(study)
+    attrs = study.user_attrs
+    value = summary.best_interval["mean"] if summary.best_interval else (
+        summary.best.value if summary.best else None)
+    return schemas.StudyItem(
+        name=summary.name, workload=summary.workload, status=str(attrs.get("status", "new")),
+        status_reason=str(attrs.get("status_reason", "")), host_class=attrs.get("host_class"),
+        trials=summary.counted, planned=summary.planned, metric=summary.metric,
+        unit=summary.unit, best=value, confirmed=summary.confirmed,
+        speedup_over_defaults=_speedup(summary.speedups.get("defaults")))
+
+
+def detail(study: optuna.Study) -> schemas.StudyDetail:
+    summary = summarize(study)
+    attrs = study.user_attrs
+    spec = dict(attrs.get("spec", {}))
+    return schemas.StudyDetail(
+        **item(study, summary).model_dump(), description=str(spec.get("description", "")),
+        spec=spec, spec_text=str(attrs.get("spec_text", "")), space=attrs.get("space", {}),
+        fingerprint=summary.fingerprint, noise=summary.noise or None,
+        baselines={role: schemas.Baseline(trial=v.number, value=v.value, applied=v.applied)
+                   for role, v in summary.baselines.items()},
+        best_config=best_of(summary), screening=summary.screening,
+        confirmation=summary.confirmation or None, states=summary.states,
+        explored=summary.explored, space_size=summary.space_size, samples=summary.samples)
+
+
+def trial(frozen: FrozenTrial, gone: dict[int, str]) -> schemas.Trial:
+    attrs = frozen.user_attrs
+    return schemas.Trial(
+        number=frozen.number, state=frozen.state.name.lower(),
+        role=str(attrs.get("role", "search")), value=frozen.value, params=frozen.params,
+        applied=dict(attrs.get("applied", frozen.params)),
+        samples=list(attrs.get("samples", [])),
+        intervals=[frozen.intermediate_values[k] for k in sorted(frozen.intermediate_values)],
+        reason=str(gone.get(frozen.number) or attrs.get("reason", "")),
+        duplicate_of=attrs.get("duplicate_of"), abandoned=frozen.number in gone,
+        launch=attrs.get("shell"),
+        started=frozen.datetime_start.isoformat() if frozen.datetime_start else None,
+        finished=frozen.datetime_complete.isoformat() if frozen.datetime_complete else None)
+
+
+def trials(study: optuna.Study) -> list[schemas.Trial]:
+    gone = abandoned(study)
+    return [trial(t, gone) for t in study.get_trials(deepcopy=False)]

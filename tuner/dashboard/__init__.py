@@ -1,0 +1,1 @@
+"""The dashboard served by the API, and optuna-dashboard mounted under /optuna."""

@@ -1,0 +1,69 @@
+"""The dashboard's pages, served by the API: the studies, and each study's best knobs,
+confirmed speedups, launch line, trial chart, knob importance, inert knobs and failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import optuna
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from tuner.api import views
+from tuner.api.deps import ReadAccess, ServiceDep, load_study
+from tuner.dashboard import chart
+from tuner.report import importance, summarize
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+REFRESH_SECONDS = 5
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    return RedirectResponse("/ui", status_code=302)
+
+
+@router.get("/ui", response_class=HTMLResponse)
+def studies_page(request: Request, service: ServiceDep, _: ReadAccess) -> Response:
+    names = sorted(optuna.get_all_study_names(service.storage))
+    items = [views.item(optuna.load_study(study_name=n, storage=service.storage))
+             for n in names]
+    live = any(i.status in ("queued", "running") for i in items)
+    return templates.TemplateResponse(request, "studies.html", {
+        "items": items, "refresh": REFRESH_SECONDS if live else None})
+
+
+@router.get("/ui/studies/{name}", response_class=HTMLResponse)
+def study_page(name: str, request: Request, service: ServiceDep, _: ReadAccess) -> Response:
+    study = load_study(service, name)
+    detail = views.detail(study)
+    trials = views.trials(study)
+    summary = summarize(study)
+    key = (name, len(trials), sum(t.state == "complete" for t in trials))
+    if key not in service.cache:
+        service.cache[key] = importance(study)
+    baselines = {role: b.value for role, b in detail.baselines.items()}
+    svg = chart.render(trials, maximize=summary.maximize, unit=detail.unit,
+                       baselines=baselines)
+    failures = [t for t in trials if t.state in ("fail", "pruned") or t.abandoned]
+    return templates.TemplateResponse(request, "study.html", {
+        "study": detail, "chart": svg, "importance": service.cache[key],
+        "failures": failures, "trials": trials,
+        "refresh": REFRESH_SECONDS if detail.status in ("queued", "running") else None})
+
+
+@router.get("/ui/login", response_class=HTMLResponse)
+def login_page(request: Request) -> Response:
+    return templates.TemplateResponse(request, "login.html", {})
+
+
+@router.post("/ui/login")
+def login(token: Annotated[str, Form()]) -> RedirectResponse:
+    """Keep a token in a cookie, for services whose reads are protected."""
+    response = RedirectResponse("/ui", status_code=303)
+    response.set_cookie("tuner_token", token, httponly=True, samesite="strict")
+    return response

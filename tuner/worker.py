@@ -1,0 +1,133 @@
+"""Workers: processes, on one machine or many, that run the studies queued in a shared
+study database (PostgreSQL for several machines; Optuna's relational storage is the
+distributed engine).
+
+A worker claims studies whose status is ``queued`` or ``running`` and whose host class is
+unset or equal to its own machine's (a study tuned on one kind of machine must never mix in
+trials measured on another), runs their trials through ``tuner.search.tune``, and goes on
+to the next study or sleeps. Trial slots are claimed under the study's lock (exact budgets
+with any number of workers); every run holds the host lock (one measurement per machine,
+or per NUMA node for pinned runs); heartbeats let another worker fail and retry the trial of
+a worker that was killed. SIGTERM (or Ctrl-C) stops it cleanly: the running trial finishes
+and is recorded, no new one starts; a second signal stops the trial too (it is failed as
+abandoned and retried by another worker).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+import optuna
+
+from tuner import store
+from tuner.errors import SpecError, TunerError
+from tuner.forkserver import ForkServerBackend
+from tuner.host import Fingerprint, Host
+from tuner.locks import HostLock, LockedBackend, StudyGate
+from tuner.measure import ProcessBackend
+from tuner.search import set_status, tune
+from tuner.settings import Settings
+from tuner.space import SpaceError, build_space
+from tuner.spec.models import StudySpec
+
+logger = logging.getLogger(__name__)
+
+RUNNABLE = ("queued", "running")
+
+
+@dataclass
+class Worker:
+    storage_url: str
+    host: Host
+    fingerprint: Fingerprint
+    settings: Settings
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    hostname: str = field(default_factory=socket.gethostname)
+
+    def __post_init__(self) -> None:
+        self.storage = store.open_storage(self.storage_url)
+        self.host_lock = HostLock(self.host, self.settings.lock_dir)
+        self.signals = 0
+
+    # --- signals ------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def handle(signum: int, frame: FrameType | None) -> None:
+            self.signals += 1
+            self.stop_event.set()
+            logger.warning("signal %d: finishing the running trial, then stopping", signum)
+            if self.signals > 1:
+                raise KeyboardInterrupt  # second signal: stop the trial too
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    # --- work ---------------------------------------------------------------------------
+    def candidates(self) -> list[str]:
+        out = []
+        for summary in optuna.get_all_study_summaries(self.storage, include_best_trial=False):
+            attrs = summary.user_attrs
+            host_class = attrs.get("host_class")
+            if attrs.get("status") in RUNNABLE and host_class in (
+                    None, self.fingerprint.host_class):
+                out.append(summary.study_name)
+        return sorted(out)
+
+    def run_once(self) -> int:
+        """Work on every runnable study once; returns how many it worked on."""
+        worked = 0
+        for name in self.candidates():
+            if self.stop_event.is_set():
+                break
+            try:
+                if self.work_on(name):
+                    worked += 1
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # one broken study must not stop the worker
+                logger.exception("study %s: %s", name, exc)
+        return worked
+
+    def run_forever(self, *, max_idle: float | None = None) -> None:
+        """Until stopped (or idle for ``max_idle`` seconds, for tests and batch use)."""
+        idle_since = time.monotonic()
+        while not self.stop_event.is_set():
+            if self.run_once():
+                idle_since = time.monotonic()
+                continue
+            if max_idle is not None and time.monotonic() - idle_since >= max_idle:
+                return
+            self.stop_event.wait(self.settings.worker_poll_seconds)
+
+    def work_on(self, name: str) -> bool:
+        study = optuna.load_study(study_name=name, storage=self.storage)
+        attrs = study.user_attrs
+        try:
+            spec = StudySpec.model_validate(attrs["spec"])
+            space = build_space(spec, self.host)
+        except (KeyError, ValueError, SpaceError, SpecError) as exc:
+            set_status(study, "failed", f"cannot run on {self.hostname}: {exc}")
+            return False
+        def should_stop() -> bool:
+            return self.stop_event.is_set() or (
+                study.user_attrs.get("status") not in RUNNABLE)
+
+        backend = ForkServerBackend() if spec.launcher == "fork" else ProcessBackend()
+        gate = StudyGate(self.storage_url, name)
+        try:
+            result = tune(space, storage_url=self.storage_url, fingerprint=self.fingerprint,
+                          spec_text=str(attrs.get("spec_text", "")), settings=self.settings,
+                          backend=LockedBackend(backend, self.host_lock), gate=gate,
+                          should_stop=should_stop, recover_local=False,
+                          started_at=attrs.get("started_at"))
+        except TunerError as exc:
+            set_status(study, "failed", str(exc))
+            return False
+        finally:
+            gate.close()
+        return result.ran > 0 or result.confirmation is not None
