@@ -43,17 +43,22 @@ def beam_search(model: gnmt.GNMT, source: Any, *, beam_width: int, max_length: i
     return {key: value.numpy() for key, value in run(source).items()}
 
 
+def decoder_start(model: gnmt.GNMT, source: Any) -> tuple[Any, ...]:
+    """What every decoder starts from (inside a tf.function): the weights, the encoder's
+    memory and attention keys, its final states, a zero attention and the row count."""
+    w = model.weights()
+    memory, states = model.encode(w, source)
+    keys = model.attention_keys(w, memory)
+    rows = tf.shape(source)[0]
+    return w, memory, keys, tuple(states), tf.zeros([rows, model.units]), rows
+
+
 def greedy(model: gnmt.GNMT, source: Any, max_length: int) -> np.ndarray:
     """A plain greedy decoder over the same model: argmax each step, EOS once finished."""
 
     @tf.function
     def run(source: Any) -> Any:
-        w = model.weights()
-        memory, states = model.encode(w, source)
-        keys = model.attention_keys(w, memory)
-        states = tuple(states)
-        rows = tf.shape(source)[0]
-        attention = tf.zeros([rows, model.units])
+        w, memory, keys, states, attention, rows = decoder_start(model, source)
         tokens = tf.fill([rows], gnmt.SOS_ID)
         finished = tf.zeros([rows], tf.bool)
         out = []
@@ -74,12 +79,7 @@ def sequence_log_probs(model: gnmt.GNMT, source: Any, tokens: np.ndarray) -> np.
 
     @tf.function
     def run(source: Any, tokens: Any) -> Any:
-        w = model.weights()
-        memory, states = model.encode(w, source)
-        keys = model.attention_keys(w, memory)
-        states = tuple(states)
-        rows = tf.shape(source)[0]
-        attention = tf.zeros([rows, model.units])
+        w, memory, keys, states, attention, rows = decoder_start(model, source)
         previous = tf.fill([rows], gnmt.SOS_ID)
         alive = tf.ones([rows], tf.bool)
         total = tf.zeros([rows])
