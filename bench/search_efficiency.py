@@ -17,6 +17,11 @@ strategy, over ``--seeds`` seeds:
   fixed-repeat policy a tuner needs at this noise), against tuner's default of the noise
   pruner, stable-measurement early stop, and 1-3 adaptive repeats.
 
+``--startup-saving S`` replays every run with S seconds less start-up than recorded: the
+surfaces hold fresh-process runs, and ``bench/trial_startup.py`` measures what the fork
+launcher saves per run (the TensorFlow import and teardown). Its tables are a projection
+from that measured saving, labelled as such.
+
 Strategies: tuner's default TPE (multivariate, constant liar), TPE with independent
 sampling, the default TPE with 4 parallel workers (where the constant liar matters), random
 search, the grid in random order, and scrambled Sobol (QMC). Results also go to
@@ -59,6 +64,7 @@ class Task:
     seed: int
     pruning: bool
     budget: int
+    startup_saving: float = 0.0
 
 
 def host_for(surface: Surface) -> Host:
@@ -128,7 +134,7 @@ def run_task(task: Task) -> dict[str, Any]:
     host = host_for(surface)
     spec = study_for(surface, path, task)
     space = build_space(spec, host)
-    backend = ReplayBackend(surface, seed=task.seed)
+    backend = ReplayBackend(surface, seed=task.seed, startup_saving=task.startup_saving)
     fp = Fingerprint(cpu_model="replay", sockets=1, physical_cores=1, logical_cpus=1,
                      numa_nodes=1, threads_per_core=1, kernel="", python="", tensorflow="",
                      onednn="", numactl="")
@@ -183,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=sorted(str(p) for p in (HERE / "surfaces").glob("*.json")))
     parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES))
     parser.add_argument("--jobs", type=int, default=multiprocessing.cpu_count())
+    parser.add_argument("--startup-saving", type=float, default=0.0,
+                        help="seconds less start-up per run than recorded (fork launcher)")
     parser.add_argument("--out", default=str(HERE / "results" / "search_efficiency.json"))
     args = parser.parse_args(argv)
 
@@ -193,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         budget = min(150, size + 2)
         for seed in range(args.seeds):
             for strategy in args.strategies:
-                tasks.append(Task(path, strategy, seed, True, budget))
+                tasks.append(Task(path, strategy, seed, True, budget, args.startup_saving))
             if "tpe" in args.strategies:
-                tasks.append(Task(path, "tpe", seed, False, budget))
+                tasks.append(Task(path, "tpe", seed, False, budget, args.startup_saving))
     started = time.monotonic()
     with multiprocessing.Pool(args.jobs) as pool:
         rows = []
@@ -204,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             if index % 20 == 0:
                 print(f"{index}/{len(tasks)} runs, {time.monotonic() - started:.0f} s",
                       file=sys.stderr, flush=True)
+    if args.startup_saving:
+        print(f"(projection: every run replayed with {args.startup_saving:g} s less start-up "
+              "than recorded, the fork launcher's measured saving)")
     report(rows, args.out, started)
     return 0
 

@@ -7,10 +7,10 @@ For every workload and preset, the two baselines run in ``--rounds`` interleaved
 (defaults, vendor, defaults, vendor, ...), through tuner's own launcher (knobs applied as a
 trial would apply them). The table quotes medians and the vendor/defaults speedup with its
 95% interval from the paired rounds. Full presets keep the reference model sizes but time
-``--full-seconds`` of measurement instead of the preset's minute, to fit the benchmark in
-reasonable time. The proxy's line gives the memory/cache bandwidth measured here and the
-bound in samples/s it implies for WaveNet's weights per sample: WaveNet is compared with the
-bound for its own weights (bytes per sample from its SETTINGS line).
+``--full-seconds`` of measurement (and 2 warm-up steps) instead of the preset's minute and
+warm-up, to fit the benchmark in reasonable time on 2 cores. The proxy measures the memory
+and cache bandwidth here; WaveNet is compared with the bound that bandwidth puts on its own
+weights per sample (bytes per sample from its SETTINGS line).
 
 Results go to ``bench/results/workloads.json``.
 """
@@ -54,6 +54,7 @@ def spec_for(builtin: str, params: dict[str, Any], preset: str,
     merged = {"preset": preset, **params}
     if preset == "full":
         merged["seconds"] = full_seconds
+        merged["warmup_steps"] = 2
     return StudySpec.model_validate({
         "name": f"bench-{builtin}", "workload": {"builtin": builtin, "params": merged},
         "pruner": {"name": "none", "stable_error": 0.0}})
@@ -110,18 +111,30 @@ def proxy_line(preset: str) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--full-rounds", type=int, default=2)
     parser.add_argument("--presets", nargs="*", default=["small", "full"])
     parser.add_argument("--full-seconds", type=float, default=20.0)
     parser.add_argument("--only", nargs="*", help="labels of the cases to run")
     parser.add_argument("--out", default=str(HERE / "results" / "workloads.json"))
+    parser.add_argument("--report-only", action="store_true",
+                        help="print the tables of the results file again (units as labelled "
+                             "now), measuring nothing")
     args = parser.parse_args(argv)
+    if args.report_only:
+        saved = json.loads(Path(args.out).read_text())
+        for row in saved["rows"]:
+            _, builtin, params = next(c for c in CASES if c[0] == row["workload"])
+            row["unit"] = unit_of(spec_for(builtin, params, row["preset"], 1.0).workload)
+        report(saved["rows"], saved["bounds"])
+        return 0
     started = time.monotonic()
     rows = []
     for preset in args.presets:
         for label, builtin, params in CASES:
             if args.only and label not in args.only:
                 continue
-            row = measure_case(label, builtin, params, preset, args.rounds, args.full_seconds)
+            rounds = args.full_rounds if preset == "full" else args.rounds
+            row = measure_case(label, builtin, params, preset, rounds, args.full_seconds)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if not k.endswith("_values")}),
                   file=sys.stderr, flush=True)

@@ -314,3 +314,32 @@ def test_a_configuration_already_measured_is_not_measured_again(
         assert first.user_attrs["applied"] == twin.user_attrs["applied"]
         assert twin.user_attrs["samples"] == [] and "runs" not in twin.user_attrs
         assert twin.state == first.state and twin.value == first.value
+
+
+def test_screening_adds_rounds_only_while_undecided(
+        write_study: Callable[[str], Path], local_host: Host, storage: str,
+        tmp_path: Path) -> None:
+    text = f"""
+name: noisy-screen
+workload:
+  command: [{PYTHON}, {FAKE_WORKLOAD}, --threads, "3", --intervals, "2"]
+  parser: protocol
+  env: {{FAKE_NOISE: "0.03", FAKE_SEED: "5", FAKE_COUNTER: "{tmp_path / 'runs'}"}}
+knobs:
+  noop: {{env: FAKE_UNUSED, choices: [a, b]}}
+  threads: {{flag: --threads, low: 1, high: 3}}
+budget: {{n_trials: 3}}
+screening: [noop, threads]
+noise: {{runs: 3}}
+confirm: {{top: 0}}
+"""
+    result = run_study(write_study(text), local_host, storage)
+    screening = result.study.user_attrs["screening"]
+    # threads=1 costs 16%: clear after the first 4 rounds, its probes then sit out
+    assert "it matters" in screening["threads"]["evidence"]
+    assert screening["threads"]["rounds"] == screening["noop"]["rounds"]
+    probe = screening["threads"]["speedups"]["1"]
+    assert probe["rounds"] == 4
+    # noop does nothing, but 3% noise needs more than 4 rounds to show it inside +/-5%
+    assert screening["noop"]["rounds"] > 4
+    assert screening["noop"]["inert"] or screening["noop"]["rounds"] == 10

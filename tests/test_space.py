@@ -108,3 +108,15 @@ def test_oversized_grid_is_refused(xeon: Host) -> None:
         "  physcpubind: auto\nsampler: {name: grid}\nthreads_within_binding: false\n"
     with pytest.raises(SpaceError, match="too large"):
         space_of(text, xeon)
+
+
+def test_units_follow_the_mode() -> None:
+    from tuner.workload import unit_of
+
+    def unit(workload: str) -> str:
+        return unit_of(parse_text(f"name: u\nworkload: {workload}\n", "u.yaml").studies[0].workload)
+
+    assert unit("{builtin: parallel_wavenet, params: {mode: distill}}") == "steps/s"
+    assert unit("{builtin: parallel_wavenet}") == "timesteps/s"
+    assert unit("{builtin: resnet, params: {mode: train}}") == "images/s"
+    assert unit("{command: [x], parser: protocol}") == ""

@@ -55,6 +55,8 @@ class Builtin:
     timeouts: dict[str, float] = field(default_factory=lambda: {"small": 180.0, "full": 3600.0})
     #: The workload's own batch size by preset, i.e. the "framework defaults" value.
     default_batch: dict[str, int] = field(default_factory=dict)
+    #: Units of modes that measure something else (parallel_wavenet's distill: steps/s).
+    mode_units: dict[str, str] = field(default_factory=dict)
 
     def all_params(self) -> dict[str, Param]:
         return {**COMMON_PARAMS, **self.params}
@@ -107,6 +109,7 @@ BUILTINS: dict[str, Builtin] = {
                                 help="timesteps generated per forward pass"),
             },
             default_batch={"small": 1, "full": 1},
+            mode_units={"distill": "steps/s"},
         ),
         Builtin(
             name="gnmt",

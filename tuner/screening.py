@@ -10,7 +10,9 @@ knob matters if any probe differs clearly (the interval excludes 1 and the ratio
 the noise floor), however small the difference. It is inert only if every probe's interval
 lies inside +/- the equivalence margin (1.5 times the noise floor, at least 5%): "no
 measurable effect" must be measured, so a wide interval keeps the knob in the search rather
-than fixing it on too little evidence.
+than fixing it on too little evidence. The rounds are sequential: 4 for every probe, then 2
+more at a time (up to 10) for the knobs still undecided, so a clear case costs 4 rounds and a
+close one gets the precision it needs.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from tuner.store import claim
 
 logger = logging.getLogger(__name__)
 
-ROUNDS = 4
+ROUNDS = 4  # first rounds, for every probe
+MORE_ROUNDS = 2  # then this many more at a time, only for knobs still undecided,
+MAX_ROUNDS = 10  # up to this many in all
 SCREENED_FAMILIES = ("openmp",)
 
 
@@ -81,53 +85,76 @@ def screen(study: optuna.Study, measurer: Measurer, *, gate: Any, rounds: int = 
     study.set_user_attr("screening", _run(study, measurer, dims, rounds, say))
 
 
+def _verdict(speedup: stats.Speedup, limit: float) -> str:
+    if speedup.verdict != "no measurable difference":
+        return "matters"  # a clear effect beyond the noise, however small
+    if speedup.low >= 1 - limit and speedup.high <= 1 + limit:
+        return "inert"
+    return "inconclusive"
+
+
 def _run(study: optuna.Study, measurer: Measurer, dims: list[Dimension], rounds: int,
          say: Any) -> dict[str, Any]:
     space = measurer.space
     floor = study_floor(study)
     limit = margin(floor)
+    maximize = space.spec.objective.direction == "maximize"
     reference = Entry(label="defaults", applied=dict(space.fixed))
     probes = {d.name: probe_values(d, space.ctx) for d in dims}
-    entries = [reference] + [Entry(label=f"{name}={value}", applied={**space.fixed, name: value})
-                             for name, values in probes.items() for value in values]
+    entries = {name: [Entry(label=f"{name}={value}", applied={**space.fixed, name: value})
+                      for value in values] for name, values in probes.items()}
     if say:
-        say(f"screening {', '.join(probes)} for a measurable effect: {rounds} interleaved "
-            f"rounds of {len(entries)} runs")
-    run_rounds(measurer, entries, rounds)
-    maximize = space.spec.objective.direction == "maximize"
-    by_label = {e.label: e for e in entries}
+        say(f"screening {', '.join(probes)} for a measurable effect: "
+            f"{1 + sum(map(len, entries.values()))} configurations in interleaved rounds")
+    undecided = set(probes)
+    verdicts: dict[str, list[str]] = {}
+    done = 0
+    step = rounds
+    while undecided and done < MAX_ROUNDS:
+        active = [reference] + [e for name in sorted(undecided) for e in entries[name]]
+        run_rounds(measurer, active, step)
+        done += step
+        for group in entries.values():  # decided probes sat these rounds out
+            for entry in group:
+                entry.values += [None] * (len(reference.values) - len(entry.values))
+        for name in sorted(undecided):
+            verdicts[name] = [_verdict(s, limit) if s else "failed"
+                              for s in (_speedup(e, reference, floor, maximize)
+                                        for e in entries[name])]
+            if "matters" in verdicts[name] or all(v == "inert" for v in verdicts[name]):
+                undecided.discard(name)
+        step = MORE_ROUNDS
     results: dict[str, Any] = {}
-    for name, values in probes.items():
-        lines: list[str] = []
-        speedups: dict[str, Any] = {}
-        verdicts: list[str] = []
-        for value in values:
-            entry = by_label[f"{name}={value}"]
-            probe, ref = paired(entry, reference)
-            if len(probe) < 2:
-                verdicts.append("failed")
+    for name, group in entries.items():
+        speedups = {}
+        lines = []
+        for value, entry in zip(probes[name], group, strict=True):
+            speedup = _speedup(entry, reference, floor, maximize)
+            if speedup is None:
                 lines.append(f"{name}={value}: runs failed ("
                              + "; ".join(sorted({r for r in entry.reasons if r})) + ")")
                 continue
-            speedup = stats.paired_speedup(probe, ref, floor=floor, maximize=maximize)
             speedups[str(value)] = speedup.to_dict()
-            if speedup.verdict != "no measurable difference":
-                verdicts.append("matters")  # a clear effect beyond the noise, however small
-            elif speedup.low >= 1 - limit and speedup.high <= 1 + limit:
-                verdicts.append("inert")
-            else:
-                verdicts.append("inconclusive")
-            lines.append(f"{name}={value} vs unset: {speedup}")
-        inert = bool(verdicts) and all(v == "inert" for v in verdicts)
+            lines.append(f"{name}={value} vs unset: {speedup} over {speedup.rounds} "
+                         "interleaved rounds")
+        inert = bool(verdicts[name]) and all(v == "inert" for v in verdicts[name])
         if inert:
             conclusion = f"inside +/-{limit:.1%}: inert, fixed at unset"
-        elif "matters" in verdicts:
+        elif "matters" in verdicts[name]:
             conclusion = "it matters, kept"
         else:
-            conclusion = f"not shown to be inside +/-{limit:.1%}, kept"
-        evidence = f"{'; '.join(lines)} over {rounds} interleaved rounds: {conclusion}"
-        results[name] = {"probes": values, "speedups": speedups, "margin": limit,
-                         "rounds": rounds, "inert": inert, "evidence": evidence}
+            conclusion = f"not shown to be inside +/-{limit:.1%} in {done} rounds, kept"
+        evidence = f"{'; '.join(lines)}: {conclusion}"
+        results[name] = {"probes": probes[name], "speedups": speedups, "margin": limit,
+                         "rounds": done, "inert": inert, "evidence": evidence}
         if say:
             say(f"  {evidence}")
     return results
+
+
+def _speedup(entry: Entry, reference: Entry, floor: float,
+             maximize: bool) -> stats.Speedup | None:
+    probe, ref = paired(entry, reference)
+    if len(probe) < 2:
+        return None
+    return stats.paired_speedup(probe, ref, floor=floor, maximize=maximize)

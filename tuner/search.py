@@ -19,7 +19,7 @@ import logging
 import socket
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -145,11 +145,13 @@ class _BudgetReached(Exception):
     """Raised by the gated ask: the study's budget is used (or a stop was requested)."""
 
 
-def gate_ask(study: optuna.Study, gate: StudyGate, may_ask: Callable[[], bool]) -> None:
-    """Make ``study.ask`` claim a trial slot under the study's lock: the budget is counted
-    and the new trial committed while no other worker can do the same, so N workers on a
-    budget of N trials start exactly N. (``Study.optimize`` calls ``study.ask``; when the
-    budget is used, the gated ask ends optimize's loop.)"""
+@contextlib.contextmanager
+def gated_ask(study: optuna.Study, gate: StudyGate,
+              may_ask: Callable[[], bool]) -> Iterator[None]:
+    """While inside, ``study.ask`` claims a trial slot under the study's lock: the budget is
+    counted and the new trial committed while no other worker can do the same, so N workers
+    on a budget of N trials start exactly N. (``Study.optimize`` calls ``study.ask``; when
+    the budget is used, the gated ask ends optimize's loop.) The study is left as it was."""
     original = study.ask
 
     def ask(fixed_distributions: Any = None) -> Trial:
@@ -159,6 +161,10 @@ def gate_ask(study: optuna.Study, gate: StudyGate, may_ask: Callable[[], bool]) 
             return original(fixed_distributions)
 
     study.ask = ask  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del study.ask  # the instance attribute goes; the class's method shows again
 
 
 @dataclass(frozen=True)
@@ -238,14 +244,12 @@ def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec
         left = remaining()
         return left is None or left > 0
 
-    gate_ask(study, gate, may_ask)
-
     def optimize(n_trials: int | None) -> None:
         left = time_left()
         if n_trials == 0 or (left is not None and left <= 0):
             return
         optuna.logging.set_verbosity(optuna.logging.ERROR)
-        with contextlib.suppress(_BudgetReached):
+        with gated_ask(study, gate, may_ask), contextlib.suppress(_BudgetReached):
             study.optimize(objective, n_trials=n_trials, timeout=left, catch=(TrialFailed,),
                            callbacks=[after_trial], gc_after_trial=False, n_jobs=jobs)
 

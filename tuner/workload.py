@@ -51,4 +51,7 @@ def parser_of(spec: WorkloadSpec) -> ParserSpec:
 
 
 def unit_of(spec: WorkloadSpec) -> str:
-    return BUILTINS[spec.builtin].unit if spec.builtin else ""
+    if spec.builtin is None:
+        return ""
+    builtin = BUILTINS[spec.builtin]
+    return builtin.mode_units.get(str(spec.params.get("mode", "")), builtin.unit)

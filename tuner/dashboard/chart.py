@@ -87,9 +87,12 @@ def render(trials: list[Trial], *, maximize: bool, unit: str,
         if trial.state == "complete" and trial.value is not None:
             better = best is None or (trial.value > best if maximize else trial.value < best)
             if better:
+                if steps:  # hold the previous best up to this trial, then step
+                    steps.append((x(trial.number), steps[-1][1]))
                 best = trial.value
-            if best is not None:
                 steps.append((x(trial.number), y(best)))
+    if steps:
+        steps.append((x(count - 1), steps[-1][1]))
     if steps:
         points = " ".join(f"{a:.1f},{b:.1f}" for a, b in steps)
         parts.append(f'<polyline class="best-so-far" data-best="{best}" points="{points}" '
