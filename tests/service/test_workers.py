@@ -151,21 +151,25 @@ confirm: {top: 0}
     assert study.user_attrs["status"] == "done"
 
 
+def one_worker_over(database: str, tmp_path: Path, name: str, attr: str,
+                    value: str) -> optuna.Study:
+    """Submit a quick study, set one of its attributes, then let one worker run until it
+    goes idle (it must exit cleanly); return the study."""
+    submit(database, f"name: {name}\nworkload: {{builtin: resnet, {QUICK}}}\n")
+    study = optuna.load_study(study_name=name, storage=open_storage(database))
+    study.set_user_attr(attr, value)
+    assert start_worker(database, tmp_path, 0).wait(timeout=120) == 0
+    return study
+
+
 def test_workers_skip_studies_of_another_host_class(database: str, tmp_path: Path) -> None:
-    submit(database, f"name: elsewhere\nworkload: {{builtin: resnet, {QUICK}}}\n")
-    study = optuna.load_study(study_name="elsewhere", storage=open_storage(database))
-    study.set_user_attr("host_class", "56c2n-someothermachine")
-    worker = start_worker(database, tmp_path, 0)
-    assert worker.wait(timeout=120) == 0
+    study = one_worker_over(database, tmp_path, "elsewhere", "host_class",
+                            "56c2n-someothermachine")
     assert study.get_trials() == [] and study.user_attrs["status"] == "queued"
 
 
 def test_a_stopped_study_gets_no_new_trial(database: str, tmp_path: Path) -> None:
-    submit(database, f"name: paused\nworkload: {{builtin: resnet, {QUICK}}}\n")
-    study = optuna.load_study(study_name="paused", storage=open_storage(database))
-    study.set_user_attr("status", "stopped")
-    worker = start_worker(database, tmp_path, 0)
-    assert worker.wait(timeout=120) == 0
+    study = one_worker_over(database, tmp_path, "paused", "status", "stopped")
     assert study.get_trials() == []
 
 
