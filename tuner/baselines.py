@@ -21,6 +21,9 @@ from tuner.host import format_cpu_list
 from tuner.knobs.base import KnobContext
 from tuner.spec.models import BaselineName
 
+#: How reports name the baselines.
+ROLE_LABELS = {"defaults": "framework defaults", "vendor": "vendor settings"}
+
 
 def vendor_recipe(ctx: KnobContext, *, tuned_or_fixed: set[str]) -> dict[str, Any]:
     """The vendor settings on this host, by knob name. CPU binding is expressed through the

@@ -10,7 +10,6 @@ after it (a resumed study).
 
 from __future__ import annotations
 
-import json
 import socket
 import statistics
 from typing import Any
@@ -19,16 +18,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner import stats
+from tuner.baselines import ROLE_LABELS
 from tuner.interleave import Entry, paired, run_rounds
 from tuner.measure import Measurer
 from tuner.objective import study_floor
+from tuner.space import config_key
 from tuner.store import claim, counted_trials, live_trials
-
-ROLE_LABELS = {"defaults": "framework defaults", "vendor": "vendor settings"}
-
-
-def _key(applied: Any) -> str:
-    return json.dumps(applied, sort_keys=True, default=str)
 
 
 def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
@@ -42,12 +37,12 @@ def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
         if trial is not None:
             entries.append(Entry(label=role, applied=trial.user_attrs["applied"],
                                  trial=trial.number))
-            seen.add(_key(trial.user_attrs["applied"]))
+            seen.add(config_key(trial.user_attrs["applied"]))
     ranked: list[FrozenTrial] = sorted(
         (t for t in complete if t.user_attrs.get("role") == "search" and t.value is not None),
         key=lambda t: float(t.value or 0.0), reverse=maximize)
     for trial in ranked:
-        key = _key(trial.user_attrs["applied"])
+        key = config_key(trial.user_attrs["applied"])
         if key in seen:
             continue
         seen.add(key)
@@ -68,7 +63,8 @@ def confirm(study: optuna.Study, measurer: Measurer, *, gate: Any,
     previous = study.user_attrs.get("confirmation")
     if previous and previous.get("at_trials") == counted:
         return dict(previous)
-    if not claim(study, gate, f"confirmation-{counted}", socket.gethostname()):
+    if not claim(study, gate, f"confirmation-{counted}", socket.gethostname(),
+                 timeout=measurer.settings.claim_timeout):
         return None
     entries = choose_entries(study, spec.top)
     if len(entries) < 2:

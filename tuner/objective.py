@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from tuner.measure import Measurer
 from tuner.parsers import Reading
 from tuner.progress import Progress
 from tuner.runner import Outcome, Status
-from tuner.space import BaselineTrial
+from tuner.space import BaselineTrial, config_key
 from tuner.store import abandoned, retry_abandoned, this_worker
 
 #: Per-run trial attributes, reset when a trial starts (a retried trial is enqueued with its
@@ -126,12 +125,12 @@ class Objective:
     def _finished_twin(trial: Trial, applied: Mapping[str, Any]) -> FrozenTrial | None:
         """An earlier finished trial of the very same configuration, if any (an abandoned
         trial is no result: its retry must measure)."""
-        key = json.dumps(dict(applied), sort_keys=True, default=str)
+        key = config_key(applied)
         finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         gone = abandoned(trial.study)
         for other in trial.study.get_trials(deepcopy=False, states=finished):
-            if other.number != trial.number and other.number not in gone and json.dumps(
-                    other.user_attrs.get("applied"), sort_keys=True, default=str) == key:
+            if other.number != trial.number and other.number not in gone \
+                    and config_key(other.user_attrs.get("applied")) == key:
                 return other
         return None
 

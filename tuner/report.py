@@ -15,10 +15,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner.baselines import ROLE_LABELS
 from tuner.launch import Launch
+from tuner.space import config_key
 from tuner.store import abandoned, counted_trials, live_trials
-
-ROLE_LABELS = {"defaults": "framework defaults", "vendor": "vendor settings"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +70,13 @@ class Summary:
     screening: dict[str, Any] = field(default_factory=dict)
     confirmation: dict[str, Any] = field(default_factory=dict)
     fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_value(self) -> float | None:
+        """The best's value: its confirmed mean once confirmed, else its search value."""
+        if self.best_interval:
+            return self.best_interval["mean"]
+        return self.best.value if self.best else None
 
     @property
     def inert(self) -> dict[str, str]:
@@ -124,7 +131,7 @@ def summarize(study: optuna.Study) -> Summary:
     states: dict[str, int] = {}
     for trial in trials:
         states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
-    configs = {json.dumps(t.user_attrs.get("applied", t.params), sort_keys=True, default=str)
+    configs = {config_key(t.user_attrs.get("applied", t.params))
                for t in trials if t.state != TrialState.WAITING}
     return Summary(
         name=study.study_name, workload=_workload_label(spec.get("workload", {})),
@@ -275,9 +282,8 @@ def best_as(summary: Summary, fmt: str) -> str:
             lines.append(f"# bind with: {' '.join(launch.prefix)} <program>")
         return "\n".join(lines)
     if fmt == "json":
-        value = summary.best_interval["mean"] if summary.best_interval else best.value
         return json.dumps({
-            "study": summary.name, "metric": summary.metric, "value": value,
+            "study": summary.name, "metric": summary.metric, "value": summary.best_value,
             "unit": summary.unit, "confirmed": summary.confirmed,
             "interval": summary.best_interval, "samples": best.samples, "trial": best.number,
             "knobs": best.applied, "speedups": summary.speedups,

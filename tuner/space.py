@@ -48,6 +48,12 @@ Path = tuple[str | int, ...]
 MAX_GRID = 200_000
 
 
+def config_key(applied: Mapping[str, Any] | None) -> str:
+    """The identity of a configuration (its knob values), as a string: equal knob values,
+    equal keys, whatever the order they were given in."""
+    return json.dumps(dict(applied or {}), sort_keys=True, default=str)
+
+
 class SpaceError(ValueError):
     """Problems found while fitting a study to this host, each with its path in the study."""
 

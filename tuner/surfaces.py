@@ -26,6 +26,7 @@ from tuner.knobs import UNSET
 from tuner.measure import Backend, RunRequest
 from tuner.parsers import Reading
 from tuner.runner import Outcome, Status
+from tuner.space import config_key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,10 +39,6 @@ class Sample:
     def to_dict(self) -> dict[str, Any]:
         return {"value": self.value, "intervals": self.intervals, "startup": self.startup,
                 "seconds": self.seconds}
-
-
-def config_key(values: Mapping[str, Any]) -> str:
-    return json.dumps({k: values[k] for k in sorted(values)}, sort_keys=True, default=str)
 
 
 @dataclass(kw_only=True)
