@@ -1,7 +1,7 @@
 """One measurement: knob values -> launch -> outcome. Trials, screening and confirmation all
 measure through a ``Measurer``, so they apply knobs, scrub the environment and parse output
 the same way. The backend decides how a launch runs: a fresh process (``ProcessBackend``,
-the default), a fork of a pre-imported process (``tuner.zygote``), or, for benchmarks of the
+the default), a fork of a pre-imported process (``tuner.forkserver``), or, for benchmarks of the
 search itself, a draw from a recorded surface (``tuner.surfaces.ReplayBackend``)."""
 
 from __future__ import annotations

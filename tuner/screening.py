@@ -4,15 +4,15 @@ host and workload, and fix them at their defaults so the search does not spend t
 Stock TensorFlow runs oneDNN on its own thread pool, so the OpenMP knobs (OMP_NUM_THREADS,
 KMP_AFFINITY, KMP_BLOCKTIME, KMP_HW_SUBSET) usually do nothing; an OpenMP build is another
 matter, which is why this is measured and not assumed. Each screened knob is set, alone, to
-the value of its domain farthest from its default; those probes and the defaults run in
-interleaved rounds, and each probe's paired speedup over the defaults gets a 95% interval. A
-knob matters if any probe differs clearly (the interval excludes 1 and the ratio is beyond
-the noise floor), however small the difference. It is inert only if every probe's interval
-lies inside +/- the equivalence margin (1.5 times the noise floor, at least 5%): "no
-measurable effect" must be measured, so a wide interval keeps the knob in the search rather
-than fixing it on too little evidence. The rounds are sequential: 4 for every probe, then 2
-more at a time (up to 10) for the knobs still undecided, so a clear case costs 4 rounds and a
-close one gets the precision it needs.
+each probe value of its domain (``probe_values``: its non-default choices, both ends of a
+range); those probes and the defaults run in interleaved rounds, and each probe's paired
+speedup over the defaults gets a 95% interval. A knob matters if any probe differs clearly
+(the interval excludes 1 and the ratio is beyond the noise floor), however small the
+difference. It is inert only if every probe's interval lies inside +/- the equivalence
+margin (1.5 times the noise floor, at least 5%): "no measurable effect" must be measured, so
+a wide interval keeps the knob in the search rather than fixing it on too little evidence.
+The rounds are sequential: 4 for every probe, then 2 more at a time (up to 10) for the knobs
+still undecided, so a clear case costs 4 rounds and a close one gets the precision it needs.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def screen(study: optuna.Study, measurer: Measurer, *, gate: Any, rounds: int = 
     if not dims:
         study.set_user_attr("screening", {})
         return
-    if not claim(study, gate, "screening", socket.gethostname()):
+    if not claim(study, gate, "screening", socket.gethostname(),
+                 timeout=measurer.settings.claim_timeout):
         return
     study.set_user_attr("screening", _run(study, measurer, dims, rounds, say))
 
