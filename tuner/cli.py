@@ -179,8 +179,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tuner.api.app import create_app
-    from tuner.host import fingerprint, probe_host
     from tuner.settings import get_settings
+    from tuner.store import redact
     from tuner.worker import Worker
 
     settings = get_settings()
@@ -196,38 +196,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     storage = args.storage or settings.default_storage
     worker = None
     if not args.storage and not args.no_worker:
-        host = probe_host()
-        worker = Worker(storage_url=storage, host=host,
-                        fingerprint=fingerprint(host, cache_dir=settings.cache_dir),
-                        settings=settings)
+        worker = Worker.on_this_host(storage, settings)
     app = create_app(settings=settings, storage_url=storage, worker=worker,
                      insecure_local=args.insecure_local)
     mode = "with an in-process worker" if worker else "API only (run `tuner worker`)"
     print(f"tuner serving http://{args.host}:{args.port} ({mode}); storage "
-          f"{store_redact(storage)}; dashboard /ui, API docs /docs", file=sys.stderr)
+          f"{redact(storage)}; dashboard /ui, API docs /docs", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
-def store_redact(url: str) -> str:
-    from tuner.store import redact
-
-    return redact(url)
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
-    from tuner.host import fingerprint, probe_host
     from tuner.settings import get_settings
+    from tuner.store import redact
     from tuner.worker import Worker
 
     settings = get_settings()
-    host = probe_host()
-    worker = Worker(storage_url=args.storage or settings.default_storage, host=host,
-                    fingerprint=fingerprint(host, cache_dir=settings.cache_dir),
-                    settings=settings)
+    worker = Worker.on_this_host(args.storage or settings.default_storage, settings)
     worker.install_signal_handlers()
     print(f"tuner worker on {worker.hostname} (host class {worker.fingerprint.host_class}); "
-          f"storage {store_redact(worker.storage_url)}", file=sys.stderr)
+          f"storage {redact(worker.storage_url)}", file=sys.stderr)
     if args.once:
         worker.run_once()
     else:

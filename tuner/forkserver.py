@@ -311,3 +311,9 @@ class ForkServerBackend(Backend):
 
 if __name__ == "__main__":
     serve(sys.argv[1], int(sys.argv[2]))
+
+
+def backend_for(launcher: str) -> Backend:
+    """The backend a study's ``launcher`` setting asks for: forks of a pre-imported server
+    (``fork``, the default) or fresh processes."""
+    return ForkServerBackend() if launcher == "fork" else ProcessBackend()

@@ -38,7 +38,6 @@ class StudyGate:
     """A lock per study, across every worker that shares its storage."""
 
     def __init__(self, storage_url: str, study: str) -> None:
-        self.url = storage_url
         self.study = study
         self._local = threading.Lock()
         self._engine: sqlalchemy.engine.Engine | None = None

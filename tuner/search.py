@@ -29,10 +29,10 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from tuner import confirm as confirmation
 from tuner import screening
 from tuner.errors import StudyConflictError
-from tuner.forkserver import ForkServerBackend
+from tuner.forkserver import backend_for
 from tuner.host import Fingerprint
 from tuner.locks import StudyGate
-from tuner.measure import Backend, Measurer, ProcessBackend
+from tuner.measure import Backend, Measurer
 from tuner.objective import Objective, TrialFailed
 from tuner.progress import Progress
 from tuner.pruning import make_pruner
@@ -43,6 +43,7 @@ from tuner.store import (
     live_trials,
     open_storage,
     retry_abandoned,
+    set_status,
     worker_is_dead,
 )
 from tuner.workload import unit_of
@@ -210,9 +211,7 @@ def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec
     with gate.hold():
         enqueue_baselines(study, space)
     budget = space.spec.budget
-    if backend is None:
-        backend = ForkServerBackend() if space.spec.launcher == "fork" else ProcessBackend()
-    measurer = Measurer(space, settings, backend)
+    measurer = Measurer(space, settings, backend or backend_for(space.spec.launcher))
     objective = Objective(measurer, progress=progress, hostname=hostname)
     say = progress.note if progress is not None else None
     ran_before = len(study.get_trials(deepcopy=False))
@@ -238,8 +237,11 @@ def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec
         if remaining() == 0:
             study.stop()
 
+    def stopping() -> bool:
+        return should_stop is not None and should_stop()
+
     def may_ask() -> bool:
-        if should_stop is not None and should_stop():
+        if stopping():
             return False
         left = remaining()
         return left is None or left > 0
@@ -261,19 +263,18 @@ def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec
                    if t.user_attrs.get("role") in {b.name for b in space.baselines}]
         left = remaining()
         optimize(len(waiting) if left is None else min(len(waiting), left))
-        if "noise" in study.user_attrs and remaining() != 0 and not (
-                should_stop is not None and should_stop()):
+        if "noise" in study.user_attrs and remaining() != 0 and not stopping():
             if say and study.user_attrs["noise"].get("warning"):
                 say("warning: " + study.user_attrs["noise"]["warning"])
             screening.screen(study, measurer, gate=gate, say=say)
         optimize(remaining())
         confirmed = None
-        if confirm and finished(study, space, time_left()):
+        over = finished(study, space, time_left())
+        if confirm and over:
             confirmed = confirmation.confirm(study, measurer, gate=gate, say=say)
         complete = space.spec.confirm.top == 0 or not confirm or (
             "confirmation" in study.user_attrs)
-        if (finished(study, space, time_left()) and complete
-                and study.user_attrs.get("status") == "running"):
+        if over and complete and study.user_attrs.get("status") == "running":
             set_status(study, "done")
     finally:
         if progress is not None:
@@ -281,13 +282,6 @@ def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec
         measurer.backend.close()
     return TuneResult(study=study, ran=len(study.get_trials(deepcopy=False)) - ran_before,
                       recovered=recovered, confirmation=confirmed)
-
-
-def set_status(study: optuna.Study, status: str, reason: str = "") -> None:
-    """The study's place in the service's life: queued, running, stopped, done, failed."""
-    study.set_user_attr("status", status)
-    study.set_user_attr("status_reason", reason)
-    study.set_user_attr("status_at", time.time())
 
 
 def finished(study: optuna.Study, space: SearchSpace, time_left: float | None) -> bool:

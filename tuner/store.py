@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from typing import Any
 
@@ -148,13 +149,11 @@ def this_worker(hostname: str) -> dict[str, Any]:
     return {"host": hostname, "pid": pid, "started": process_start_time(pid)}
 
 
-def claim(study: optuna.Study, gate: Any, job: str, hostname: str,
-          timeout: float = 3600.0) -> bool:
+def claim(study: optuna.Study, gate: Any, job: str, hostname: str, *,
+          timeout: float) -> bool:
     """Claim a once-per-study job (screening, confirmation) for this process. True if it is
     ours: unclaimed, already ours, or claimed by a worker that died or went silent for
     ``timeout`` seconds."""
-    import time
-
     me = this_worker(hostname)
     with gate.hold():
         current = study.user_attrs.get(f"claim:{job}")
@@ -175,3 +174,10 @@ def worker_is_dead(worker: dict[str, Any], hostname: str) -> bool:
         return False
     started = process_start_time(worker["pid"])
     return started is None or started != worker.get("started")
+
+
+def set_status(study: optuna.Study, status: str, reason: str = "") -> None:
+    """The study's place in the service's life: queued, running, stopped, done, failed."""
+    study.set_user_attr("status", status)
+    study.set_user_attr("status_reason", reason)
+    study.set_user_attr("status_at", time.time())

@@ -27,14 +27,14 @@ import optuna
 
 from tuner import store
 from tuner.errors import SpecError, TunerError
-from tuner.forkserver import ForkServerBackend
-from tuner.host import Fingerprint, Host
+from tuner.forkserver import backend_for
+from tuner.host import Fingerprint, Host, fingerprint, probe_host
 from tuner.locks import HostLock, LockedBackend, StudyGate
-from tuner.measure import ProcessBackend
-from tuner.search import set_status, tune
+from tuner.search import tune
 from tuner.settings import Settings
 from tuner.space import SpaceError, build_space
 from tuner.spec.models import StudySpec
+from tuner.store import set_status
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,14 @@ class Worker:
     settings: Settings
     stop_event: threading.Event = field(default_factory=threading.Event)
     hostname: str = field(default_factory=socket.gethostname)
+
+    @classmethod
+    def on_this_host(cls, storage_url: str, settings: Settings) -> Worker:
+        """A worker for this machine: its topology probed, its fingerprint taken."""
+        host = probe_host()
+        return cls(storage_url=storage_url, host=host,
+                   fingerprint=fingerprint(host, cache_dir=settings.cache_dir),
+                   settings=settings)
 
     def __post_init__(self) -> None:
         self.storage = store.open_storage(self.storage_url)
@@ -117,13 +125,12 @@ class Worker:
             return self.stop_event.is_set() or (
                 study.user_attrs.get("status") not in RUNNABLE)
 
-        backend = ForkServerBackend() if spec.launcher == "fork" else ProcessBackend()
         gate = StudyGate(self.storage_url, name)
         try:
             result = tune(space, storage_url=self.storage_url, fingerprint=self.fingerprint,
                           spec_text=str(attrs.get("spec_text", "")), settings=self.settings,
-                          backend=LockedBackend(backend, self.host_lock), gate=gate,
-                          should_stop=should_stop, recover_local=False,
+                          backend=LockedBackend(backend_for(spec.launcher), self.host_lock),
+                          gate=gate, should_stop=should_stop, recover_local=False,
                           started_at=attrs.get("started_at"))
         except TunerError as exc:
             set_status(study, "failed", str(exc))

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(*, settings: Settings, storage_url: str, worker: Any = None,
                insecure_local: bool = False) -> FastAPI:
-    service = Service(settings=settings, storage_url=storage_url,
+    service = Service(settings=settings,
                       storage=store.open_storage(storage_url, heartbeat=False),
                       insecure_local=insecure_local, worker=worker)
 
@@ -43,7 +43,7 @@ def create_app(*, settings: Settings, storage_url: str, worker: Any = None,
             thread = threading.Thread(target=worker.run_forever, name="tuner-worker",
                                       daemon=True)
             thread.start()
-            service.cache["worker_thread"] = thread
+            service.worker_thread = thread
         yield
         if worker is not None:
             worker.stop_event.set()

@@ -10,6 +10,7 @@ only) accepts writes without a token.
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -23,11 +24,12 @@ from tuner.settings import Settings
 @dataclass
 class Service:
     settings: Settings
-    storage_url: str
     storage: BaseStorage
     insecure_local: bool = False
     worker: Any = None
-    cache: dict[Any, Any] = field(default_factory=dict)
+    worker_thread: threading.Thread | None = None
+    #: knob importance per study, with the trial counts it was computed at
+    importance: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
 def get_service(request: Request) -> Service:
@@ -56,9 +58,10 @@ def _deny(token: str | None, what: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, f"this token may not {what}")
 
 
-def _require(request: Request, service: Service, accepted: tuple[str, ...], what: str) -> None:
+def _require(request: Request, service: Service, accepted: tuple[str, ...], what: str, *,
+             write: bool = True) -> None:
     s = service.settings
-    if what != "read studies" and service.insecure_local and not (s.api_token or s.admin_token):
+    if write and service.insecure_local and not (s.api_token or s.admin_token):
         return  # --insecure-local without tokens: loopback only, writes need none
     token = presented_token(request)
     if token is None or not _matches(token, *accepted):
@@ -68,7 +71,8 @@ def _require(request: Request, service: Service, accepted: tuple[str, ...], what
 def require_read(request: Request, service: ServiceDep) -> None:
     s = service.settings
     if s.protect_reads:
-        _require(request, service, (s.read_token, s.api_token, s.admin_token), "read studies")
+        _require(request, service, (s.read_token, s.api_token, s.admin_token), "read studies",
+                 write=False)
 
 
 def require_write(request: Request, service: ServiceDep) -> None:

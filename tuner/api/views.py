@@ -20,9 +20,8 @@ def best_of(summary: Summary) -> schemas.Best | None:
     best = summary.best
     if best is None or best.launch is None:
         return None
-    value = summary.best_interval["mean"] if summary.best_interval else best.value
     return schemas.Best(
-        trial=best.number, role=best.role, value=value, unit=summary.unit,
+        trial=best.number, role=best.role, value=summary.best_value, unit=summary.unit,
         confirmed=summary.confirmed, interval=summary.best_interval, knobs=best.applied,
         speedups={k: schemas.Speedup(**v) for k, v in summary.speedups.items()},
         inert=summary.inert, launch=best_as(summary, "shell"), env=best_as(summary, "env"))
@@ -31,18 +30,16 @@ def best_of(summary: Summary) -> schemas.Best | None:
 def item(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyItem:
     summary = summary or summarize(study)
     attrs = study.user_attrs
-    value = summary.best_interval["mean"] if summary.best_interval else (
-        summary.best.value if summary.best else None)
     return schemas.StudyItem(
         name=summary.name, workload=summary.workload, status=str(attrs.get("status", "new")),
         status_reason=str(attrs.get("status_reason", "")), host_class=attrs.get("host_class"),
         trials=summary.counted, planned=summary.planned, metric=summary.metric,
-        unit=summary.unit, best=value, confirmed=summary.confirmed,
+        unit=summary.unit, best=summary.best_value, confirmed=summary.confirmed,
         speedup_over_defaults=_speedup(summary.speedups.get("defaults")))
 
 
-def detail(study: optuna.Study) -> schemas.StudyDetail:
-    summary = summarize(study)
+def detail(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyDetail:
+    summary = summary or summarize(study)
     attrs = study.user_attrs
     spec = dict(attrs.get("spec", {}))
     return schemas.StudyDetail(

@@ -40,19 +40,22 @@ def studies_page(request: Request, service: ServiceDep, _: ReadAccess) -> Respon
 @router.get("/ui/studies/{name}", response_class=HTMLResponse)
 def study_page(name: str, request: Request, service: ServiceDep, _: ReadAccess) -> Response:
     study = load_study(service, name)
-    detail = views.detail(study)
-    trials = views.trials(study)
     summary = summarize(study)
-    key = (name, len(trials), sum(t.state == "complete" for t in trials))
-    if key not in service.cache:
-        service.cache[key] = importance(study)
+    detail = views.detail(study, summary)
+    trials = views.trials(study)
+    # knob importance is costly: computed again only when the study's trials changed, and
+    # only the latest is kept per study
+    key = (len(trials), sum(t.state == "complete" for t in trials))
+    cached_key, scores = service.importance.get(name, (None, None))
+    if cached_key != key:
+        scores = importance(study)
+        service.importance[name] = (key, scores)
     baselines = {role: b.value for role, b in detail.baselines.items()}
     svg = chart.render(trials, maximize=summary.maximize, unit=detail.unit,
                        baselines=baselines)
     failures = [t for t in trials if t.state in ("fail", "pruned") or t.abandoned]
     return templates.TemplateResponse(request, "study.html", {
-        "study": detail, "chart": svg, "importance": service.cache[key],
-        "failures": failures, "trials": trials,
+        "study": detail, "chart": svg, "importance": scores, "failures": failures,
         "refresh": REFRESH_SECONDS if detail.status in ("queued", "running") else None})
 
 

@@ -19,7 +19,7 @@ router = APIRouter(tags=["health"])
 def healthz(service: ServiceDep) -> schemas.Health | JSONResponse:
     worker = "none (workers run elsewhere)"
     if service.worker is not None:
-        thread = service.cache.get("worker_thread")
+        thread = service.worker_thread
         worker = "alive" if thread is not None and thread.is_alive() else "stopped"
     try:
         optuna.get_all_study_names(service.storage)

@@ -16,6 +16,7 @@ from tuner.host import generic_host
 from tuner.report import best_as, summarize
 from tuner.spec import parse_text
 from tuner.spec.models import StudySpec
+from tuner.store import set_status
 from tuner.workload import unit_of
 
 router = APIRouter(prefix="/studies", tags=["studies"])
@@ -80,8 +81,7 @@ def queue(storage: optuna.storages.BaseStorage, spec: StudySpec, text: str) -> N
     study.set_user_attr("spec", spec.model_dump(mode="json", by_alias=True))
     study.set_user_attr("spec_text", text)
     study.set_user_attr("unit", unit_of(spec.workload))
-    study.set_user_attr("status", "queued")
-    study.set_user_attr("status_at", time.time())
+    set_status(study, "queued")
     study.set_user_attr("submitted_at", time.time())
 
 
@@ -145,9 +145,7 @@ def _set(name: str, service: ServiceDep, to: str, allowed: tuple[str, ...]) -> s
     if current not in allowed:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"study {name!r} is {current}; it cannot become {to}")
-    study.set_user_attr("status", to)
-    study.set_user_attr("status_reason", "")
-    study.set_user_attr("status_at", time.time())
+    set_status(study, to)
     return views.item(study)
 
 
