@@ -234,15 +234,18 @@ class Student:
         ]
         self.variables = [v for flow in self.flows for v in flow.variables]
 
+    def _flow(self, flow: Any, x: Any) -> tuple[Any, Any]:
+        """One flow's (mu, log s) for its input x, each (batch, time)."""
+        out = self.tf.cast(flow(x), self.param_dtype)
+        return out[..., 0], out[..., 1]
+
     def flow_outputs(self, z: Any) -> tuple[list[Any], list[Any], list[Any]]:
         """Per-flow (mu_i, log s_i) and the outputs x^1..x^N, each (batch, time)."""
-        tf = self.tf
         x = z
         mus, log_scales, xs = [], [], []
         for flow in self.flows:
-            out = tf.cast(flow(x), self.param_dtype)
-            mu, log_s = out[..., 0], out[..., 1]
-            x = x * tf.exp(log_s) + mu
+            mu, log_s = self._flow(flow, x)
+            x = x * self.tf.exp(log_s) + mu
             mus.append(mu)
             log_scales.append(log_s)
             xs.append(x)
@@ -255,8 +258,7 @@ class Student:
         mu_tot = tf.zeros_like(z)
         log_s_tot = tf.zeros_like(z)
         for flow in self.flows:
-            out = tf.cast(flow(x), self.param_dtype)
-            mu, log_s = out[..., 0], out[..., 1]
+            mu, log_s = self._flow(flow, x)
             scale = tf.exp(log_s)
             x = x * scale + mu
             mu_tot = mu_tot * scale + mu
@@ -373,11 +375,12 @@ class Adam:
         tf = self.tf
         self.t.assign_add(1.0)
         correction = tf.sqrt(1.0 - self.beta2 ** self.t) / (1.0 - self.beta1 ** self.t)
+        rate = self.lr * correction  # the same for every variable: computed once
         for var, grad, m, v in zip(self.variables, grads, self.m, self.v, strict=True):
             grad = tf.cast(grad, var.dtype)
             m.assign(self.beta1 * m + (1.0 - self.beta1) * grad)
             v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(grad))
-            step = tf.cast(self.lr * correction, var.dtype)
+            step = tf.cast(rate, var.dtype)
             var.assign_sub(step * m / (tf.sqrt(v) + self.epsilon))
 
 

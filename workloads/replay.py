@@ -21,23 +21,20 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-FLAG_KNOBS = {"inter_op": "inter_op", "intra_op": "intra_op", "batch_size": "batch_size"}
+from workloads import _common
+
+FLAG_KNOBS = ("inter_op", "intra_op", "batch_size")
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m workloads.replay", description=__doc__)
+    """The built-in workloads' flags (the sizes and timing ones mean nothing to a replay),
+    plus the surface; ``--seed`` seeds the draw, a fresh one per run by default."""
+    parser = _common.base_parser(prog="python -m workloads.replay", description=__doc__,
+                                 presets={"small": {}, "full": {}})
     parser.add_argument("--surface", required=True, help="surface JSON file")
     parser.add_argument("--time-scale", type=float, default=0.0,
                         help="sleep this fraction of each recorded interval (0: instant)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed of the draw (default: a fresh one per run)")
-    parser.add_argument("--inter-op", type=int, default=0)
-    parser.add_argument("--intra-op", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=None)
-    # accepted for the built-in contract, meaningless for a replay
-    for flag in ("--preset", "--precision", "--xla", "--seconds", "--intervals",
-                 "--warmup-steps"):
-        parser.add_argument(flag, default=None)
+    parser.set_defaults(seed=None)
     return parser
 
 
@@ -46,7 +43,7 @@ def observed(args: argparse.Namespace, axes: Sequence[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in axes:
         if name in FLAG_KNOBS:
-            value = getattr(args, FLAG_KNOBS[name])
+            value = getattr(args, name)
             if value:
                 values[name] = value
         elif name == "physcpubind":
