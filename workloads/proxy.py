@@ -257,8 +257,6 @@ def blas_info() -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    weights = make_weights(args.matrices, args.size, args.seed)
-    vectors = make_vectors(args.size, args.batch_size, args.seed)
     itemsize = 2 if args.precision == "bf16" else 4
     weight_bytes = float(args.matrices * args.size * args.size * itemsize)
     extra: dict[str, Any] = {"backend": args.backend, "matrices": args.matrices,
@@ -266,12 +264,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "weight_bytes_per_batch": int(weight_bytes), **blas_info()}
     if args.backend == "tensorflow":
         tf = _common.configure_tensorflow(args)
-        _common.report_settings(tf, args, "proxy", extra)
+    else:
+        tf = None
+        _common.mark("tf_imported")  # the framework here is NumPy, imported with the module
+    # built after the framework's import, so TIMING counts them as build, not imports
+    weights = make_weights(args.matrices, args.size, args.seed)
+    vectors = make_vectors(args.size, args.batch_size, args.seed)
+    _common.report_settings(tf, args, "proxy", extra)
+    if tf is not None:
         step = build_tf_chain(tf, weights, vectors, chunk=args.chunk, jit=args.xla == "on",
                               dtype=_common.compute_dtype(tf, args))
     else:
-        _common.mark("tf_imported")  # the framework here is NumPy, imported with the module
-        _common.report_settings(None, args, "proxy", extra)
         chain = NumpyChain(weights, vectors)
 
         def step() -> np.ndarray:

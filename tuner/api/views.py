@@ -38,6 +38,11 @@ def item(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyIt
         speedup_over_defaults=_speedup(summary.speedups.get("defaults")))
 
 
+def items(storage: optuna.storages.BaseStorage, names: list[str]) -> list[schemas.StudyItem]:
+    """The list entries of the studies ``names``, in that order."""
+    return [item(optuna.load_study(study_name=n, storage=storage)) for n in names]
+
+
 def detail(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyDetail:
     summary = summary or summarize(study)
     attrs = study.user_attrs

@@ -30,8 +30,7 @@ def root() -> RedirectResponse:
 @router.get("/ui", response_class=HTMLResponse)
 def studies_page(request: Request, service: ServiceDep, _: ReadAccess) -> Response:
     names = sorted(optuna.get_all_study_names(service.storage))
-    items = [views.item(optuna.load_study(study_name=n, storage=service.storage))
-             for n in names]
+    items = views.items(service.storage, names)
     live = any(i.status in ("queued", "running") for i in items)
     return templates.TemplateResponse(request, "studies.html", {
         "items": items, "refresh": REFRESH_SECONDS if live else None})

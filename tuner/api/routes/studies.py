@@ -97,9 +97,8 @@ def list_studies(service: ServiceDep, _: ReadAccess,
     names = sorted(s.study_name for s in summaries
                    if state is None or s.user_attrs.get("status") == state)
     page = names[offset:offset + limit]
-    items = [views.item(optuna.load_study(study_name=n, storage=service.storage))
-             for n in page]
-    return schemas.Page(items=items, total=len(names), offset=offset, limit=limit)
+    return schemas.Page(items=views.items(service.storage, page), total=len(names),
+                        offset=offset, limit=limit)
 
 
 @router.get("/{name}", response_model=schemas.StudyDetail, responses=NOT_FOUND)
