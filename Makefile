@@ -3,7 +3,7 @@
 #   make test   set up, then lint, type-check and run the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STUDY ?= resnet-small
+STUDY ?= wavenet-small
 
 .PHONY: setup demo test test-all lint bench
 

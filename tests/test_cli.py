@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -123,3 +124,41 @@ def test_unreachable_database_is_one_clear_line() -> None:
     assert out.returncode == 1
     assert out.stderr.startswith("tuner: cannot open the study database postgresql://")
     assert "Traceback" not in out.stderr
+
+
+def test_tune_without_numactl_on_path(tmp_path: Path, write_study: Callable[[str], Path]) -> None:
+    """A fresh machine without numactl: the study being run drops its `auto` memory binding
+    with a note and completes; another study of the file that asks for memory binding
+    explicitly is not fitted to this host, so it does not stop the run."""
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("taskset",):
+        found = shutil.which(tool)
+        if found:
+            (bare / tool).symlink_to(found)
+    path = write_study(f"""
+studies:
+  - name: runs-here
+    workload:
+      command: [{PYTHON}, {FAKE_WORKLOAD}, --intervals, "2"]
+      parser: protocol
+    knobs:
+      threads: {{flag: --threads, low: 1, high: 3}}
+      membind: auto
+    budget: {{n_trials: 4}}
+    noise: {{runs: 2}}
+    confirm: {{top: 1, rounds: 2}}
+  - name: needs-numactl
+    workload: {{builtin: resnet}}
+    knobs: {{membind: [0]}}
+""")
+    out = tuner("tune", str(path), "--study", "runs-here", "--output", str(tmp_path / "out"),
+                cwd=tmp_path, env={"PATH": str(bare)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "note: runs-here: knobs.membind (auto) left out: numactl is not installed" in out.stderr
+    assert "Best (confirmed over 2 interleaved rounds)" in out.stdout
+    assert "membind" not in out.stdout.split("Launch:")[1].splitlines()[0]
+    whole = tuner("tune", str(path), cwd=tmp_path, env={"PATH": str(bare)})
+    assert whole.returncode == 2
+    assert "needs-numactl" in whole.stderr or "studies[1].knobs.membind" in whole.stderr
+    assert "cannot be applied here" in whole.stderr and "Traceback" not in whole.stderr

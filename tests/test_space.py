@@ -120,3 +120,38 @@ def test_units_follow_the_mode() -> None:
     assert unit("{builtin: parallel_wavenet}") == "timesteps/s"
     assert unit("{builtin: resnet, params: {mode: train}}") == "images/s"
     assert unit("{command: [x], parser: protocol}") == ""
+
+
+MEMBIND = """
+name: m
+workload: {builtin: resnet, params: {preset: small}}
+knobs:
+  intra_op: {low: 1, high: 4}
+  membind: MEMBIND
+"""
+
+
+def test_an_auto_domain_this_host_cannot_apply_is_dropped_with_a_note(
+        xeon_no_numactl: Host) -> None:
+    space = space_of(MEMBIND.replace("MEMBIND", "auto"), xeon_no_numactl)
+    assert "membind" not in space.names and "membind" not in space.fixed
+    assert list(space.dropped) == ["membind"]
+    [note] = space.notes
+    assert note.startswith("m: knobs.membind (auto) left out:") and "numactl" in note
+
+
+def test_an_explicit_domain_this_host_cannot_apply_still_fails(xeon_no_numactl: Host) -> None:
+    with pytest.raises(SpaceError, match="membind: cannot be applied here"):
+        space_of(MEMBIND.replace("MEMBIND", "[0, 1]"), xeon_no_numactl)
+
+
+def test_only_the_studies_about_to_run_are_fitted_to_the_host(xeon_no_numactl: Host) -> None:
+    text = ("studies:\n"
+            + "\n".join("  - " + line if i == 0 else "    " + line
+                        for i, line in enumerate(MEMBIND.strip().splitlines()))
+            .replace("membind: MEMBIND", "membind: [0, 1]") + "\n"
+            "  - name: ok\n    workload: {builtin: resnet}\n    knobs: {intra_op: [1, 2]}\n")
+    with pytest.raises(Exception, match="membind"):
+        parse_text(text, "t.yaml", host=xeon_no_numactl)
+    loaded = parse_text(text, "t.yaml", host=xeon_no_numactl, only={"ok"})
+    assert [s.name for s in loaded.studies] == ["m", "ok"]

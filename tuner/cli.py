@@ -44,6 +44,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         for study in loaded.studies:
             space = build_space(study, host)
+            for note in space.notes:
+                print(f"note: {note}", file=sys.stderr)
             extra = f": {len(space.dims)} knobs tuned over {space.size} configurations"
             if space.fixed:
                 extra += f", fixed {space.fixed}"
@@ -65,7 +67,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     host = probe_host()
-    loaded = load_file(args.file, host=host)
+    # every study is checked as written; only those about to run are fitted to this host
+    loaded = load_file(args.file, host=host, only=set(args.study) if args.study else None)
     studies = loaded.studies
     if args.study:
         wanted = set(args.study)
@@ -81,6 +84,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     fp = fingerprint(host, cache_dir=settings.cache_dir)
     for spec in studies:
         space = build_space(spec, host)
+        for note in space.notes:
+            print(f"note: {note}", file=sys.stderr)
         storage = args.storage or spec.storage or settings.default_storage
         print(f"Tuning {spec.name}: {len(space.dims)} knobs over {space.size} configurations "
               f"on {fp.cpu_model} ({fp.physical_cores} cores, {fp.numa_nodes} NUMA nodes); "

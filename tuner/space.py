@@ -94,10 +94,19 @@ class SearchSpace:
     thread_low: int = 1
     #: Valid configurations of the tuned knobs (the grid of the valid space).
     size: int = 1
+    #: Knobs asked for with ``auto`` that this host cannot apply, each dropped with a
+    #: one-line note (an explicit domain for such a knob is a validation error instead).
+    dropped: dict[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
         return [d.name for d in self.dims]
+
+    @property
+    def notes(self) -> list[str]:
+        """One line per dropped ``auto`` knob, for the CLI, the worker's log and the report."""
+        return [f"{self.spec.name}: knobs.{name} (auto) left out: {reason}"
+                for name, reason in self.dropped.items()]
 
     def suggest(self, trial: Any, skip: set[str] | None = None) -> dict[str, Any]:
         """Ask an Optuna trial for a value of every tuned knob (but those in ``skip``)."""
@@ -185,6 +194,7 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
     knobs: dict[str, Knob] = dict(known)
     resolved: dict[str, Domain] = {}
     fixed: dict[str, Any] = {}
+    dropped: dict[str, str] = {}
     for name, entry in spec.knobs.items():
         path: Path = ("knobs", name)
         if entry.is_custom and name in known:
@@ -198,6 +208,9 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
             continue
         knobs[name] = knob
         reason = knob.availability(ctx)
+        if reason is not None and entry.kind == "auto":
+            dropped[name] = reason  # a host-derived domain: nothing to derive it from here
+            continue
         if reason is not None:
             problems.append((path, f"cannot be applied here: {reason}"))
             continue
@@ -271,4 +284,4 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
                                f"{MAX_GRID}); use tpe or random")])
     return SearchSpace(spec=spec, host=host, ctx=ctx, knobs=knobs, dims=dims, fixed=fixed,
                        baselines=baselines, constraints=constraints,
-                       thread_low=thread_low(domains, fixed), size=size)
+                       thread_low=thread_low(domains, fixed), size=size, dropped=dropped)

@@ -4,7 +4,7 @@ what was expected``; all problems of a file are reported at once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
@@ -130,9 +130,11 @@ def _split_studies(located: Located) -> tuple[list[Any], list[Loc]] | SpecIssue:
                              f"list of studies, got {got}")
 
 
-def parse_text(text: str, source: str, *, host: Any = None) -> StudyFileText:
+def parse_text(text: str, source: str, *, host: Any = None,
+               only: Collection[str] | None = None) -> StudyFileText:
     """Validate a study file's text. With ``host`` (a ``tuner.host.Host``), also fit every
-    study to that host (knob names, domains, availability). Raises ``SpecError``."""
+    study to that host (knob names, domains, availability), or only the studies named in
+    ``only`` (those about to run). Raises ``SpecError``."""
     located = load_yaml(text, source)
     split = _split_studies(located)
     if isinstance(split, SpecIssue):
@@ -156,7 +158,9 @@ def parse_text(text: str, source: str, *, host: Any = None) -> StudyFileText:
                                     message=f"study name {study.name!r} is used twice"))
         seen.add(study.name)
     if host is not None:
-        issues += _host_issues(studies, valid_prefixes, located, host)
+        fitted = [(s, p) for s, p in zip(studies, valid_prefixes, strict=True)
+                  if only is None or s.name in only]
+        issues += _host_issues([s for s, _ in fitted], [p for _, p in fitted], located, host)
     issues.sort(key=lambda i: (i.line is None, i.line or 0))
     if issues:
         raise SpecError(issues)
@@ -180,7 +184,8 @@ def _host_issues(studies: list[models.StudySpec], prefixes: list[Loc], located: 
     return issues
 
 
-def load_file(path: str | Path, *, host: Any = None) -> StudyFileText:
+def load_file(path: str | Path, *, host: Any = None,
+              only: Collection[str] | None = None) -> StudyFileText:
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -190,4 +195,4 @@ def load_file(path: str | Path, *, host: Any = None) -> StudyFileText:
     except UnicodeDecodeError as exc:
         raise SpecError([SpecIssue(source=str(path), line=None, field="",
                                    message=f"not UTF-8 text: {exc}")]) from exc
-    return parse_text(text, str(path), host=host)
+    return parse_text(text, str(path), host=host, only=only)
