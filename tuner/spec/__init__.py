@@ -10,6 +10,7 @@ from tuner.spec.models import (
     StudySpec,
     WorkloadSpec,
 )
+from tuner.spec.text import decode_text
 
 __all__ = [
     "Budget",
@@ -20,6 +21,7 @@ __all__ = [
     "StudyFileText",
     "StudySpec",
     "WorkloadSpec",
+    "decode_text",
     "format_field",
     "load_file",
     "parse_text",

@@ -7,13 +7,16 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from tuner.errors import SpecError, SpecIssue
-from tuner.spec import models
+from tuner.spec import limits, models
+from tuner.spec.consistency import study_problems
+from tuner.spec.text import read
 from tuner.spec.yaml_source import Located, load_yaml
 
 Loc = tuple[str | int, ...]
@@ -29,6 +32,7 @@ class StudyFileText:
     prefixes: list[Loc]
 
 
+@cache
 def _all_field_names() -> set[str]:
     names: set[str] = set()
     for obj in vars(models).values():
@@ -63,20 +67,28 @@ def _message(error: dict[str, Any]) -> str:
         return msg[len("Value error, "):]
     got = error.get("input")
     if kind not in ("model_type", "dict_type") and not isinstance(got, dict | list):
-        return f"{msg} (got {got!r})"
+        return f"{msg} (got {_short(got)})"
     return msg
+
+
+def _short(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:70] + "...(cut)"
 
 
 _UNION_TAGS = {"bool", "int", "float", "str", "strict-bool", "strict-int", "strict-float",
                "strict-str", "function-before[parse_duration(), constrained-float]",
-               "constrained-int", "function-after", "nullable"}
+               "function-after", "nullable"}
+#: Errors of a bound (a union member of the right type, out of range): shown alone.
+_BOUNDS = {"finite_number", "less_than_equal", "greater_than_equal", "less_than",
+           "greater_than", "too_long", "string_too_long", "too_short"}
 
 
 def _clean_loc(loc: Sequence[str | int]) -> Loc:
     """Drop pydantic's union-member tags (``int``, ``literal['a','b']``, ``list[str]``...)
     from an error location; YAML keys of a study file never contain brackets."""
     return tuple(p for p in loc if not (isinstance(p, str) and (
-        p in _UNION_TAGS or p.startswith("function-") or "[" in p)))
+        p in _UNION_TAGS or p.startswith(("function-", "constrained-")) or "[" in p)))
 
 
 def _issues_from_validation(exc: ValidationError, located: Located,
@@ -87,15 +99,17 @@ def _issues_from_validation(exc: ValidationError, located: Located,
         loc = _clean_loc(error["loc"])
         grouped.setdefault(loc, []).append(dict(error))
     issues: list[SpecIssue] = []
-    for loc, errors in grouped.items():
+    for loc, errors in list(grouped.items())[:limits.MAX_ISSUES]:
         doc_path = prefix + loc
+        bounds = [e for e in errors if e["type"] in _BOUNDS]
+        errors = bounds or errors
         if errors[0]["type"] == "missing":
             line = located.line_of(doc_path[:-1])
         else:
             line = located.key_line(doc_path)
         if len(errors) > 1 and all("type" in e["type"] for e in errors):
             got = errors[0].get("input")
-            message = f"expected a number, a string or a boolean (got {got!r})"
+            message = f"expected a number, a string or a boolean (got {_short(got)})"
         else:
             message = "; ".join(dict.fromkeys(_message(e) for e in errors))
         issues.append(SpecIssue(source=located.source, line=line,
@@ -116,18 +130,31 @@ def _split_studies(located: Located) -> tuple[list[Any], list[Loc]] | SpecIssue:
         if not isinstance(studies, list) or not studies:
             return SpecIssue(source=located.source, line=located.key_line(("studies",)),
                              field="studies", message="expected a non-empty list of studies")
+        if len(studies) > limits.MAX_STUDIES:
+            return SpecIssue(source=located.source, line=located.key_line(("studies",)),
+                             field="studies", message=f"{len(studies)} studies; a file may "
+                                                      f"hold at most {limits.MAX_STUDIES}")
         return studies, [("studies", i) for i in range(len(studies))]
     if isinstance(data, list):
         if not data:
-            return SpecIssue(source=located.source, line=1, field="",
+            return SpecIssue(source=located.source, line=located.line_of(()), field="",
                              message="expected at least one study")
+        if len(data) > limits.MAX_STUDIES:
+            return SpecIssue(source=located.source, line=located.line_of(()), field="",
+                             message=f"{len(data)} studies; a file may hold at most "
+                                     f"{limits.MAX_STUDIES}")
         return data, [(i,) for i in range(len(data))]
     if isinstance(data, dict):
         return [data], [()]
-    got = type(data).__name__ if data is not None else "an empty file"
-    return SpecIssue(source=located.source, line=1 if data is not None else None, field="",
-                     message="expected a study (a mapping with name, workload, knobs...) or a "
-                             f"list of studies, got {got}")
+    expected = ("expected a study (a mapping with name, workload, knobs...) or a list of "
+                "studies")
+    if data is None and located.root is None:
+        return SpecIssue(source=located.source, line=1, field="",
+                         message=f"the file holds no study (it is empty or only comments); "
+                                 f"{expected}")
+    got = "null" if data is None else f"a single value ({_short(data)})"
+    return SpecIssue(source=located.source, line=located.line_of(()), field="",
+                     message=f"{expected}, got {got}")
 
 
 def parse_text(text: str, source: str, *, host: Any = None,
@@ -152,6 +179,10 @@ def parse_text(text: str, source: str, *, host: Any = None,
             issues += _issues_from_validation(exc, located, prefix, shown)
     seen: set[str] = set()
     for study, prefix in zip(studies, valid_prefixes, strict=True):
+        shown_prefix: Loc = ("studies", prefix[-1]) if prefix else ()
+        for path, message in study_problems(study):
+            issues.append(SpecIssue(source=source, line=located.key_line(prefix + path),
+                                    field=format_field(shown_prefix + path), message=message))
         if study.name in seen:
             issues.append(SpecIssue(source=source, line=located.key_line(prefix + ("name",)),
                                     field=format_field(("studies", prefix[-1], "name")),
@@ -162,6 +193,10 @@ def parse_text(text: str, source: str, *, host: Any = None,
                   if only is None or s.name in only]
         issues += _host_issues([s for s, _ in fitted], [p for _, p in fitted], located, host)
     issues.sort(key=lambda i: (i.line is None, i.line or 0))
+    if len(issues) > limits.MAX_ISSUES:
+        more = len(issues) - limits.MAX_ISSUES
+        issues = issues[:limits.MAX_ISSUES] + [SpecIssue(
+            source=source, line=None, field="", message=f"and {more} more issues")]
     if issues:
         raise SpecError(issues)
     return StudyFileText(source=source, text=text, studies=studies, prefixes=valid_prefixes)
@@ -186,13 +221,4 @@ def _host_issues(studies: list[models.StudySpec], prefixes: list[Loc], located: 
 
 def load_file(path: str | Path, *, host: Any = None,
               only: Collection[str] | None = None) -> StudyFileText:
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError([SpecIssue(source=str(path), line=None, field="",
-                                   message=f"cannot read the study file: {exc.strerror}")]) from exc
-    except UnicodeDecodeError as exc:
-        raise SpecError([SpecIssue(source=str(path), line=None, field="",
-                                   message=f"not UTF-8 text: {exc}")]) from exc
-    return parse_text(text, str(path), host=host, only=only)
+    return parse_text(read(path), str(path), host=host, only=only)

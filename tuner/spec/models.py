@@ -16,18 +16,22 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictFloat,
-    StrictInt,
     StrictStr,
     field_validator,
     model_validator,
 )
 
 from tuner.builtins import BUILTINS
+from tuner.spec import limits
 
 BaselineName = Literal["defaults", "vendor"]
 BASELINES: tuple[BaselineName, ...] = ("defaults", "vendor")
-Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+_M = limits.MAX_MAGNITUDE
+#: A bounded integer, a finite bounded number, a bounded string (see ``tuner.spec.limits``).
+Int = Annotated[int, Field(strict=True, ge=-_M, le=_M)]
+Float = Annotated[float, Field(strict=True, ge=-_M, le=_M, allow_inf_nan=False)]
+Text = Annotated[str, Field(strict=True, max_length=limits.MAX_STRING)]
+Scalar = StrictBool | Int | Float | Text
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
                        r"(?:(\d+(?:\.\d+)?)s?)?\s*$")
@@ -50,12 +54,13 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Duration = Annotated[float, BeforeValidator(parse_duration),
+                     Field(gt=0, le=limits.MAX_SECONDS, allow_inf_nan=False)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class KnobSpec(Strict):
@@ -65,14 +70,14 @@ class KnobSpec(Strict):
     for a domain derived from this host. ``env``/``flag`` make a custom knob.
     """
 
-    low: StrictInt | None = None
-    high: StrictInt | None = None
-    step: StrictInt | None = None
-    choices: list[Scalar] | None = None
+    low: Int | None = None
+    high: Int | None = None
+    step: Int | None = None
+    choices: Annotated[list[Scalar], Field(max_length=limits.MAX_CHOICES)] | None = None
     value: Scalar | None = None
     auto: StrictBool = False
-    env: StrictStr | None = None
-    flag: StrictStr | None = None
+    env: Text | None = None
+    flag: Text | None = None
     siblings: StrictBool = False
     #: physcpubind only: bind each instance to as many cores as this thread knob's value.
     follow: Literal["intra_op", "OMP_NUM_THREADS"] | None = None
@@ -104,11 +109,12 @@ class KnobSpec(Strict):
         if choices is not None:
             if not choices:
                 raise ValueError("expected at least one choice, got an empty list")
-            seen: list[Any] = []
+            seen: set[tuple[type, Any]] = set()  # 1, 1.0 and true are different choices
             for choice in choices:
-                if any(type(choice) is type(s) and choice == s for s in seen):
+                key = (type(choice), choice)
+                if key in seen:
                     raise ValueError(f"choice {choice!r} is listed twice")
-                seen.append(choice)
+                seen.add(key)
         return choices
 
     @field_validator("env")
@@ -178,11 +184,12 @@ class ParserSpec(Strict):
     """How to read metrics from a command's output: the METRIC/FINAL line ``protocol``, a
     named ``preset`` of a known program, a ``regex`` with named groups, or a JSON-line key."""
 
-    preset: StrictStr | None = None
-    regex: StrictStr | None = None
-    json_key: StrictStr | None = Field(default=None, alias="json")
+    preset: Text | None = None
+    regex: Annotated[str, Field(strict=True, max_length=1000)] | None = None
+    json_key: Text | None = Field(default=None, alias="json")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -213,13 +220,13 @@ class ParserSpec(Strict):
 class WorkloadSpec(Strict):
     """A built-in workload by name with its parameters, or a command as an argument list."""
 
-    builtin: StrictStr | None = None
-    params: dict[str, Scalar] = Field(default_factory=dict)
-    command: list[StrictStr] | None = None
+    builtin: Text | None = None
+    params: dict[str, Scalar] = Field(default_factory=dict, max_length=limits.MAX_ENTRIES)
+    command: Annotated[list[Text], Field(max_length=limits.MAX_ARGS)] | None = None
     parser: ParserSpec | None = None
     tensorflow: StrictBool = True
-    cwd: StrictStr | None = None
-    env: dict[str, StrictStr] = Field(default_factory=dict)
+    cwd: Text | None = None
+    env: dict[str, Text] = Field(default_factory=dict, max_length=limits.MAX_ENTRIES)
     timeout: Duration | None = None
 
     @field_validator("command", mode="before")
@@ -263,7 +270,7 @@ class WorkloadSpec(Strict):
 
 
 class Objective(Strict):
-    metric: StrictStr = "throughput"
+    metric: Text = "throughput"
     direction: Literal["maximize", "minimize"] = "maximize"
 
 
@@ -271,7 +278,7 @@ class Budget(Strict):
     """Stop after ``n_trials`` trials in the study (baselines included) and/or after
     ``timeout`` of wall-clock time in this run, whichever comes first."""
 
-    n_trials: Annotated[int, Field(ge=1, strict=True)] | None = None
+    n_trials: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] | None = None
     timeout: Duration | None = None
 
     @model_validator(mode="after")
@@ -283,9 +290,10 @@ class Budget(Strict):
 
 class SamplerSpec(Strict):
     name: Literal["tpe", "random", "grid"] = "tpe"
-    seed: StrictInt | None = None
+    #: numpy's ``RandomState`` (Optuna's samplers) takes 0..2**32-1.
+    seed: Annotated[int, Field(ge=0, le=limits.MAX_SEED, strict=True)] | None = None
     multivariate: StrictBool = True
-    n_startup_trials: Annotated[int, Field(ge=0, strict=True)] | None = None
+    n_startup_trials: Annotated[int, Field(ge=0, le=1_000_000, strict=True)] | None = None
 
 
 class RepeatsSpec(Strict):
@@ -330,7 +338,7 @@ class PrunerSpec(Strict):
 
     name: Literal["noise", "median", "percentile", "wilcoxon", "none"] = "noise"
     margin: Annotated[float, Field(ge=0, lt=1)] = 0.10
-    min_intervals: Annotated[int, Field(ge=1, strict=True)] = 2
+    min_intervals: Annotated[int, Field(ge=1, le=1000, strict=True)] = 2
     percentile: Annotated[float, Field(gt=0, lt=100)] = 25.0
     #: End a run early once the mean of its intervals (at least 3) is known to within this
     #: relative standard error: the run is then measured more precisely than runs differ
@@ -353,9 +361,9 @@ class ConfirmSpec(Strict):
 
 class StudySpec(Strict):
     name: Name
-    description: StrictStr = ""
+    description: Text = ""
     workload: WorkloadSpec
-    knobs: dict[StrictStr, KnobSpec] = Field(default_factory=dict)
+    knobs: dict[StrictStr, KnobSpec] = Field(default_factory=dict, max_length=limits.MAX_KNOBS)
     objective: Objective = Field(default_factory=Objective)
     budget: Budget = Field(default_factory=Budget)
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
@@ -372,9 +380,11 @@ class StudySpec(Strict):
     threads_within_binding: StrictBool = True
     #: Knobs to test for a measurable effect before the search; the inert ones are fixed
     #: at their defaults. ``auto``: the OpenMP knobs in the space; ``off``; or a list.
-    screening: Literal["auto", "off"] | list[StrictStr] = "auto"
-    baselines: list[BaselineName] = Field(default_factory=lambda: list(BASELINES))
-    storage: StrictStr | None = None
+    screening: Literal["auto", "off"] | Annotated[
+        list[StrictStr], Field(max_length=limits.MAX_KNOBS)] = "auto"
+    baselines: list[BaselineName] = Field(default_factory=lambda: list(BASELINES),
+                                          max_length=len(BASELINES))
+    storage: Text | None = None
 
     @field_validator("screening", mode="before")
     @classmethod
