@@ -67,7 +67,7 @@ confirm: {{top: 2, rounds: 3}}
 storage: {storage}
 """)
     out = tuner("tune", str(path), "--output", str(tmp_path / "out"), cwd=tmp_path, check=True)
-    assert "Best (confirmed over 3 interleaved rounds): trial" in out.stdout
+    assert "confirmed over 3 interleaved rounds — trial" in out.stdout
     assert "Noise floor: runs of the defaults vary by" in out.stdout
     assert "Screening KMP_BLOCKTIME: KMP_BLOCKTIME=0 vs unset" in out.stdout
     assert "Knob importance (PED-ANOVA): threads" in out.stdout
@@ -89,7 +89,8 @@ def test_best_formats(finished_study: tuple[Path, str], tmp_path: Path) -> None:
     if data["knobs"].get("KMP_BLOCKTIME") not in (None, "unset"):
         assert f"export KMP_BLOCKTIME={data['knobs']['KMP_BLOCKTIME']}" in env
     text = tuner("best", "cli-fake", "--storage", storage, check=True).stdout
-    assert "Best (confirmed" in text and "Speedup over vendor settings" in text
+    assert "Best: throughput" in text and "Speedup over vendor settings" in text
+    assert f"confirmed over 3 interleaved rounds — trial {data['trial']}" in text
     written = json.loads((tmp_path / "out" / "cli-fake" / "best.json").read_text())
     assert written["trial"] == data["trial"]
 
@@ -156,7 +157,7 @@ studies:
                 cwd=tmp_path, env={"PATH": str(bare)})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "note: runs-here: knobs.membind (auto) left out: numactl is not installed" in out.stderr
-    assert "Best (confirmed over 2 interleaved rounds)" in out.stdout
+    assert "confirmed over 2 interleaved rounds — trial" in out.stdout
     assert "membind" not in out.stdout.split("Launch:")[1].splitlines()[0]
     whole = tuner("tune", str(path), cwd=tmp_path, env={"PATH": str(bare)})
     assert whole.returncode == 2

@@ -15,6 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import FAKE_WORKLOAD, PYTHON
+from tuner import records
 from tuner.errors import StudyConflictError
 from tuner.host import Host, fingerprint
 from tuner.report import summarize
@@ -68,10 +69,11 @@ def test_study_runs_baselines_first_and_finds_the_optimum(
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     # the defaults baseline applied nothing: no flag, no variable, no binding
     defaults = trials[0].user_attrs
-    assert defaults["launch"]["prefix"] == [] and defaults["launch"]["env"] == {}
-    assert defaults["reported"]["argv"] == ["--intervals", "2"]
+    launch = records.get(defaults, "launch")
+    assert launch["prefix"] == [] and launch["env"] == {}
+    assert records.get(defaults, "reported")["argv"] == ["--intervals", "2"]
     # the vendor baseline set KMP_BLOCKTIME=1 and TensorFlow's pools through the environment
-    assert trials[1].user_attrs["reported"]["env"]["KMP_BLOCKTIME"] == "1"
+    assert records.get(trials[1].user_attrs, "reported")["env"]["KMP_BLOCKTIME"] == "1"
     summary = summarize(result.study)
     assert summary.confirmed and summary.best is not None
     # the optimum is threads=3 (1000 with KMP_BLOCKTIME=1, 975 without)
@@ -81,9 +83,11 @@ def test_study_runs_baselines_first_and_finds_the_optimum(
     assert speedup["low"] <= speedup["ratio"] <= speedup["high"]
     assert speedup["ratio"] > 1.0 and speedup["verdict"] == "win"
     attrs = result.study.user_attrs
-    assert attrs["fingerprint"]["host_class"] == attrs["host_class"]
-    assert attrs["space"]["size"] == 6 * 3 and "threads" in attrs["spec_text"]
-    assert len(attrs["noise"]["samples"]) == 3 and attrs["noise"]["trial"] == 0
+    assert records.get(attrs, "fingerprint")["host_class"] == attrs["host_class"]
+    assert records.get(attrs, "space")["size"] == 6 * 3
+    assert "threads" in records.get(attrs, "spec_text")
+    noise = records.get(attrs, "noise")
+    assert len(noise["samples"]) == 3 and noise["trial"] == 0
 
 
 def test_repeats_adapt_and_bad_trials_are_pruned(
@@ -93,15 +97,16 @@ def test_repeats_adapt_and_bad_trials_are_pruned(
     text = text.replace('"2"]', '"4"]')
     result = run_study(write_study(text), local_host, storage)
     trials = result.study.get_trials()
-    assert len(trials[0].user_attrs["samples"]) == 3  # noise runs
-    assert len(trials[1].user_attrs["samples"]) == 3  # vendor: repeats.max
+    assert len(records.get(trials[0].user_attrs, "samples")) == 3  # noise runs
+    assert len(records.get(trials[1].user_attrs, "samples")) == 3  # vendor: repeats.max
     best = result.study.best_value
     for trial in trials[2:]:
-        samples = trial.user_attrs["samples"]
+        samples = records.get(trial.user_attrs, "samples")
         if "duplicate_of" in trial.user_attrs:
             assert samples == []  # answered by the earlier trial of the same configuration
         elif trial.state == TrialState.PRUNED:
-            assert samples == [] and "stopped early at interval" in trial.user_attrs["reason"]
+            reason = records.get(trial.user_attrs, "reason")
+            assert samples == [] and "stopped early at interval" in reason
             assert len(trial.intermediate_values) >= 2
         elif trial.value is not None and trial.value < 0.9 * best:
             assert len(samples) == 1  # clearly worse: no more runs
@@ -116,14 +121,14 @@ def test_screening_fixes_inert_knobs_and_keeps_the_others(
     text = STUDY.replace("  KMP_BLOCKTIME: [0, 1, 200]\n", "  KMP_BLOCKTIME: [0, 1, 200]\n" + noop)
     text = override(text, screening="[KMP_BLOCKTIME, noop]", confirm="{top: 0}")
     result = run_study(write_study(text), local_host, storage)
-    screening = result.study.user_attrs["screening"]
+    screening = records.get(result.study.user_attrs, "screening")
     assert screening["noop"]["inert"] and "inert, fixed at unset" in screening["noop"]["evidence"]
     assert not screening["KMP_BLOCKTIME"]["inert"]
     assert "KMP_BLOCKTIME=1 vs unset" in screening["KMP_BLOCKTIME"]["evidence"]
     assert "it matters" in screening["KMP_BLOCKTIME"]["evidence"]
     search = [t for t in result.study.get_trials() if t.user_attrs["role"] == "search"]
     assert search and all("noop" not in t.params for t in search)
-    assert all(t.user_attrs["applied"]["noop"] == "unset" for t in search)
+    assert all(records.get(t.user_attrs, "applied")["noop"] == "unset" for t in search)
     assert "KMP_BLOCKTIME" in search[-1].params
 
 
@@ -143,7 +148,7 @@ noise: {{runs: 4}}
 confirm: {{top: 2, rounds: 4}}
 """
     result = run_study(write_study(text), local_host, storage)
-    noise = result.study.user_attrs["noise"]
+    noise = records.get(result.study.user_attrs, "noise")
     assert 0.01 < noise["run_cv"] < 0.25
     summary = summarize(result.study)
     assert summary.confirmed
@@ -192,11 +197,13 @@ confirm: {{top: 0}}
     by_behaviour = {t.params["behaviour"]: t for t in trials if t.user_attrs["role"] == "search"}
     assert set(by_behaviour) == {"ok", "crash", "hang", "garbage", "unset"}
     crash, hang, garbage = by_behaviour["crash"], by_behaviour["hang"], by_behaviour["garbage"]
-    assert crash.state == TrialState.FAIL and crash.user_attrs["reason"] == "exited with status 1"
-    assert "ZeroDivisionError" in crash.user_attrs["runs"][0]["tail"]
-    assert hang.state == TrialState.FAIL and "timeout" in hang.user_attrs["reason"]
-    assert "hanging now" in hang.user_attrs["runs"][0]["tail"]
-    assert garbage.state == TrialState.FAIL and "no 'throughput'" in garbage.user_attrs["reason"]
+    assert crash.state == TrialState.FAIL
+    assert records.get(crash.user_attrs, "reason") == "exited with status 1"
+    assert "ZeroDivisionError" in records.get(crash.user_attrs, "runs")[0]["tail"]
+    assert hang.state == TrialState.FAIL and "timeout" in records.get(hang.user_attrs, "reason")
+    assert "hanging now" in records.get(hang.user_attrs, "runs")[0]["tail"]
+    assert garbage.state == TrialState.FAIL
+    assert "no 'throughput'" in records.get(garbage.user_attrs, "reason")
     assert by_behaviour["ok"].state == TrialState.COMPLETE
     summary = summarize(result.study)
     assert summary.best is not None
@@ -208,8 +215,8 @@ def test_fixed_repeats_store_samples_and_use_the_median(
     text = override(STUDY.replace("n_trials: 12", "n_trials: 3"), repeats="3", pruner="none")
     result = run_study(write_study(text), local_host, storage)
     for trial in result.study.get_trials()[1:]:
-        samples = trial.user_attrs["samples"]
-        assert len(samples) == 3 and len(trial.user_attrs["runs"]) == 3
+        samples = records.get(trial.user_attrs, "samples")
+        assert len(samples) == 3 and len(records.get(trial.user_attrs, "runs")) == 3
         assert trial.value == sorted(samples)[1]
 
 
@@ -314,8 +321,8 @@ def test_a_configuration_already_measured_is_not_measured_again(
     assert twins, "9 trials over 3 configurations must repeat some"
     for twin in twins:
         first = trials[twin.user_attrs["duplicate_of"]]
-        assert first.user_attrs["applied"] == twin.user_attrs["applied"]
-        assert twin.user_attrs["samples"] == [] and "runs" not in twin.user_attrs
+        assert records.get(first.user_attrs, "applied") == records.get(twin.user_attrs, "applied")
+        assert records.get(twin.user_attrs, "samples") == [] and "runs" not in twin.user_attrs
         assert twin.state == first.state and twin.value == first.value
 
 
@@ -337,7 +344,7 @@ noise: {{runs: 3}}
 confirm: {{top: 0}}
 """
     result = run_study(write_study(text), local_host, storage)
-    screening = result.study.user_attrs["screening"]
+    screening = records.get(result.study.user_attrs, "screening")
     # threads=1 costs 16%: clear after the first 4 rounds, its probes then sit out
     assert "it matters" in screening["threads"]["evidence"]
     assert screening["threads"]["rounds"] == screening["noop"]["rounds"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tuner import records
 from tuner.host import Host
 from tuner.parsers import Reading
 from tuner.runner import Status
@@ -108,7 +109,7 @@ confirm: {{top: 1, rounds: 3}}
     assert summary.best is not None
     assert summary.best.applied == {"intra_op": 2, "inter_op": 2}
     assert summary.speedups["defaults"]["verdict"] == "win"
-    reported = result.study.trials[1].user_attrs["reported"]
+    reported = records.get(result.study.trials[1].user_attrs, "reported")
     assert reported["workload"] == "replay" and set(reported["observed"]) == {
         "intra_op", "inter_op"}
 

@@ -125,7 +125,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     import optuna
 
     from tuner import store
-    from tuner.report import fmt_value, summarize
+    from tuner.report import summarize
 
     url = _storage_for(args)
     storage = store.open_storage(url, heartbeat=False)
@@ -133,9 +133,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not names:
         print(f"no studies in {store.redact(url)}")
     for name in names:
-        summary = summarize(optuna.load_study(study_name=name, storage=storage))
-        best = fmt_value(summary.best.value if summary.best else None, summary.unit)
-        print(f"{name}: {summary.counted}/{summary.planned or '?'} trials, best {best}")
+        try:
+            summary = summarize(optuna.load_study(study_name=name, storage=storage))
+        except (LookupError, TypeError, ValueError, AttributeError) as exc:
+            print(f"{name}: cannot be summarised: {type(exc).__name__}: {exc}")
+            continue
+        answer = summary.answer
+        best = (f"best {summary.metric} {answer.label}: {answer.knobs_text}" if answer
+                else "no trial completed yet")
+        print(f"{name}: {summary.counted}/{summary.planned or '?'} trials, {best}")
     return 0
 
 

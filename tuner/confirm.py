@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner import stats
+from tuner import records, stats
 from tuner.baselines import ROLE_LABELS
 from tuner.interleave import Entry, paired, run_rounds
 from tuner.measure import Measurer
@@ -35,18 +35,19 @@ def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
     for role in ROLE_LABELS:
         trial = next((t for t in complete if t.user_attrs.get("role") == role), None)
         if trial is not None:
-            entries.append(Entry(label=role, applied=trial.user_attrs["applied"],
-                                 trial=trial.number))
-            seen.add(config_key(trial.user_attrs["applied"]))
+            applied = records.get(trial.user_attrs, "applied") or {}
+            entries.append(Entry(label=role, applied=applied, trial=trial.number))
+            seen.add(config_key(applied))
     ranked: list[FrozenTrial] = sorted(
         (t for t in complete if t.user_attrs.get("role") == "search" and t.value is not None),
         key=lambda t: float(t.value or 0.0), reverse=maximize)
     for trial in ranked:
-        key = config_key(trial.user_attrs["applied"])
+        applied = records.get(trial.user_attrs, "applied") or {}
+        key = config_key(applied)
         if key in seen:
             continue
         seen.add(key)
-        entries.append(Entry(label=f"trial {trial.number}", applied=trial.user_attrs["applied"],
+        entries.append(Entry(label=f"trial {trial.number}", applied=applied,
                              trial=trial.number))
         if len(entries) - len(ROLE_LABELS) >= top:
             break
@@ -60,7 +61,7 @@ def confirm(study: optuna.Study, measurer: Measurer, *, gate: Any,
     if spec.top == 0:
         return None
     counted = len(counted_trials(study))
-    previous = study.user_attrs.get("confirmation")
+    previous = records.get(study.user_attrs, "confirmation")
     if previous and previous.get("at_trials") == counted:
         return dict(previous)
     if not claim(study, gate, f"confirmation-{counted}", socket.gethostname(),
@@ -77,20 +78,17 @@ def confirm(study: optuna.Study, measurer: Measurer, *, gate: Any,
                        maximize=measurer.space.spec.objective.direction == "maximize")
     result["at_trials"] = counted
     result["rounds"] = spec.rounds
-    study.set_user_attr("confirmation", result)
+    records.put(study.set_user_attr, "confirmation", result)
     return result
 
 
 def summarize(entries: list[Entry], *, floor: float, maximize: bool) -> dict[str, Any]:
     """Speedups of every entry over each baseline, throughput intervals, and the winner."""
-    complete = [e for e in entries if len(e.ok_values()) >= 2]
     # every entry against each baseline, the baselines against each other once
     comparisons = sum(1 for e in entries for b in entries
                       if b.label in ROLE_LABELS and b is not e) - (
         1 if sum(e.label in ROLE_LABELS for e in entries) == 2 else 0)
     level = stats.simultaneous_level(comparisons)
-    pick = max if maximize else min
-    best = pick(complete, key=lambda e: statistics.median(e.ok_values())) if complete else None
     baselines = {e.label: e for e in entries if e.label in ROLE_LABELS}
     out: list[dict[str, Any]] = []
     for entry in entries:
@@ -107,5 +105,24 @@ def summarize(entries: list[Entry], *, floor: float, maximize: bool) -> dict[str
                 item["speedups"][role] = stats.paired_speedup(
                     a, b, floor=floor, maximize=maximize, level=level).to_dict()
         out.append(item)
-    return {"entries": out, "best": best.label if best else None, "floor": floor,
-            "level": level, "comparisons": comparisons}
+    best = winner(out, maximize=maximize)
+    return {"entries": out, "best": best, "floor": floor, "level": level,
+            "comparisons": comparisons}
+
+
+def winner(entries: list[dict[str, Any]], *, maximize: bool) -> str | None:
+    """The label of the recommendation: the candidate with the best median among those
+    measured a win over every baseline; without one, the better baseline (no candidate
+    beat it here); without a baseline that ran, the best median."""
+    ran = [e for e in entries if "median" in e]
+
+    def best_of(pool: list[dict[str, Any]]) -> str | None:
+        if not pool:
+            return None
+        pick = max if maximize else min
+        return str(pick(pool, key=lambda e: float(e["median"]))["label"])
+
+    bases = [e for e in ran if e["label"] in ROLE_LABELS]
+    wins = [e for e in ran if e["label"] not in ROLE_LABELS and all(
+        e["speedups"].get(b["label"], {}).get("verdict") == "win" for b in bases)]
+    return best_of(wins) or best_of(bases) or best_of(ran)

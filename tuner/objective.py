@@ -21,12 +21,13 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from tuner import stats
+from tuner import records, stats
 from tuner.knobs import UNSET
 from tuner.measure import Measurer
 from tuner.parsers import Reading
 from tuner.progress import Progress
 from tuner.runner import Outcome, Status
+from tuner.sampler_view import bind_baseline
 from tuner.space import BaselineTrial, config_key
 from tuner.store import abandoned, retry_abandoned, this_worker
 
@@ -41,14 +42,14 @@ class TrialFailed(Exception):
 
 
 def study_floor(study: optuna.Study) -> float:
-    noise = study.user_attrs.get("noise")
+    noise = records.get(study.user_attrs, "noise")
     return float(noise["floor"]) if noise else DEFAULT_FLOOR
 
 
 def inert_knobs(study: optuna.Study) -> dict[str, Any]:
     """Knobs screening found inert, with the value they are left at (the runtime's)."""
-    return {name: UNSET for name, result in (study.user_attrs.get("screening") or {}).items()
-            if result.get("inert")}
+    screened = records.get(study.user_attrs, "screening") or {}
+    return {name: UNSET for name, result in screened.items() if result.get("inert")}
 
 
 def deserves_more(samples: list[float], study: optuna.Study, statistic: stats.Statistic) -> bool:
@@ -93,21 +94,27 @@ class Objective:
     def __call__(self, trial: Trial) -> float:
         role = str(trial.user_attrs.get("role", "search"))
         baseline = self.baselines.get(role)
-        inert = {} if baseline else inert_knobs(trial.study)  # read anew: another worker
-        values = self.space.suggest(trial, skip=set(inert))  # may have screened meanwhile
-        applied = dict(baseline.settings) if baseline else {**values, **inert}
+        if baseline:
+            if not bind_baseline(trial):  # only the values it set: the defaults have none
+                self.space.suggest(trial)  # enqueued by an older tuner, every value fixed
+            applied = dict(baseline.settings)
+        else:
+            inert = inert_knobs(trial.study)  # read anew: another worker may have screened
+            values = self.space.suggest(trial, skip=set(inert))
+            applied = {**values, **inert}
         applied.update(self.space.fixed)
         launch = self.space.launch(applied)
+        put = trial.set_user_attr
         for key, empty in FRESH_ATTRS.items():
             if key in trial.user_attrs:
-                trial.set_user_attr(key, empty)
-        trial.set_user_attr("role", role)
-        trial.set_user_attr("applied", applied)
-        trial.set_user_attr("launch", launch.to_dict())
-        trial.set_user_attr("shell", launch.shell_line())
-        trial.set_user_attr("worker", this_worker(self.hostname))
+                records.put(put, key, empty)
+        put("role", role)
+        records.put(put, "applied", applied)
+        records.put(put, "launch", launch.to_dict())
+        records.put(put, "shell", launch.shell_line())
+        records.put(put, "worker", this_worker(self.hostname))
         if baseline and baseline.approximate:
-            trial.set_user_attr("approximate", baseline.approximate)
+            records.put(put, "approximate", baseline.approximate)
         if self.progress:
             self.progress.trial_started(trial.number, role, applied)
         if not baseline:
@@ -130,7 +137,7 @@ class Objective:
         gone = abandoned(trial.study)
         for other in trial.study.get_trials(deepcopy=False, states=finished):
             if other.number != trial.number and other.number not in gone \
-                    and config_key(other.user_attrs.get("applied")) == key:
+                    and config_key(records.get(other.user_attrs, "applied")) == key:
                 return other
         return None
 
@@ -139,12 +146,12 @@ class Objective:
         """The sampler proposed a configuration already measured: every run costs real
         seconds, so the trial takes the earlier result instead of measuring it again."""
         trial.set_user_attr("duplicate_of", earlier.number)
-        trial.set_user_attr("samples", [])
+        records.put(trial.set_user_attr, "samples", [])
         if earlier.state == TrialState.COMPLETE and earlier.value is not None:
             return float(earlier.value)
         reason = f"same configuration as trial {earlier.number} ({earlier.state.name.lower()}" \
-                 f": {earlier.user_attrs.get('reason', '')})"
-        trial.set_user_attr("reason", reason)
+                 f": {records.get(earlier.user_attrs, 'reason', '')})"
+        records.put(trial.set_user_attr, "reason", reason)
         if earlier.state == TrialState.PRUNED:
             raise optuna.TrialPruned(reason)
         raise TrialFailed(reason)
@@ -184,23 +191,23 @@ class Objective:
                 record["tail"] = outcome.tail.splitlines()[-5:]
             runs.append(record)
             if outcome.settings is not None and "reported" not in trial.user_attrs:
-                trial.set_user_attr("reported", outcome.settings)
+                records.put(trial.set_user_attr, "reported", outcome.settings)
             if not outcome.ok:
                 failure = outcome
                 break
             if len(samples) >= low and not deserves_more(samples, trial.study, statistic):
                 break
-        trial.set_user_attr("samples", samples)
-        trial.set_user_attr("runs", runs)
+        records.put(trial.set_user_attr, "samples", samples)
+        records.put(trial.set_user_attr, "runs", runs)
         trial.set_user_attr("run_seconds", sum(r["seconds"] for r in runs))
         if failure is not None:
-            trial.set_user_attr("reason", failure.reason)
+            records.put(trial.set_user_attr, "reason", failure.reason)
             if failure.status is Status.PRUNED:
                 raise optuna.TrialPruned(failure.reason)
             raise TrialFailed(failure.reason)
         if role == "defaults":
             floor = stats.noise_floor(samples, intervals)
             warning = stats.noise_warning(floor, limit=self.spec.noise.max_cv)
-            trial.study.set_user_attr("noise", {**floor.to_dict(), "warning": warning,
-                                                "trial": trial.number})
+            records.put(trial.study.set_user_attr, "noise",
+                        {**floor.to_dict(), "warning": warning, "trial": trial.number})
         return stats.robust(samples, statistic)

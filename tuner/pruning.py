@@ -19,6 +19,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from tuner import records
 from tuner.spec.models import PrunerSpec
 
 DEFAULT_INTERVAL_CV = 0.05
@@ -47,7 +48,7 @@ class NoisePruner(BasePruner):
             return False  # nothing completed yet
         interval_cv = self.interval_cv
         if interval_cv is None:
-            noise = study.user_attrs.get("noise", {})
+            noise = records.get(study.user_attrs, "noise") or {}
             interval_cv = float(noise.get("interval_cv", DEFAULT_INTERVAL_CV))
         maximize = study.direction == StudyDirection.MAXIMIZE
         estimate = statistics.median(values)

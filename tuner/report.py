@@ -15,8 +15,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner import records
+from tuner.answer import Answer, Confirmed, confirmed_entries
 from tuner.baselines import ROLE_LABELS
 from tuner.launch import Launch
+from tuner.sampler_view import with_sampler_params
 from tuner.space import config_key
 from tuner.store import abandoned, counted_trials, live_trials
 
@@ -31,16 +34,20 @@ class TrialView:
     samples: list[float]
     reason: str
     launch: Launch | None
+    #: The earlier trial whose measurement this one reused (same configuration).
+    duplicate_of: int | None = None
 
     @classmethod
     def of(cls, trial: FrozenTrial) -> TrialView:
         attrs = trial.user_attrs
-        launch = Launch.from_dict(attrs["launch"]) if "launch" in attrs else None
+        stored = records.get(attrs, "launch")
+        launch = Launch.from_dict(stored) if isinstance(stored, dict) else None
         return cls(number=trial.number, state=trial.state.name.lower(),
                    role=str(attrs.get("role", "search")), value=trial.value,
-                   applied=dict(attrs.get("applied", trial.params)),
-                   samples=list(attrs.get("samples", [])), reason=str(attrs.get("reason", "")),
-                   launch=launch)
+                   applied=dict(records.get(attrs, "applied") or trial.params),
+                   samples=list(records.get(attrs, "samples") or []),
+                   reason=str(records.get(attrs, "reason") or ""), launch=launch,
+                   duplicate_of=attrs.get("duplicate_of"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +62,8 @@ class Summary:
     states: dict[str, int]
     #: The recommendation: the confirmed winner if confirmation ran, else the best trial.
     best: TrialView | None
+    #: What every surface shows as the best (value, interval, basis): see ``tuner.answer``.
+    answer: Answer | None
     confirmed: bool
     #: Confirmed speedups of the best over each baseline (ratio, low, high, verdict), or
     #: plain ratios of single search values when there is no confirmation.
@@ -69,14 +78,14 @@ class Summary:
     noise: dict[str, Any] = field(default_factory=dict)
     screening: dict[str, Any] = field(default_factory=dict)
     confirmation: dict[str, Any] = field(default_factory=dict)
+    #: The confirmation's configurations with their intervals (for the chart).
+    confirmed_entries: list[Confirmed] = field(default_factory=list)
     fingerprint: dict[str, Any] = field(default_factory=dict)
 
     @property
     def best_value(self) -> float | None:
-        """The best's value: its confirmed mean once confirmed, else its search value."""
-        if self.best_interval:
-            return self.best_interval["mean"]
-        return self.best.value if self.best else None
+        """The answer's value: the confirmed mean once confirmed, else the search value."""
+        return self.answer.value if self.answer else None
 
     @property
     def inert(self) -> dict[str, str]:
@@ -104,54 +113,70 @@ def _workload_label(workload: dict[str, Any]) -> str:
 
 def summarize(study: optuna.Study) -> Summary:
     attrs = study.user_attrs
-    spec = attrs.get("spec", {})
+    spec = records.spec_of(attrs)
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    metric = str(spec.get("objective", {}).get("metric", "value"))
+    unit = str(attrs.get("unit", ""))
     trials = live_trials(study)
     by_number = {t.number: t for t in trials}
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     baselines = {str(t.user_attrs["role"]): TrialView.of(t) for t in complete
                  if t.user_attrs.get("role") in ROLE_LABELS}
-    confirmation = dict(attrs.get("confirmation") or {})
+    confirmation = dict(records.get(attrs, "confirmation") or {})
     best: TrialView | None = None
+    answer: Answer | None = None
     speedups: dict[str, dict[str, Any]] = {}
     interval = None
     winner = next((e for e in confirmation.get("entries", [])
                    if e["label"] == confirmation.get("best")), None)
-    if winner is not None and winner.get("trial") in by_number:
+    if winner is not None and (winner.get("trial") not in by_number
+                               or not winner.get("throughput")):
+        winner = None
+    if winner is not None:
         best = TrialView.of(by_number[winner["trial"]])
         speedups = dict(winner.get("speedups", {}))
-        interval = winner.get("throughput")
+        interval = dict(winner["throughput"])
+        answer = Answer(trial=best.number, role=best.role, knobs=best.applied,
+                        value=float(interval["mean"]), low=float(interval["low"]),
+                        high=float(interval["high"]), unit=unit, metric=metric,
+                        confirmed=True, runs=int(confirmation.get("rounds") or sum(
+                            v is not None for v in winner.get("values", []))))
     elif complete:
         top = (max if maximize else min)(complete, key=_value)
         best = TrialView.of(top)
+        if best.duplicate_of is not None and best.duplicate_of in by_number:
+            best = TrialView.of(by_number[best.duplicate_of])  # the trial that measured it
         for role, view in baselines.items():
-            if view.value is not None and best.value is not None and view is not best:
+            if view.value is not None and best.value is not None and view.number != best.number:
                 ratio = (best.value / view.value) if maximize else (view.value / best.value)
                 speedups[role] = {"ratio": ratio}
+        answer = Answer(trial=best.number, role=best.role, knobs=best.applied,
+                        value=_value(top), unit=unit, metric=metric, confirmed=False,
+                        runs=len(best.samples))
     states: dict[str, int] = {}
     for trial in trials:
         states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
-    configs = {config_key(t.user_attrs.get("applied", t.params))
+    configs = {config_key(records.get(t.user_attrs, "applied") or t.params)
                for t in trials if t.state != TrialState.WAITING}
     return Summary(
         name=study.study_name, workload=_workload_label(spec.get("workload", {})),
-        metric=spec.get("objective", {}).get("metric", "value"),
-        unit=str(attrs.get("unit", "")), maximize=maximize,
+        metric=metric, unit=unit, maximize=maximize,
         planned=spec.get("budget", {}).get("n_trials"), counted=len(counted_trials(study)),
-        states=states, best=best, confirmed=winner is not None, speedups=speedups,
-        best_interval=interval, baselines=baselines, explored=len(configs),
-        space_size=int(attrs.get("space", {}).get("size", 0)),
-        samples=sum(len(t.user_attrs.get("samples", [])) for t in trials),
+        states=states, best=best, answer=answer, confirmed=winner is not None,
+        speedups=speedups, best_interval=interval, baselines=baselines, explored=len(configs),
+        space_size=int((records.get(attrs, "space") or {}).get("size", 0)),
+        samples=sum(len(records.get(t.user_attrs, "samples") or []) for t in trials),
         failures=[TrialView.of(t) for t in trials
                   if t.state in (TrialState.FAIL, TrialState.PRUNED)],
-        abandoned=abandoned(study), noise=dict(attrs.get("noise") or {}),
-        screening=dict(attrs.get("screening") or {}), confirmation=confirmation,
-        fingerprint=dict(attrs.get("fingerprint", {})))
+        abandoned=abandoned(study), noise=dict(records.get(attrs, "noise") or {}),
+        screening=dict(records.get(attrs, "screening") or {}), confirmation=confirmation,
+        confirmed_entries=confirmed_entries(confirmation),
+        fingerprint=dict(records.get(attrs, "fingerprint") or {}))
 
 
 def importance(study: optuna.Study) -> dict[str, float]:
     """Knob importance by Optuna's PED-ANOVA evaluator over the completed trials ({} when
-    there are too few, or no knob varies).
+    there are too few, or no knob varies), the baselines at the points the sampler sees.
 
     Not fANOVA: it needs scikit-learn, and with scikit-learn installed every TensorFlow
     workload of the environment imports it (Keras's scikit-learn wrapper), 0.6 s more
@@ -163,8 +188,8 @@ def importance(study: optuna.Study) -> dict[str, float]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = optuna.importance.get_param_importances(study, evaluator=evaluator,
-                                                             normalize=True)
+            result = optuna.importance.get_param_importances(
+                with_sampler_params(study), evaluator=evaluator, normalize=True)
         return {k: float(v) for k, v in result.items()}
     except (ValueError, RuntimeError, ZeroDivisionError):
         return {}
@@ -204,20 +229,12 @@ def render(summary: Summary, *, written: Path | None = None,
             lines.append(f"Warning: {noise['warning']}")
     for name, result in summary.screening.items():
         lines.append(f"Screening {name}: {result.get('evidence', '')}")
-    best = summary.best
-    if best is None:
+    best, answer = summary.best, summary.answer
+    if best is None or answer is None:
         lines.append("No trial completed: nothing to recommend. Failures:")
         lines += [f"  trial {f.number} ({f.state}): {f.reason}" for f in summary.failures[:10]]
         return "\n".join(lines)
-    if summary.confirmed and summary.best_interval:
-        iv = summary.best_interval
-        rounds = summary.confirmation.get("rounds")
-        lines.append(f"Best (confirmed over {rounds} interleaved rounds): trial {best.number} "
-                     f"({best.role}), {summary.metric} {fmt_value(iv['mean'], summary.unit)} "
-                     f"[{iv['low']:.4g}, {iv['high']:.4g}]")
-    else:
-        lines.append(f"Best (unconfirmed): trial {best.number} ({best.role}), {summary.metric} "
-                     f"{fmt_value(best.value, summary.unit)} from {len(best.samples)} runs")
+    lines.append(f"Best: {summary.metric} {answer.label}")
     width = max((len(k) for k in best.applied), default=0)
     for key, value in sorted(best.applied.items()):
         note = " (inert: left at default)" if key in summary.inert else ""
@@ -270,8 +287,10 @@ def best_as(summary: Summary, fmt: str) -> str:
     if fmt == "shell":
         return launch.shell_line()
     if fmt == "env":
+        answer = summary.answer
         lines = [f"# {summary.name}: {'confirmed' if summary.confirmed else 'unconfirmed'} "
-                 f"best of {summary.counted} trials (trial {best.number})"]
+                 f"best of {summary.counted} trials (trial {best.number})"
+                 + (f": {summary.metric} {answer.value_text}" if answer else "")]
         lines += launch.export_lines()
         for knob, variable in (("inter_op", "TF_NUM_INTEROP_THREADS"),
                                ("intra_op", "TF_NUM_INTRAOP_THREADS")):
@@ -284,6 +303,7 @@ def best_as(summary: Summary, fmt: str) -> str:
     if fmt == "json":
         return json.dumps({
             "study": summary.name, "metric": summary.metric, "value": summary.best_value,
+            "label": summary.answer.label if summary.answer else None,
             "unit": summary.unit, "confirmed": summary.confirmed,
             "interval": summary.best_interval, "samples": best.samples, "trial": best.number,
             "knobs": best.applied, "speedups": summary.speedups,

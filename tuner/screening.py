@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 
-from tuner import stats
+from tuner import records, stats
 from tuner.interleave import Entry, paired, run_rounds
 from tuner.knobs import UNSET, IntDomain, KnobContext
 from tuner.measure import Measurer
@@ -78,12 +78,12 @@ def screen(study: optuna.Study, measurer: Measurer, *, gate: Any, rounds: int = 
         return
     dims = candidates(measurer.space)
     if not dims:
-        study.set_user_attr("screening", {})
+        records.put(study.set_user_attr, "screening", {})
         return
     if not claim(study, gate, "screening", socket.gethostname(),
                  timeout=measurer.settings.claim_timeout):
         return
-    study.set_user_attr("screening", _run(study, measurer, dims, rounds, say))
+    records.put(study.set_user_attr, "screening", _run(study, measurer, dims, rounds, say))
 
 
 def _verdict(speedup: stats.Speedup, limit: float) -> str:

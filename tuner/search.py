@@ -27,7 +27,7 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tuner import confirm as confirmation
-from tuner import screening
+from tuner import records, screening
 from tuner.errors import StudyConflictError
 from tuner.forkserver import backend_for
 from tuner.host import Fingerprint
@@ -36,6 +36,8 @@ from tuner.measure import Backend, Measurer
 from tuner.objective import Objective, TrialFailed
 from tuner.progress import Progress
 from tuner.pruning import make_pruner
+from tuner.publish import publish
+from tuner.sampler_view import BaselineAwareSampler, baseline_trial
 from tuner.settings import Settings
 from tuner.space import SearchSpace
 from tuner.store import (
@@ -82,7 +84,8 @@ def open_study(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint
         open_storage(storage_url))
     name = space.spec.name
     key = space.key()
-    sampler, pruner = sampler or make_sampler(space), make_pruner(space.spec.pruner)
+    sampler = BaselineAwareSampler(sampler or make_sampler(space))
+    pruner = make_pruner(space.spec.pruner)
     try:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
                                   pruner=pruner)
@@ -105,13 +108,21 @@ def open_study(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint
                 f"this one is {fingerprint.host_class} ({fingerprint.cpu_model}). Trials from "
                 f"different machines must not be mixed: use a new study name")
     else:
-        study.set_user_attr("spec", space.spec.model_dump(mode="json", by_alias=True))
-        study.set_user_attr("spec_text", spec_text)
-        study.set_user_attr("space", space.describe())
-        study.set_user_attr("space_key", key)
-        study.set_user_attr("fingerprint", fingerprint.to_dict())
-        study.set_user_attr("host_class", fingerprint.host_class)
-        study.set_user_attr("unit", unit_of(space.spec.workload))
+        put = study.set_user_attr
+        if "spec_text" in attrs:  # submitted through the API: its text is stored already
+            records.put(put, "spec", space.spec.model_dump(mode="json", by_alias=True,
+                                                           exclude_defaults=True))
+        else:
+            records.put_spec(put, space.spec, spec_text)
+        records.put(put, "space", space.describe())
+        put("space_key", key)
+        records.put(put, "fingerprint", fingerprint.to_dict())
+        put("host_class", fingerprint.host_class)
+        put("unit", unit_of(space.spec.workload))
+    if not study.metric_names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([space.spec.objective.metric])
     return study
 
 
@@ -137,7 +148,7 @@ def enqueue_baselines(study: optuna.Study, space: SearchSpace) -> list[str]:
     enqueued: list[str] = []
     for baseline in space.baselines:
         if baseline.name not in present:
-            study.enqueue_trial(baseline.params, user_attrs={"role": baseline.name})
+            study.add_trial(baseline_trial(space, baseline))
             enqueued.append(baseline.name)
     return enqueued
 
@@ -199,9 +210,10 @@ def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec
     confirmation are complete."""
     started = time.monotonic() - (time.time() - started_at if started_at else 0.0)
     hostname = socket.gethostname()
-    study = open_study(space, storage_url=storage_url, fingerprint=fingerprint,
-                       spec_text=spec_text, sampler=sampler)
     gate = gate or StudyGate("memory", space.spec.name)
+    with gate.hold():  # check-and-set of the study's identity: one worker at a time
+        study = open_study(space, storage_url=storage_url, fingerprint=fingerprint,
+                           spec_text=spec_text, sampler=sampler)
     status = study.user_attrs.get("status")
     if status in (None, "queued") or (resume_stopped and status == "stopped"):
         set_status(study, "running")
@@ -263,15 +275,18 @@ def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec
                    if t.user_attrs.get("role") in {b.name for b in space.baselines}]
         left = remaining()
         optimize(len(waiting) if left is None else min(len(waiting), left))
-        if "noise" in study.user_attrs and remaining() != 0 and not stopping():
-            if say and study.user_attrs["noise"].get("warning"):
-                say("warning: " + study.user_attrs["noise"]["warning"])
+        noise = records.get(study.user_attrs, "noise")
+        if noise and remaining() != 0 and not stopping():
+            if say and noise.get("warning"):
+                say("warning: " + noise["warning"])
             screening.screen(study, measurer, gate=gate, say=say)
         optimize(remaining())
         confirmed = None
         over = finished(study, space, time_left())
         if confirm and over:
             confirmed = confirmation.confirm(study, measurer, gate=gate, say=say)
+        if over:
+            publish(study)
         complete = space.spec.confirm.top == 0 or not confirm or (
             "confirmation" in study.user_attrs)
         if over and complete and study.user_attrs.get("status") == "running":

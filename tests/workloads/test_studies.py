@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
+from tuner import records
 from tuner.host import Host, fingerprint
 from tuner.report import summarize
 from tuner.search import tune
@@ -52,6 +53,6 @@ confirm: {{top: 0}}
     assert len(trials) == 3
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials), [
         t.user_attrs.get("reason") for t in trials]
-    assert trials[0].user_attrs["reported"]["workload"] == builtin
+    assert records.get(trials[0].user_attrs, "reported")["workload"] == builtin
     summary = summarize(result.study)
     assert summary.best is not None and summary.best.value and summary.best.value > 0

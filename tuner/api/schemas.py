@@ -42,6 +42,25 @@ class Speedup(BaseModel):
     level: float | None = None
 
 
+class Answer(BaseModel):
+    """The study's answer to "what is best", the same on every surface (``tuner list``,
+    ``tuner best``, the API, the dashboard): the confirmed winner with the 95% interval of
+    its throughput, or, before the confirmation ran, the best search value (not confirmed:
+    a few single runs, never compared side by side with the baselines)."""
+
+    trial: int
+    role: str
+    knobs: dict[str, Any]
+    value: float
+    low: float | None = Field(None, description="95% interval of the confirmed mean")
+    high: float | None = None
+    unit: str
+    metric: str
+    confirmed: bool
+    runs: int = Field(description="interleaved rounds of the confirmation, or search runs")
+    label: str = Field(description="the answer in one line, as every surface prints it")
+
+
 class Best(BaseModel):
     trial: int
     role: str
@@ -56,6 +75,7 @@ class Best(BaseModel):
     inert: dict[str, str] = Field(description="knobs found inert, with the evidence")
     launch: str = Field(description="the launch line (numactl ... env ... program)")
     env: str = Field(description="the settings as export lines")
+    label: str = Field("", description="the answer in one line (see Answer)")
 
 
 class StudyItem(BaseModel):
@@ -68,9 +88,11 @@ class StudyItem(BaseModel):
     planned: int | None
     metric: str
     unit: str
-    best: float | None
+    best: float | None = Field(description="the answer's value (confirmed mean, or the "
+                                           "unconfirmed search value)")
     confirmed: bool
     speedup_over_defaults: Speedup | None
+    answer: Answer | None = None
 
 
 class Baseline(BaseModel):

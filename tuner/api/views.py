@@ -7,6 +7,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from tuner import records
 from tuner.api import schemas
 from tuner.report import Summary, best_as, summarize
 from tuner.store import abandoned
@@ -24,7 +25,8 @@ def best_of(summary: Summary) -> schemas.Best | None:
         trial=best.number, role=best.role, value=summary.best_value, unit=summary.unit,
         confirmed=summary.confirmed, interval=summary.best_interval, knobs=best.applied,
         speedups={k: schemas.Speedup(**v) for k, v in summary.speedups.items()},
-        inert=summary.inert, launch=best_as(summary, "shell"), env=best_as(summary, "env"))
+        inert=summary.inert, launch=best_as(summary, "shell"), env=best_as(summary, "env"),
+        label=summary.answer.label if summary.answer else "")
 
 
 def item(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyItem:
@@ -35,7 +37,8 @@ def item(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyIt
         status_reason=str(attrs.get("status_reason", "")), host_class=attrs.get("host_class"),
         trials=summary.counted, planned=summary.planned, metric=summary.metric,
         unit=summary.unit, best=summary.best_value, confirmed=summary.confirmed,
-        speedup_over_defaults=_speedup(summary.speedups.get("defaults")))
+        speedup_over_defaults=_speedup(summary.speedups.get("defaults")),
+        answer=schemas.Answer(**summary.answer.to_dict()) if summary.answer else None)
 
 
 def items(storage: optuna.storages.BaseStorage, names: list[str]) -> list[schemas.StudyItem]:
@@ -46,10 +49,11 @@ def items(storage: optuna.storages.BaseStorage, names: list[str]) -> list[schema
 def detail(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyDetail:
     summary = summary or summarize(study)
     attrs = study.user_attrs
-    spec = dict(attrs.get("spec", {}))
+    spec = records.spec_of(attrs)
     return schemas.StudyDetail(
         **item(study, summary).model_dump(), description=str(spec.get("description", "")),
-        spec=spec, spec_text=str(attrs.get("spec_text", "")), space=attrs.get("space", {}),
+        spec=spec, spec_text=str(records.get(attrs, "spec_text", "")),
+        space=records.get(attrs, "space") or {},
         fingerprint=summary.fingerprint, noise=summary.noise or None,
         baselines={role: schemas.Baseline(trial=v.number, value=v.value, applied=v.applied)
                    for role, v in summary.baselines.items()},
@@ -63,12 +67,12 @@ def trial(frozen: FrozenTrial, gone: dict[int, str]) -> schemas.Trial:
     return schemas.Trial(
         number=frozen.number, state=frozen.state.name.lower(),
         role=str(attrs.get("role", "search")), value=frozen.value, params=frozen.params,
-        applied=dict(attrs.get("applied", frozen.params)),
-        samples=list(attrs.get("samples", [])),
+        applied=dict(records.get(attrs, "applied") or frozen.params),
+        samples=list(records.get(attrs, "samples") or []),
         intervals=[frozen.intermediate_values[k] for k in sorted(frozen.intermediate_values)],
-        reason=str(gone.get(frozen.number) or attrs.get("reason", "")),
+        reason=str(gone.get(frozen.number) or records.get(attrs, "reason") or ""),
         duplicate_of=attrs.get("duplicate_of"), abandoned=frozen.number in gone,
-        launch=attrs.get("shell"),
+        launch=records.get(attrs, "shell"),
         started=frozen.datetime_start.isoformat() if frozen.datetime_start else None,
         finished=frozen.datetime_complete.isoformat() if frozen.datetime_complete else None)
 

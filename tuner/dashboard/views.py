@@ -51,7 +51,8 @@ def study_page(name: str, request: Request, service: ServiceDep, _: ReadAccess) 
         service.importance[name] = (key, scores)
     baselines = {role: b.value for role, b in detail.baselines.items()}
     svg = chart.render(trials, maximize=summary.maximize, unit=detail.unit,
-                       baselines=baselines)
+                       baselines=baselines, answer=summary.answer,
+                       confirmed=summary.confirmed_entries)
     failures = [t for t in trials if t.state in ("fail", "pruned") or t.abandoned]
     return templates.TemplateResponse(request, "study.html", {
         "study": detail, "chart": svg, "importance": scores, "failures": failures,

@@ -9,6 +9,7 @@ import optuna
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
+from tuner import records
 from tuner.api import schemas, views
 from tuner.api.deps import ReadAccess, ServiceDep, WriteAccess, load_study, require_admin
 from tuner.errors import SpecError, SpecIssue
@@ -78,8 +79,7 @@ async def submit(request: Request, service: ServiceDep,
 def queue(storage: optuna.storages.BaseStorage, spec: StudySpec, text: str) -> None:
     study = optuna.create_study(study_name=spec.name, storage=storage,
                                 direction=spec.objective.direction)
-    study.set_user_attr("spec", spec.model_dump(mode="json", by_alias=True))
-    study.set_user_attr("spec_text", text)
+    records.put_spec(study.set_user_attr, spec, text)  # in parts when over 1,000 chars
     study.set_user_attr("unit", unit_of(spec.workload))
     set_status(study, "queued")
     study.set_user_attr("submitted_at", time.time())

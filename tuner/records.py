@@ -1,0 +1,93 @@
+"""Attribute values that fit optuna-dashboard: it shows an attribute as its text (a string as
+it is, anything else as JSON) and cuts the JSON of a value at 1,024 characters, so a larger
+value (a study file, a trial's runs with their output tails, a confirmation) would show as
+a broken fragment.
+
+``put`` stores a value whose text fits under its key as it is. A larger one is written as
+parts of at most ``LIMIT`` characters under ``KEY~ID.1``, ``KEY~ID.2``, ... and then, last,
+a small marker under ``KEY`` naming them: ``{"tuner:parts": N, "id": ID, "json": ...}``.
+``get`` reassembles it (and returns small values as they are). Readers of a large attribute
+therefore always ask ``get``, never ``user_attrs[KEY]``.
+
+The parts of each write have their own ``ID`` (a hash of the text) and the marker is written
+after them, so a reader never mixes the parts of two writes: it sees the old marker with
+the old parts, or the new marker with the new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+LIMIT = 1000
+MARK = "tuner:parts"
+Setter = Callable[[str, Any], None]
+
+
+def shown(value: Any) -> str:
+    """The text optuna-dashboard shows for an attribute value (before cutting it)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return json.dumps(value)
+    return str(value)
+
+
+def put(set_attr: Setter, key: str, value: Any) -> None:
+    """Store ``value`` under ``key`` with ``set_attr`` (a study's or a trial's
+    ``set_user_attr``), in parts when its text is longer than ``LIMIT``."""
+    is_text = isinstance(value, str)
+    text = value if is_text else json.dumps(value)
+    if len(shown(value)) <= LIMIT:
+        set_attr(key, value)
+        return
+    ident = hashlib.sha256(text.encode()).hexdigest()[:8]
+    parts = [text[i:i + LIMIT] for i in range(0, len(text), LIMIT)]
+    for number, part in enumerate(parts, start=1):
+        set_attr(f"{key}~{ident}.{number}", part)
+    set_attr(key, {MARK: len(parts), "id": ident, "json": not is_text, "chars": len(text)})
+
+
+def get(attrs: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """The value ``put`` stored under ``key`` (``default`` if there is none)."""
+    value = attrs.get(key, default)
+    if not (isinstance(value, dict) and MARK in value):
+        return value
+    try:
+        text = "".join(attrs[f"{key}~{value['id']}.{n}"]
+                       for n in range(1, int(value[MARK]) + 1))
+        return json.loads(text) if value.get("json") else text
+    except (KeyError, TypeError, ValueError):
+        return default
+
+
+def is_part(key: str) -> bool:
+    """True for the key of one part of a larger value (not a value of its own)."""
+    return "~" in key and key.rsplit(".", 1)[-1].isdigit()
+
+
+def put_spec(set_attr: Setter, spec: Any, text: str) -> None:
+    """The validated study (a ``StudySpec``) as the study attribute ``spec``, holding only
+    what differs from the defaults (a few hundred characters: it fits whole, so a worker's
+    ``StudySpec.model_validate(user_attrs["spec"])`` reads it back as it was validated), and
+    the file it came from as ``spec_text``."""
+    put(set_attr, "spec", spec.model_dump(mode="json", by_alias=True, exclude_defaults=True))
+    put(set_attr, "spec_text", text)
+
+
+def spec_of(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored study with every default filled in (as it was stored when it does not
+    validate any more, e.g. under a newer, stricter tuner)."""
+    from pydantic import ValidationError
+
+    from tuner.spec.models import StudySpec
+
+    raw = get(attrs, "spec", {})
+    if not isinstance(raw, dict):
+        return {}
+    try:
+        return StudySpec.model_validate(raw).model_dump(mode="json", by_alias=True)
+    except (ValidationError, ValueError, TypeError):
+        return dict(raw)
