@@ -67,14 +67,37 @@ def test_studies_and_study_pages(finished_storage: str, serve: Callable[..., str
     assert browser.find_element(By.ID, "launch").text == best["launch"]  # type: ignore[attr-defined]
 
     chart = browser.find_element(By.ID, "trials-chart")  # type: ignore[attr-defined]
-    points = chart.find_elements(By.CSS_SELECTOR, ".trial.complete")
-    complete = {t["number"]: t["value"] for t in trials if t["state"] == "complete"}
+    points = chart.find_elements(By.CSS_SELECTOR, ".trial.complete.single-run")
+    complete = {t["number"]: t["value"] for t in trials
+                if t["state"] == "complete" and t["duplicate_of"] is None}
     assert {int(p.get_attribute("data-trial")): float(p.get_attribute("data-value"))
             for p in points} == complete
+    reused = {int(p.get_attribute("data-trial")): int(p.get_attribute("data-duplicate-of"))
+              for p in chart.find_elements(By.CSS_SELECTOR, ".trial.reused")}
+    assert reused == {t["number"]: t["duplicate_of"] for t in trials
+                      if t["state"] == "complete" and t["duplicate_of"] is not None}
     assert len(chart.find_elements(By.CSS_SELECTOR, ".trial.pruned")) == sum(
         t["state"] == "pruned" for t in trials)
     best_line = chart.find_element(By.CSS_SELECTOR, "polyline.best-so-far")
-    assert float(best_line.get_attribute("data-best")) == max(complete.values())
+    assert float(best_line.get_attribute("data-max")) == max(complete.values())
+    # the confirmation's intervals, drawn beside the search, and the one "best" label
+    entries = {e["label"]: e for e in api["confirmation"]["entries"]}
+    bars = chart.find_elements(By.CSS_SELECTOR, "g.confirmed")
+    assert len(bars) == len(entries) and all(b.is_displayed() for b in bars)
+    for bar in bars:
+        entry = entries[bar.get_attribute("data-label")]
+        assert [float(bar.get_attribute(f"data-{k}")) for k in ("low", "mean", "high")] == [
+            entry["throughput"][k] for k in ("low", "mean", "high")]
+        assert bar.size["width"] >= 10  # the caps of the error bar are drawn
+        if "defaults" in entry["speedups"]:
+            assert float(bar.get_attribute("data-ratio")) == entry["speedups"]["defaults"][
+                "ratio"]
+    answer = chart.find_element(By.CSS_SELECTOR, "g.answer")
+    assert (int(answer.get_attribute("data-trial")), float(answer.get_attribute("data-value")),
+            float(answer.get_attribute("data-low")), float(answer.get_attribute("data-high"))
+            ) == (best["trial"], best["value"], best["interval"]["low"],
+                  best["interval"]["high"])
+    assert f"best {best['value']:.4g}\n" in answer.text and "\nconfirmed\n" in answer.text
     baselines = {b.get_attribute("data-role"): float(b.get_attribute("data-value"))
                  for b in chart.find_elements(By.CSS_SELECTOR, "line.baseline")}
     assert baselines == {role: b["value"] for role, b in api["baselines"].items()}
