@@ -5,12 +5,15 @@ distributed engine).
 A worker claims studies whose status is ``queued`` or ``running`` and whose host class is
 unset or equal to its own machine's (a study tuned on one kind of machine must never mix in
 trials measured on another), runs their trials through ``tuner.search.tune``, and goes on
-to the next study or sleeps. Trial slots are claimed under the study's lock (exact budgets
-with any number of workers); every run holds the host lock (one measurement per machine,
-or per NUMA node for pinned runs); heartbeats let another worker fail and retry the trial of
-a worker that was killed. SIGTERM (or Ctrl-C) stops it cleanly: the running trial finishes
-and is recorded, no new one starts; a second signal stops the trial too (it is failed as
-abandoned and retried by another worker).
+to the next study or sleeps. A study this machine cannot run (another host class claimed it,
+or its knobs ask for more than this host has) is left for the workers that can, with the
+reason logged once; only a study that no host could run (its stored spec is invalid, or it
+does not fit even a generous generic machine) is marked ``failed``. Trial slots are
+claimed under the study's lock (exact budgets with any number of workers); every run holds
+the host lock (one measurement per machine, or per NUMA node for pinned runs); heartbeats let
+another worker fail and retry the trial of a worker that was killed. SIGTERM (or Ctrl-C)
+stops it cleanly: the running trial finishes and is recorded, no new one starts; a second
+signal stops the trial too (it is failed as abandoned and retried by another worker).
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ from types import FrameType
 import optuna
 
 from tuner import store
-from tuner.errors import SpecError, TunerError
+from tuner.errors import SpecError, StudyConflictError, TunerError
 from tuner.forkserver import backend_for
-from tuner.host import Fingerprint, Host, fingerprint, probe_host
+from tuner.host import Fingerprint, Host, fingerprint, generic_host, probe_host
 from tuner.locks import HostLock, LockedBackend, StudyGate
 from tuner.search import tune
 from tuner.settings import Settings
@@ -49,6 +52,8 @@ class Worker:
     settings: Settings
     stop_event: threading.Event = field(default_factory=threading.Event)
     hostname: str = field(default_factory=socket.gethostname)
+    #: Studies this worker leaves to others, with why (each reason is logged once).
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def on_this_host(cls, storage_url: str, settings: Settings) -> Worker:
@@ -78,13 +83,40 @@ class Worker:
     # --- work ---------------------------------------------------------------------------
     def candidates(self) -> list[str]:
         out = []
+        mine = self.fingerprint.host_class
         for summary in optuna.get_all_study_summaries(self.storage, include_best_trial=False):
             attrs = summary.user_attrs
+            if attrs.get("status") not in RUNNABLE:
+                continue
             host_class = attrs.get("host_class")
-            if attrs.get("status") in RUNNABLE and host_class in (
-                    None, self.fingerprint.host_class):
+            if host_class in (None, mine):
                 out.append(summary.study_name)
+            else:
+                self.skip(summary.study_name, f"it is measured on host class {host_class}; "
+                                              f"this worker's is {mine}")
         return sorted(out)
+
+    def skip(self, name: str, reason: str) -> None:
+        """Leave study ``name`` to other workers; say why (once per reason)."""
+        if self.skipped.get(name) != reason:
+            self.skipped[name] = reason
+            logger.warning("study %s: left for other workers: %s", name, reason)
+
+    def fail(self, study: optuna.Study, reason: str) -> None:
+        """Mark a study that no host could run ``failed``, for everyone."""
+        logger.warning("study %s: failed: %s", study.study_name, reason)
+        set_status(study, "failed", reason)
+
+    def misfit(self, study: optuna.Study, spec: StudySpec, problem: Exception) -> None:
+        """This host cannot build the study's space. Fail it only if no host could (it does
+        not fit a generous generic machine either); otherwise leave it to the others."""
+        try:
+            build_space(spec, generic_host())
+        except (ValueError, SpaceError, SpecError) as exc:
+            self.fail(study, f"cannot run on any host: {exc}")
+            return
+        self.skip(study.study_name, f"does not fit this host ({self.hostname}, host class "
+                                    f"{self.fingerprint.host_class}): {problem}")
 
     def run_once(self) -> int:
         """Work on every runnable study once; returns how many it worked on."""
@@ -117,10 +149,16 @@ class Worker:
         attrs = study.user_attrs
         try:
             spec = StudySpec.model_validate(attrs["spec"])
-            space = build_space(spec, self.host)
-        except (KeyError, ValueError, SpaceError, SpecError) as exc:
-            set_status(study, "failed", f"cannot run on {self.hostname}: {exc}")
+        except (KeyError, ValueError) as exc:
+            self.fail(study, f"its stored study file is invalid: {exc}")
             return False
+        try:
+            space = build_space(spec, self.host)
+        except (ValueError, SpaceError, SpecError) as exc:
+            self.misfit(study, spec, exc)
+            return False
+        self.skipped.pop(name, None)
+
         def should_stop() -> bool:
             return self.stop_event.is_set() or (
                 study.user_attrs.get("status") not in RUNNABLE)
@@ -132,8 +170,13 @@ class Worker:
                           backend=LockedBackend(backend_for(spec.launcher), self.host_lock),
                           gate=gate, should_stop=should_stop, recover_local=False,
                           started_at=attrs.get("started_at"))
+        except StudyConflictError as exc:
+            # another host class claimed it first, or its stored space differs from the one
+            # this host builds (tools such as numactl differ): others may run it
+            self.skip(name, str(exc))
+            return False
         except TunerError as exc:
-            set_status(study, "failed", str(exc))
+            self.fail(study, str(exc))
             return False
         finally:
             gate.close()
