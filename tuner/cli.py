@@ -9,8 +9,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuner.errors import SpecError, SpecIssue, TunerError
+
+if TYPE_CHECKING:
+    from tuner.host import Host
 
 
 def _storage_for(args: argparse.Namespace) -> str:
@@ -29,19 +33,21 @@ def _storage_for(args: argparse.Namespace) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Exit 0 when every file is valid, 2 when one is not, 1 when tuner itself failed on one;
+    whatever the input, the answer is lines naming the file, never a traceback."""
     from tuner.host import generic_host, probe_host
+
+    host = generic_host() if args.no_host else probe_host()
+    codes = [_validate_one(path, host, generic=args.no_host) for path in args.files]
+    return max(codes, default=0)
+
+
+def _validate_one(path: str, host: Host, *, generic: bool) -> int:
     from tuner.space import build_space
     from tuner.spec import load_file
 
-    host = generic_host() if args.no_host else probe_host()
-    failed = False
-    for path in args.files:
-        try:
-            loaded = load_file(path, host=host)
-        except SpecError as exc:
-            print(exc, file=sys.stderr)
-            failed = True
-            continue
+    try:
+        loaded = load_file(path, host=host)
         for study in loaded.studies:
             space = build_space(study, host)
             for note in space.notes:
@@ -49,10 +55,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
             extra = f": {len(space.dims)} knobs tuned over {space.size} configurations"
             if space.fixed:
                 extra += f", fixed {space.fixed}"
-            if args.no_host:
+            if generic:
                 extra += " (on a generic machine; not checked against this one)"
             print(f"{path}: study {study.name} is valid{extra}")
-    return 2 if failed else 0
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug of tuner's: one line, not a traceback
+        logging.getLogger(__name__).debug("validating %s", path, exc_info=True)
+        print(f"{path}: tuner failed to validate this file ({type(exc).__name__}: "
+              f"{str(exc)[:200]}); please report it (-v shows where)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     admin_token: str = ""
     read_token: str = ""
     protect_reads: bool = False
+    #: Largest request body the service accepts, in bytes (413 above it); a study file is a
+    #: few kilobytes.
+    max_body_bytes: int = 1_000_000
 
 
 @lru_cache(maxsize=1)

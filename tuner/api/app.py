@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from tuner import store
 from tuner.api.deps import Service
+from tuner.api.limits import BodyLimit
 from tuner.api.routes import health, studies
 from tuner.dashboard import views as dashboard
 from tuner.dashboard.optuna_mount import PREFIX, OptunaDashboard
@@ -60,6 +61,7 @@ def create_app(*, settings: Settings, storage_url: str, worker: Any = None,
     app.mount("/ui/static", StaticFiles(directory=str(Path(dashboard.__file__).parent
                                                       / "static")), name="static")
     app.mount(PREFIX, OptunaDashboard(service.storage))
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(SpecError)
     async def invalid(request: Request, exc: SpecError) -> JSONResponse:

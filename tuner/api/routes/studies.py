@@ -12,10 +12,10 @@ from fastapi.responses import PlainTextResponse
 from tuner import records
 from tuner.api import schemas, views
 from tuner.api.deps import ReadAccess, ServiceDep, WriteAccess, load_study, require_admin
+from tuner.api.limits import parse_submission
 from tuner.errors import SpecError, SpecIssue
 from tuner.host import generic_host
 from tuner.report import best_as, summarize
-from tuner.spec import parse_text
 from tuner.spec.models import StudySpec
 from tuner.store import set_status
 from tuner.workload import unit_of
@@ -48,14 +48,10 @@ NOT_FOUND: Responses = {404: {"model": schemas.Error, "description": "no such st
 async def submit(request: Request, service: ServiceDep,
                  _: WriteAccess) -> list[schemas.Submitted]:
     """Validate a study file and queue its studies for the workers."""
-    raw = await request.body()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SpecError([SpecIssue(source="<request>", line=None, field="",
-                                   message="the body is not UTF-8 text")]) from None
+    raw = await request.body()  # at most max_body_bytes (tuner.api.limits.BodyLimit)
     host = service.worker.host if service.worker is not None else generic_host()
-    loaded = parse_text(text, "<request>", host=host)
+    loaded = await parse_submission(raw, source="<request>", host=host)
+    text = loaded.text
     issues = [SpecIssue(source="<request>", line=None, field=f"{s.name}.storage",
                         message="the service chooses the storage; remove `storage`")
               for s in loaded.studies if s.storage]

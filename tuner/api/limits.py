@@ -1,0 +1,172 @@
+"""Bounded input for the service: a cap on request bodies, and study files validated off the
+event loop under a time limit, so that no request can stall the others (``/healthz``
+included).
+
+- ``BodyLimit`` (ASGI middleware) answers 413 to a body above ``max_body_bytes``: at once
+  when ``Content-Length`` says so, else as soon as the chunks received pass the cap. Before
+  answering, the rest of the refused body is read and dropped (up to ``DRAIN_BYTES`` or
+  ``DRAIN_SECONDS``): a server that answers and closes while the client is still sending
+  resets the connection, and the client may never see the 413.
+- ``parse_submission`` decodes and validates a study file in a worker thread, at most
+  ``PARALLEL_PARSES`` at a time, and gives up waiting after ``PARSE_SECONDS``. A thread
+  cannot be stopped, but it need not be: the limits of ``tuner.spec.limits`` bound its work
+  (about a second for the largest file allowed), and the event loop keeps serving meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import HTTPException, status
+
+from tuner.errors import SpecError, SpecIssue
+from tuner.spec import StudyFileText, decode_text, parse_text
+from tuner.spec.limits import PARSE_SECONDS
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Bytes of a refused body read and dropped before the connection is closed, and the seconds
+#: spent on it at most.
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 5.0
+PARALLEL_PARSES = 2
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(status.HTTP_413_CONTENT_TOO_LARGE,
+                         f"the request body is larger than {limit} bytes (the service's "
+                         "max_body_bytes); a study file is a few kilobytes")
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request body larger than ``max_bytes``."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is None:
+            await _answer(send, status.HTTP_400_BAD_REQUEST,
+                          "the Content-Length header is not a number")
+            return
+        if declared > self.max_bytes:
+            if not _expects_continue(scope):  # else the client waits before sending
+                await _drain(receive)
+            await _answer(send, status.HTTP_413_CONTENT_TOO_LARGE,
+                          BodyTooLarge(self.max_bytes).detail)
+            return
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    if message.get("more_body", False):
+                        await _drain(receive)
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except BodyTooLarge as exc:  # raised where no exception handler answers it
+            if started:
+                raise
+            await _answer(send, exc.status_code, exc.detail)
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared length (-1 when there is none); None when it is not a number."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() and len(text) < 20 else None
+    return -1
+
+
+def _expects_continue(scope: Scope) -> bool:
+    return any(name == b"expect" and value.lower() == b"100-continue"
+               for name, value in scope.get("headers", ()))
+
+
+async def _answer(send: Send, code: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": code,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _drain(receive: Receive) -> None:
+    """Read what the client still sends (bounded), so that it sees the answer."""
+    deadline = time.monotonic() + DRAIN_SECONDS
+    dropped = 0
+    while dropped < DRAIN_BYTES:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            message = await asyncio.wait_for(receive(), timeout=left)
+        except (TimeoutError, OSError, RuntimeError):
+            return
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        dropped += len(message.get("body", b""))
+
+
+_slots = threading.BoundedSemaphore(PARALLEL_PARSES)
+
+
+async def parse_submission(raw: bytes, *, source: str, host: Any,
+                           timeout: float = PARSE_SECONDS) -> StudyFileText:
+    """Decode and validate a submitted study file off the event loop. Raises ``SpecError``
+    (422) for a file that does not validate in time, ``HTTPException`` 503 when the parse
+    slots stay busy for ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not _slots.acquire(blocking=False):
+        if time.monotonic() >= deadline:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                                "the service is busy validating other submissions; retry",
+                                headers={"Retry-After": "5"})
+        await asyncio.sleep(0.05)
+
+    def work() -> StudyFileText:
+        try:
+            return parse_text(decode_text(raw, source), source, host=host)
+        finally:
+            _slots.release()
+
+    try:
+        future = asyncio.get_running_loop().run_in_executor(None, work)
+    except BaseException:
+        _slots.release()
+        raise
+    try:
+        return await asyncio.wait_for(future, timeout=max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        raise SpecError([SpecIssue(source=source, line=None, field="", message=(
+            f"validation took longer than {timeout:g} s and was abandoned; a study file is "
+            "far simpler"))]) from None
