@@ -244,9 +244,11 @@ def _key_name(key: yaml.Node) -> str:
     return "[list]" if isinstance(key, yaml.SequenceNode) else "{mapping}"
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError, source: str) -> SpecError:
+def _syntax_error(exc: yaml.MarkedYAMLError, source: str, last_line: int) -> SpecError:
+    """The error at its line (libyaml places the end of a file without a final newline on
+    the line after it: ``last_line`` is where the text ends)."""
     mark = exc.problem_mark or exc.context_mark
-    line = mark.line + 1 if mark is not None else None
+    line = min(mark.line + 1, last_line) if mark is not None else None
     problem = exc.problem or "invalid YAML"
     context = ""
     if exc.context:
@@ -276,7 +278,7 @@ def load_yaml(text: str, source: str) -> Located:
             raise SpecError(issues)
         data = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
-        raise _syntax_error(exc, source) from None
+        raise _syntax_error(exc, source, text.count("\n") + 1) from None
     except yaml.reader.ReaderError as exc:
         # libyaml counts bytes of the UTF-8 text, PyYAML characters
         if _Loader is _PyLoader:
