@@ -44,6 +44,7 @@ from typing import Any
 
 import optuna
 
+from tuner import records
 from tuner.host import Fingerprint, Host, Tools, probe_host, synthetic_topology
 from tuner.search import make_sampler, tune
 from tuner.settings import get_settings
@@ -147,11 +148,11 @@ def run_task(task: Task) -> dict[str, Any]:
     seconds = 0.0
     reached: dict[str, Any] = {"trials_to": None, "seconds": None}
     for trial in sorted(live_trials(result.study), key=lambda t: t.number):
-        runs = trial.user_attrs.get("runs", [])
+        runs = records.get(trial.user_attrs, "runs") or []
         seconds += sum(r["seconds"] for r in runs)
         if trial.state != optuna.trial.TrialState.COMPLETE:
             continue
-        value = surface.true_value(trial.user_attrs["applied"])
+        value = surface.true_value(records.get(trial.user_attrs, "applied"))
         good = value is not None and (value >= limit if surface.maximize else value <= limit)
         if good and reached["trials_to"] is None:
             reached = {"trials_to": trial.number + 1, "seconds": seconds}
