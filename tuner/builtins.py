@@ -21,6 +21,9 @@ class Param:
     help: str = ""
     #: Smallest value allowed (None: any, e.g. a seed).
     minimum: float | None = 1e-9
+    #: A file name: with the ordinary API token only files under this folder of the project
+    #: (e.g. ``bench/surfaces``) may be named; the admin token may name any file.
+    files_in: str | None = None
 
 
 #: Flags every built-in accepts for knobs (see ``workloads/_common.base_parser``).
@@ -147,7 +150,8 @@ BUILTINS: dict[str, Builtin] = {
                     "search strategies",
             unit="",
             params={
-                "surface": Param(flag="--surface", type=str, help="surface JSON file"),
+                "surface": Param(flag="--surface", type=str, help="surface JSON file",
+                                 files_in="bench/surfaces"),
                 "time_scale": Param(flag="--time-scale", type=float, minimum=0.0,
                                     help="fraction of the recorded interval length to sleep"),
             },

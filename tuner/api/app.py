@@ -2,7 +2,9 @@
 
 ``create_app`` wires one ``Service`` (settings, storage). With ``worker`` (embedded mode:
 ``tuner serve`` without ``--storage``), an in-process worker thread runs the queued studies;
-otherwise the API only serves and ``tuner worker`` processes do the work.
+otherwise the API only serves and ``tuner worker`` processes do the work. Every path passes
+one authentication layer (``tuner.api.auth``) and gets the security headers
+(``tuner.api.headers``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from tuner import store
+from tuner.api.auth import AuthMiddleware
 from tuner.api.deps import Service
+from tuner.api.headers import SecurityHeaders
 from tuner.api.limits import BodyLimit
 from tuner.api.routes import health, studies
 from tuner.dashboard import views as dashboard
@@ -61,7 +65,11 @@ def create_app(*, settings: Settings, storage_url: str, worker: Any = None,
     app.mount("/ui/static", StaticFiles(directory=str(Path(dashboard.__file__).parent
                                                       / "static")), name="static")
     app.mount(PREFIX, OptunaDashboard(service.storage))
+    # every path above (routes, static files, optuna-dashboard) passes these, in order:
+    # the headers outermost, so refusals carry them too
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuthMiddleware, service=service)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(SpecError)
     async def invalid(request: Request, exc: SpecError) -> JSONResponse:

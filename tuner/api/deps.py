@@ -1,15 +1,13 @@
 """Dependencies of the API's routes: the service (settings, storage), and the token rules.
 
-Writes need a bearer token: ``api_token`` submits studies of built-in workloads and
-stops, resumes and deletes studies; a study that runs an arbitrary command on the workers
-needs ``admin_token``. Reads are open unless ``protect_reads`` is set, then any of the
-tokens (or ``read_token``) will do. A service started with ``--insecure-local`` (loopback
-only) accepts writes without a token.
+The rules themselves live in ``tuner.api.auth``, which applies them to every request before
+routing; the dependencies here apply the same rules again per route (so a route mounted
+elsewhere keeps them) and add the one a route can only decide once it has read the body: a
+study that can run code on the workers needs the admin token (``tuner.api.privilege``).
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -18,6 +16,7 @@ import optuna
 from fastapi import Depends, HTTPException, Request, status
 from optuna.storages import BaseStorage
 
+from tuner.api.auth import Credentials, Need, check
 from tuner.settings import Settings
 
 
@@ -40,51 +39,27 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def presented_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return request.cookies.get("tuner_token") or None
-
-
-def _matches(token: str, *expected: str) -> bool:
-    return any(e and secrets.compare_digest(token.encode(), e.encode()) for e in expected)
-
-
-def _deny(token: str | None, what: str) -> HTTPException:
-    if token is None:
-        return HTTPException(status.HTTP_401_UNAUTHORIZED, f"{what} needs a bearer token",
-                             headers={"WWW-Authenticate": "Bearer"})
-    return HTTPException(status.HTTP_403_FORBIDDEN, f"this token may not {what}")
-
-
-def _require(request: Request, service: Service, accepted: tuple[str, ...], what: str, *,
-             write: bool = True) -> None:
-    s = service.settings
-    if write and service.insecure_local and not (s.api_token or s.admin_token):
-        return  # --insecure-local without tokens: loopback only, writes need none
-    token = presented_token(request)
-    if token is None or not _matches(token, *accepted):
-        raise _deny(token, what)
+def _enforce(request: Request, service: Service, need: Need, what: str = "") -> None:
+    creds = Credentials.from_headers(request.headers)
+    refusal = check(service.settings, need, creds, insecure_local=service.insecure_local)
+    if refusal is not None:
+        detail = f"{what}: {refusal.detail}" if what else refusal.detail
+        raise HTTPException(refusal.status, detail, headers={"WWW-Authenticate": "Bearer"}
+                            if refusal.status == 401 else None)
 
 
 def require_read(request: Request, service: ServiceDep) -> None:
-    s = service.settings
-    if s.protect_reads:
-        _require(request, service, (s.read_token, s.api_token, s.admin_token), "read studies",
-                 write=False)
+    _enforce(request, service, Need.READ)
 
 
 def require_write(request: Request, service: ServiceDep) -> None:
-    s = service.settings
-    _require(request, service, (s.api_token, s.admin_token), "change studies")
+    _enforce(request, service, Need.WRITE)
 
 
-def require_admin(request: Request, service: Service) -> None:
-    """For a study that runs a command: the admin token (checked once the body is read)."""
-    _require(request, service, (service.settings.admin_token,),
-             "run a command on the workers (a study that runs a command needs the admin "
-             "token)")
+def require_admin(request: Request, service: Service, why: str) -> None:
+    """The admin token, as the bearer header, for what ``why`` names (a study that can run
+    code on the workers)."""
+    _enforce(request, service, Need.ADMIN, f"this needs the admin token ({why})")
 
 
 ReadAccess = Annotated[None, Depends(require_read)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import optuna
@@ -11,6 +12,8 @@ from tuner import records
 from tuner.api import schemas
 from tuner.report import Summary, best_as, summarize
 from tuner.store import abandoned
+
+logger = logging.getLogger(__name__)
 
 
 def _speedup(data: dict[str, Any] | None) -> schemas.Speedup | None:
@@ -41,9 +44,32 @@ def item(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyIt
         answer=schemas.Answer(**summary.answer.to_dict()) if summary.answer else None)
 
 
+#: What a malformed stored attribute raises while a study is summarised.
+MALFORMED = (LookupError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+
+def unreadable(name: str, exc: Exception) -> schemas.StudyItem:
+    """The list entry of a study that cannot be summarised (an attribute rewritten by hand,
+    say): it shows as such instead of failing the whole list."""
+    first = (str(exc).splitlines() or [""])[0][:200]
+    return schemas.StudyItem(
+        name=name, workload="?", status="unreadable",
+        status_reason=f"cannot be summarised: {type(exc).__name__}: {first}",
+        host_class=None, trials=0, planned=None, metric="", unit="", best=None,
+        confirmed=False, speedup_over_defaults=None)
+
+
 def items(storage: optuna.storages.BaseStorage, names: list[str]) -> list[schemas.StudyItem]:
-    """The list entries of the studies ``names``, in that order."""
-    return [item(optuna.load_study(study_name=n, storage=storage)) for n in names]
+    """The list entries of the studies ``names``, in that order; one that cannot be
+    summarised is listed as ``unreadable`` with the reason."""
+    out = []
+    for name in names:
+        try:
+            out.append(item(optuna.load_study(study_name=name, storage=storage)))
+        except MALFORMED as exc:
+            logger.warning("study %s cannot be summarised: %r", name, exc)
+            out.append(unreadable(name, exc))
+    return out
 
 
 def detail(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyDetail:

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from tuner.api import views
+from tuner.api.auth import COOKIE, cookie_value, known_token
 from tuner.api.deps import ReadAccess, ServiceDep, load_study
 from tuner.dashboard import chart
 from tuner.report import importance, summarize
@@ -61,12 +62,18 @@ def study_page(name: str, request: Request, service: ServiceDep, _: ReadAccess) 
 
 @router.get("/ui/login", response_class=HTMLResponse)
 def login_page(request: Request) -> Response:
-    return templates.TemplateResponse(request, "login.html", {})
+    return templates.TemplateResponse(request, "login.html", {"error": None})
 
 
-@router.post("/ui/login")
-def login(token: Annotated[str, Form()]) -> RedirectResponse:
-    """Keep a token in a cookie, for services whose reads are protected."""
+@router.post("/ui/login", response_class=HTMLResponse)
+def login(request: Request, service: ServiceDep, token: Annotated[str, Form()]) -> Response:
+    """Check the token, then keep a read cookie for it (an HMAC of the token, not the token:
+    the cookie serves reads only; writes take the bearer header)."""
+    if not known_token(service.settings, token):
+        return templates.TemplateResponse(request, "login.html",
+                                          {"error": "That token is not one of this service's."},
+                                          status_code=403)
     response = RedirectResponse("/ui", status_code=303)
-    response.set_cookie("tuner_token", token, httponly=True, samesite="strict")
+    response.set_cookie(COOKIE, cookie_value(token), httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
     return response

@@ -13,6 +13,7 @@ from tuner import records
 from tuner.api import schemas, views
 from tuner.api.deps import ReadAccess, ServiceDep, WriteAccess, load_study, require_admin
 from tuner.api.limits import parse_submission
+from tuner.api.privilege import admin_reasons, stored_admin_reasons
 from tuner.errors import SpecError, SpecIssue
 from tuner.host import generic_host
 from tuner.report import best_as, summarize
@@ -57,8 +58,9 @@ async def submit(request: Request, service: ServiceDep,
               for s in loaded.studies if s.storage]
     if issues:
         raise SpecError(issues)
-    if any(s.workload.command is not None for s in loaded.studies):
-        require_admin(request, service)
+    reasons = [r for s in loaded.studies for r in admin_reasons(s)]
+    if reasons:
+        require_admin(request, service, "; ".join(reasons))
     existing = set(optuna.get_all_study_names(service.storage))
     taken = [s.name for s in loaded.studies if s.name in existing]
     if taken:
@@ -134,33 +136,47 @@ def get_best(name: str, service: ServiceDep, _: ReadAccess,
     return PlainTextResponse(best_as(summary, format) + "\n")
 
 
-def _set(name: str, service: ServiceDep, to: str, allowed: tuple[str, ...]) -> schemas.StudyItem:
+def _manage(name: str, request: Request, service: ServiceDep) -> optuna.Study:
+    """The study ``name``, once the token may manage it: a study that can run code on the
+    workers (one that needed the admin token to submit) needs it to stop, resume or delete."""
     study = load_study(service, name)
+    reasons = stored_admin_reasons(records.get(study.user_attrs, "spec"))
+    if reasons:
+        require_admin(request, service, "; ".join(reasons))
+    return study
+
+
+def _set(study: optuna.Study, to: str, allowed: tuple[str, ...]) -> schemas.StudyItem:
     current = study.user_attrs.get("status")
     if current not in allowed:
         raise HTTPException(status.HTTP_409_CONFLICT,
-                            f"study {name!r} is {current}; it cannot become {to}")
+                            f"study {study.study_name!r} is {current}; it cannot become {to}")
     set_status(study, to)
     return views.item(study)
 
 
 @router.post("/{name}/stop", response_model=schemas.StudyItem,
              responses={**NOT_FOUND, 409: {"model": schemas.Error}})
-def stop(name: str, service: ServiceDep, _: WriteAccess) -> schemas.StudyItem:
+def stop(name: str, request: Request, service: ServiceDep,
+         _: WriteAccess) -> schemas.StudyItem:
     """Workers finish the trial they are running and start no other."""
-    return _set(name, service, "stopped", ("queued", "running"))
+    return _set(_manage(name, request, service), "stopped", ("queued", "running"))
 
 
 @router.post("/{name}/resume", response_model=schemas.StudyItem,
              responses={**NOT_FOUND, 409: {"model": schemas.Error}})
-def resume(name: str, service: ServiceDep, _: WriteAccess) -> schemas.StudyItem:
+def resume(name: str, request: Request, service: ServiceDep,
+           _: WriteAccess) -> schemas.StudyItem:
     """Queue a stopped (or failed) study again."""
-    return _set(name, service, "queued", ("stopped", "failed"))
+    return _set(_manage(name, request, service), "queued", ("stopped", "failed"))
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-def delete(name: str, service: ServiceDep, _: WriteAccess) -> Response:
-    """Delete the study and its trials."""
-    load_study(service, name)
+def delete(name: str, request: Request, service: ServiceDep, _: WriteAccess) -> Response:
+    """Delete the study and its trials; a queued or running study is stopped first, so
+    that workers let it go."""
+    study = _manage(name, request, service)
+    if study.user_attrs.get("status") in ("queued", "running"):
+        set_status(study, "stopped", "deleted")
     optuna.delete_study(study_name=name, storage=service.storage)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
