@@ -204,11 +204,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tuner.api.app import create_app
-    from tuner.settings import get_settings
+    from tuner.settings import conceal_secrets, get_settings
     from tuner.store import redact
     from tuner.worker import Worker
 
     settings = get_settings()
+    conceal_secrets(settings)  # trials must not read the tokens from /proc/PARENT/environ
     loopback = args.host in ("127.0.0.1", "localhost", "::1")
     if not (settings.api_token or settings.admin_token):
         if not args.insecure_local:
@@ -232,11 +233,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from tuner.settings import get_settings
+    from tuner.settings import conceal_secrets, get_settings
     from tuner.store import redact
     from tuner.worker import Worker
 
     settings = get_settings()
+    conceal_secrets(settings)
     worker = Worker.on_this_host(args.storage or settings.default_storage, settings)
     worker.install_signal_handlers()
     print(f"tuner worker on {worker.hostname} (host class {worker.fingerprint.host_class}); "

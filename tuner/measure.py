@@ -63,7 +63,8 @@ class Measurer:
 
     def __post_init__(self) -> None:
         self.metric = self.space.spec.objective.metric
-        self.base_env = child_base_environment(self.space.controlled_env)
+        self.base_env = child_base_environment(self.space.controlled_env,
+                                               secrets=self.settings.secrets())
 
     def request(self, applied: Mapping[str, Any]) -> RunRequest:
         return RunRequest(launch=self.space.launch(applied), applied=dict(applied),

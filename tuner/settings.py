@@ -3,7 +3,8 @@
 Knobs write the *child's* environment and never read ``os.environ``; the runner starts each
 trial from ``child_base_environment()``, which is tuner's environment with every variable a
 knob controls removed, so that "framework defaults" really means defaults and not whatever
-the user's shell happened to export.
+the user's shell happened to export, and with every secret of the service removed (a trial
+runs code the service does not vouch for: it never sees a token).
 """
 
 from __future__ import annotations
@@ -57,16 +58,44 @@ class Settings(BaseSettings):
     #: few kilobytes.
     max_body_bytes: int = 1_000_000
 
+    def secrets(self) -> tuple[str, ...]:
+        """The tokens (those set): what a trial's environment must never hold."""
+        return tuple(t for t in (self.api_token, self.admin_token, self.read_token) if t)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
 
 
-def child_base_environment(controlled: Iterable[str]) -> dict[str, str]:
-    """tuner's own environment minus the variables knobs control, plus unbuffered output."""
+#: Variables of tuner's environment that a trial never inherits: tuner's own settings
+#: (``TUNER_*``: tokens, storage URLs), database passwords and credentials files, and any
+#: variable whose name says it holds a secret.
+SECRET_PREFIXES = ("TUNER_",)
+SECRET_NAMES = frozenset({"PGPASSWORD", "PGPASSFILE", "PGSERVICEFILE", "PGSSLKEY",
+                          "MYSQL_PWD", "DATABASE_URL", "OPTUNA_STORAGE"})
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "APIKEY", "CREDENTIAL",
+                "PRIVATE_KEY", "ACCESS_KEY")
+
+
+def _secret(name: str, value: str, secrets: Iterable[str]) -> bool:
+    upper = name.upper()
+    return (upper.startswith(SECRET_PREFIXES) or upper in SECRET_NAMES
+            or any(word in upper for word in SECRET_WORDS)
+            or any(secret in value if len(secret) >= 8 else secret == value
+                   for secret in secrets))
+
+
+def child_base_environment(controlled: Iterable[str],
+                           secrets: Iterable[str] = ()) -> dict[str, str]:
+    """tuner's own environment minus the variables knobs control and every secret of the
+    service (see ``SECRET_*``; also any variable whose value holds one of the tokens, here
+    or in ``secrets``), plus unbuffered output."""
     drop = set(controlled)
-    env = {k: v for k, v in os.environ.items() if k not in drop}
+    settings = get_settings()
+    known = [t for t in (*settings.secrets(), *secrets) if t]
+    env = {k: v for k, v in os.environ.items()
+           if k not in drop and not _secret(k, v, known)}
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -74,3 +103,37 @@ def child_base_environment(controlled: Iterable[str]) -> dict[str, str]:
 def inherited_environment(names: Iterable[str]) -> dict[str, str]:
     """The values tuner's environment gives to ``names`` (for the 'scrubbed' notice)."""
     return {name: os.environ[name] for name in names if name in os.environ}
+
+
+def conceal_secrets(settings: Settings) -> None:
+    """Hide this process's secrets from the trials it starts (call once settings are read,
+    in long-lived processes that run trials: ``tuner serve`` and ``tuner worker``).
+
+    A trial runs as the same user, so it could read ``/proc/PARENT/environ``: the secret
+    values in the process's original environment block are overwritten with NUL bytes (the
+    Python copy in ``os.environ`` is left alone), and the process is made non-dumpable, so
+    that processes of the same user without CAP_SYS_PTRACE cannot read its memory or
+    ``/proc`` files. Linux only; elsewhere it does nothing.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        environ = ctypes.POINTER(ctypes.c_void_p).in_dll(libc, "environ")
+    except (OSError, ValueError):
+        return
+    known = settings.secrets()
+    index = 0
+    while environ[index]:
+        address = environ[index]
+        assert address is not None
+        entry = ctypes.string_at(address)
+        name, sep, value = entry.partition(b"=")
+        if sep and _secret(name.decode(errors="replace"), value.decode(errors="replace"),
+                           known):
+            ctypes.memset(address + len(name) + 1, 0, len(value))
+        index += 1
+    libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
