@@ -10,6 +10,12 @@ a new session and PR_SET_PDEATHSIG (it dies with the server, which dies with tun
 output on the runner's pipe, the trial's environment, CPU affinity (``sched_setaffinity``)
 and NUMA memory policy (``set_mempolicy``, what numactl would have set).
 
+Every request carries an id, and both of the server's answers to it (the child's pid, then
+its exit status) carry that id and the pid: the tuner side routes each answer to the request
+that asked, so an answer that arrives after the runner stopped waiting (a trial killed at its
+timeout whose exit status came late) is dropped, never taken for the next trial's. A child
+started for a request that stopped waiting for it is killed.
+
 Runtimes read some variables at import time (``TF_ENABLE_ONEDNN_OPTS``, the OpenMP and MKL
 variables); those are the server's own environment, so trials that differ in them get
 different servers. Launches that are not ``python -m workloads.NAME``, run several
@@ -21,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import itertools
 import json
+import logging
 import os
 import platform
 import runpy
@@ -31,6 +39,7 @@ import subprocess
 import sys
 import time
 import traceback
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -47,6 +56,8 @@ IMPORT_TIME = ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_", "TF_XLA_", "OMP_", "KMP_", "M
 _SET_MEMPOLICY = {"x86_64": 238, "aarch64": 237}
 _MPOL = {"bind": 2, "interleave": 3, "local": 4}
 _PR_SET_PDEATHSIG = 1
+
+logger = logging.getLogger(__name__)
 
 
 def import_time_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -153,34 +164,36 @@ def serve(module: str, fd: int) -> None:
         if not message:
             return
         request = json.loads(message)
+        ident = request.get("id")
         pid = os.fork()
         if pid == 0:
             reader.close()
             _child(module, request, fds[0], control)
         os.close(fds[0])
-        _send(control, {"pid": pid})
+        _send(control, {"id": ident, "pid": pid})
         _, status = os.waitpid(pid, 0)
-        _send(control, {"exit": pid, "status": os.waitstatus_to_exitcode(status)})
+        _send(control, {"id": ident, "exit": pid, "status": os.waitstatus_to_exitcode(status)})
 
 
 # --- the tuner side --------------------------------------------------------------------------
 
 
 class Forked:
-    """A child of the server, as the runner sees a process (pid, stdout, wait)."""
+    """A child of the server, as the runner sees a process (pid, stdout, wait). Its exit
+    status is the server's answer that names its request and its pid, nothing else."""
 
-    def __init__(self, server: ForkServer, pid: int, stdout: Any) -> None:
+    def __init__(self, server: ForkServer, request: int, pid: int, stdout: Any) -> None:
         self.server = server
+        self.request = request
         self.pid = pid
         self.stdout = stdout
         self.returncode: int | None = None
 
     def wait(self, timeout: float | None = None) -> int:
-        if self.returncode is None:
-            message = self.server.receive(timeout)
-            if message is None:
-                raise subprocess.TimeoutExpired(f"forked pid {self.pid}", timeout or 0)
-            self.returncode = int(message.get("status", -9))
+        if self.returncode is None and not self.server.pump(
+                lambda: self.returncode is not None, timeout):
+            raise subprocess.TimeoutExpired(f"forked pid {self.pid}", timeout or 0)
+        assert self.returncode is not None
         return self.returncode
 
 
@@ -198,6 +211,14 @@ class ForkServer:
         theirs.close()
         self.sock = ours
         self.buffer = b""
+        self.dead = False
+        self._ids = itertools.count(1)
+        self._awaiting: int | None = None  # the request whose spawn waits for its pid
+        self._started: dict[int, int] = {}  # request -> pid, answered to that spawn
+        #: Children someone may still wait for, by request; a child the runner gave up on
+        #: drops out, and its late exit status with it.
+        self._children: weakref.WeakValueDictionary[int, Forked] = (
+            weakref.WeakValueDictionary())
         ready = self.receive(start_timeout)
         if not ready or not ready.get("ready"):
             error = self.proc.stderr.read().decode(errors="replace")[-2000:] if (
@@ -218,28 +239,83 @@ class ForkServer:
             except TimeoutError:
                 return None
             if not chunk:
-                return {"status": -9, "dead": True}
+                return {"dead": True}
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
         return dict(json.loads(line))
 
+    def pump(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Read the server's messages one at a time, routing each to the request it answers,
+        until ``done()``; False if ``timeout`` passes first. (One at a time: a message that
+        follows the awaited one stays unread until its own request is registered.)"""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not done():
+            if self.dead:
+                return False
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            message = self.receive(left)
+            if message is None:
+                return False
+            self._route(message)
+        return True
+
+    def _route(self, message: dict[str, Any]) -> None:
+        ident = message.get("id")
+        if message.get("dead"):
+            # the server is gone, and its children with it (PR_SET_PDEATHSIG)
+            self.dead = True
+            for orphan in list(self._children.values()):
+                if orphan.returncode is None:
+                    orphan.returncode = -9
+            return
+        if "exit" in message:
+            child = self._children.get(ident) if isinstance(ident, int) else None
+            if child is not None and child.pid == message["exit"]:
+                child.returncode = int(message["status"])
+            else:
+                logger.debug("fork server: dropped a stale exit status %s", message)
+            return
+        if "pid" in message:
+            pid = int(message["pid"])
+            if ident is not None and ident == self._awaiting:
+                self._started[ident] = pid
+                return
+            # started for a request that gave up waiting: nobody reads its output
+            logger.warning("fork server: killing pid %d, started for request %s that no "
+                           "longer waits for it", pid, ident)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            return
+        logger.debug("fork server: dropped an unexpected message %s", message)
+
     def spawn(self, args: list[str], env: Mapping[str, str], copy: Instance) -> Forked:
+        ident = next(self._ids)
         read_end, write_end = os.pipe()
-        request = {"args": args, "env": dict(env),
+        request = {"id": ident, "args": args, "env": dict(env),
                    "cpus": list(copy.cpus) if copy.cpus else None, "memory": copy.memory}
+        self._awaiting = ident
         try:
-            socket.send_fds(self.sock, [json.dumps(request).encode()], [write_end])
+            try:
+                socket.send_fds(self.sock, [json.dumps(request).encode()], [write_end])
+            finally:
+                os.close(write_end)
+            self.pump(lambda: ident in self._started, 60.0)
         finally:
-            os.close(write_end)
-        reply = self.receive(60.0)
-        if not reply or "pid" not in reply:
+            self._awaiting = None
+        pid = self._started.pop(ident, None)
+        if pid is None:
             os.close(read_end)
-            raise OSError("the fork server did not start the trial")
-        return Forked(self, int(reply["pid"]), os.fdopen(read_end, "rb", buffering=0))
+            raise OSError("the fork server did not start the trial" + (
+                " (it has exited)" if self.dead else ""))
+        forked = Forked(self, ident, pid, os.fdopen(read_end, "rb", buffering=0))
+        self._children[ident] = forked
+        return forked
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return not self.dead and self.proc.poll() is None
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -4,14 +4,17 @@ settings, affinity and memory policy exactly as a fresh process does."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from tuner.forkserver import ForkServerBackend, plan, set_mempolicy
+from tests.conftest import reported_settings
+from tuner.forkserver import ForkServer, ForkServerBackend, plan, set_mempolicy
 from tuner.host import Host
-from tuner.launch import Launch
+from tuner.launch import Instance, Launch
 from tuner.measure import Measurer, ProcessBackend
 from tuner.runner import Status
 from tuner.settings import get_settings
@@ -57,13 +60,17 @@ def test_importing_tensorflow_starts_no_thread_beyond_numpys_blas_pool(
 
 def test_forked_trials_honour_their_settings_like_fresh_ones(fork: ForkServerBackend,
                                                              local_host: Host) -> None:
-    knobs = "intra_op: 1, inter_op: 1, physcpubind: 1, membind: 0, KMP_BLOCKTIME: 0"
+    """Memory binding is compared where numactl exists (a fresh process needs it; the fork
+    server sets the policy itself)."""
+    bind = local_host.tools.numactl is not None
+    knobs = "intra_op: 1, inter_op: 1, physcpubind: 1, KMP_BLOCKTIME: 0" + (
+        ", membind: 0" if bind else "")
     forked = measure(fork, local_host, knobs).settings
     fresh = measure(ProcessBackend(), local_host, knobs).settings
     for key in ("intra_op", "inter_op", "affinity", "mempolicy", "env", "batch_size"):
         assert forked[key] == fresh[key], key
     assert forked["affinity"] == local_host.topology.first_physical_cores(1)
-    assert forked["mempolicy"].startswith("bind:0")
+    assert forked["mempolicy"].startswith("bind:0" if bind else "default")
     assert forked["pid"] != fresh["pid"]
 
 
@@ -107,6 +114,43 @@ def test_a_forked_trial_past_its_timeout_is_stopped(fork: ForkServerBackend,
     if pid:
         assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(
             f"/proc/{pid}/status").read().lower()
+
+
+def test_a_trial_killed_at_its_timeout_leaves_the_next_trial_its_own_answers() -> None:
+    """The runner waits for a trial until its timeout, kills it and moves on; the server's
+    report of that exit can still be unread when the next trial starts. Answers carry the
+    request they answer (and the pid): the late one is dropped, and the next trials get
+    their own pid and exit status (in order-only pairing, the next spawn took the stale
+    exit report for its reply)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    server = ForkServer("workloads.resnet", env)
+    try:
+        slow = server.spawn(["--preset", "small", "--seconds", "600"], env, Instance())
+        with pytest.raises(subprocess.TimeoutExpired):
+            slow.wait(timeout=0.5)  # its timeout
+        killed = slow.pid
+        os.killpg(killed, signal.SIGKILL)
+        slow.stdout.close()
+        del slow  # the runner gives up on it; its exit report is still to come
+        deadline = time.monotonic() + 30
+        while os.path.exists(f"/proc/{killed}") and time.monotonic() < deadline:
+            time.sleep(0.05)  # reaped by the server: its exit report is on the way
+        assert not os.path.exists(f"/proc/{killed}")
+
+        quick = server.spawn(["--preset", "small", "--seconds", "0.3", "--intervals", "1",
+                              "--warmup-steps", "1"], env, Instance())
+        assert quick.pid != killed
+        output = quick.stdout.read().decode()
+        assert quick.wait(timeout=120) == 0, output
+        assert reported_settings(output)["pid"] == quick.pid
+        assert "FINAL throughput=" in output
+
+        broken = server.spawn(["--no-such-flag"], env, Instance())
+        broken.stdout.read()
+        assert broken.wait(timeout=60) == 2  # argparse's usage error: its own status
+        assert broken.pid not in (killed, quick.pid) and server.alive
+    finally:
+        server.close()
 
 
 def test_only_builtin_single_instance_launches_fork() -> None:
