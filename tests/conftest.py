@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,28 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def finished_storage(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite database holding the study ``finished`` (run once per test session)."""
+    from tests.serving import run_finished_study
+
+    workdir = tmp_path_factory.mktemp("finished")
+    storage = f"sqlite:///{workdir / 'service.db'}"
+    run_finished_study(storage, workdir)
+    return storage
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start a real ``tuner serve`` process; yields a function returning its base URL."""
+    from tests.serving import start_server, stop_servers
+
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> str:
+        return start_server(procs, tmp_path, *args, env=env)
+
+    yield start
+    stop_servers(procs)
