@@ -91,15 +91,17 @@ def _clean_loc(loc: Sequence[str | int]) -> Loc:
         p in _UNION_TAGS or p.startswith(("function-", "constrained-")) or "[" in p)))
 
 
-def _issues_from_validation(exc: ValidationError, located: Located,
-                            prefix: Loc, shown_prefix: Loc) -> list[SpecIssue]:
-    """Pydantic errors, with union alternatives of one field merged into one issue."""
+def _issues_from_validation(exc: ValidationError, located: Located, prefix: Loc,
+                            shown_prefix: Loc, budget: int) -> tuple[list[SpecIssue], int]:
+    """Pydantic errors, with union alternatives of one field merged into one issue: the first
+    ``budget`` of them (a line and a hint cost a walk and a fuzzy match), and how many more
+    there are."""
     grouped: dict[Loc, list[dict[str, Any]]] = {}
     for error in exc.errors():
         loc = _clean_loc(error["loc"])
         grouped.setdefault(loc, []).append(dict(error))
     issues: list[SpecIssue] = []
-    for loc, errors in list(grouped.items())[:limits.MAX_ISSUES]:
+    for loc, errors in list(grouped.items())[:max(0, budget)]:
         doc_path = prefix + loc
         bounds = [e for e in errors if e["type"] in _BOUNDS]
         errors = bounds or errors
@@ -114,7 +116,7 @@ def _issues_from_validation(exc: ValidationError, located: Located,
             message = "; ".join(dict.fromkeys(_message(e) for e in errors))
         issues.append(SpecIssue(source=located.source, line=line,
                                 field=format_field(shown_prefix + loc), message=message))
-    return issues
+    return issues, len(grouped) - len(issues)
 
 
 def _split_studies(located: Located) -> tuple[list[Any], list[Loc]] | SpecIssue:
@@ -168,6 +170,7 @@ def parse_text(text: str, source: str, *, host: Any = None,
         raise SpecError([split])
     raw_studies, prefixes = split
     issues: list[SpecIssue] = []
+    hidden = 0  # issues found but not listed
     studies: list[models.StudySpec] = []
     valid_prefixes: list[Loc] = []
     for raw, prefix in zip(raw_studies, prefixes, strict=True):
@@ -176,7 +179,10 @@ def parse_text(text: str, source: str, *, host: Any = None,
             studies.append(models.StudySpec.model_validate(raw))
             valid_prefixes.append(prefix)
         except ValidationError as exc:
-            issues += _issues_from_validation(exc, located, prefix, shown)
+            found, more = _issues_from_validation(exc, located, prefix, shown,
+                                                  limits.MAX_ISSUES - len(issues))
+            issues += found
+            hidden += more
     seen: set[str] = set()
     for study, prefix in zip(studies, valid_prefixes, strict=True):
         shown_prefix: Loc = ("studies", prefix[-1]) if prefix else ()
@@ -188,26 +194,32 @@ def parse_text(text: str, source: str, *, host: Any = None,
                                     field=format_field(("studies", prefix[-1], "name")),
                                     message=f"study name {study.name!r} is used twice"))
         seen.add(study.name)
-    if host is not None:
+    if host is not None and len(issues) < limits.MAX_ISSUES:
         fitted = [(s, p) for s, p in zip(studies, valid_prefixes, strict=True)
                   if only is None or s.name in only]
-        issues += _host_issues([s for s, _ in fitted], [p for _, p in fitted], located, host)
+        issues += _host_issues([s for s, _ in fitted], [p for _, p in fitted], located, host,
+                               limits.MAX_ISSUES - len(issues))
     issues.sort(key=lambda i: (i.line is None, i.line or 0))
-    if len(issues) > limits.MAX_ISSUES:
-        more = len(issues) - limits.MAX_ISSUES
-        issues = issues[:limits.MAX_ISSUES] + [SpecIssue(
-            source=source, line=None, field="", message=f"and {more} more issues")]
+    hidden += max(0, len(issues) - limits.MAX_ISSUES)
+    issues = issues[:limits.MAX_ISSUES]
+    if len(issues) == limits.MAX_ISSUES:
+        rest = f"{hidden} more issues" if hidden else "perhaps more issues"
+        issues.append(SpecIssue(source=source, line=None, field="", message=(
+            f"and {rest}; checking stopped after the first {limits.MAX_ISSUES}")))
     if issues:
         raise SpecError(issues)
     return StudyFileText(source=source, text=text, studies=studies, prefixes=valid_prefixes)
 
 
 def _host_issues(studies: list[models.StudySpec], prefixes: list[Loc], located: Located,
-                 host: Any) -> list[SpecIssue]:
+                 host: Any, budget: int) -> list[SpecIssue]:
+    """What fitting each study to ``host`` finds, until ``budget`` issues are found."""
     from tuner.space import SpaceError, build_space
 
     issues: list[SpecIssue] = []
     for study, prefix in zip(studies, prefixes, strict=True):
+        if len(issues) >= budget:
+            break
         shown: Loc = ("studies", prefix[-1]) if prefix else ()
         try:
             build_space(study, host)
