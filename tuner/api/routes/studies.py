@@ -37,7 +37,11 @@ STUDY_FILE = {
 }
 Responses = dict[int | str, dict[str, Any]]
 INVALID: Responses = {422: {"model": schemas.Invalid, "description": "the study file does not "
-                            "validate (each issue names the line and the field)"}}
+                            "validate (each issue names the line and the field)"},
+                      413: {"model": schemas.Error, "description": "the body is larger than "
+                            "the service's max_body_bytes"},
+                      503: {"model": schemas.Error, "description": "busy validating other "
+                            "submissions; retry"}}
 NOT_FOUND: Responses = {404: {"model": schemas.Error, "description": "no such study"}}
 
 
