@@ -57,9 +57,9 @@ def _message(error: dict[str, Any]) -> str:
     loc = error["loc"]
     if kind == "extra_forbidden":
         name = str(loc[-1]) if loc else "?"
-        close = get_close_matches(name, _all_field_names(), n=2)
+        close = get_close_matches(name, _all_field_names(), n=2) if len(name) < 100 else []
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        return f"unknown field {name!r}{hint}"
+        return f"unknown field {_short(name)}{hint}"
     if kind == "missing":
         return "required field is missing"
     msg = str(error["msg"])
