@@ -1,5 +1,6 @@
-"""Pydantic models of a study file. Structure only: whether a knob exists, fits this host or
-suits the workload is checked afterwards by ``tuner.spec.check`` with the knob catalogue.
+"""Pydantic models of a study file. Structure and bounds only (``tuner.spec.limits``): checks
+across fields are in ``tuner.spec.consistency``; whether a knob exists, fits this host or
+suits the workload is checked afterwards by ``tuner.space`` with the knob catalogue.
 
 A file holds one study (a mapping with ``name``), a list of studies, or ``studies: [...]``.
 Each model forbids unknown fields, so a typo is an error, never silently ignored.
