@@ -205,6 +205,12 @@ def test_a_malformed_attribute_does_not_fail_the_lists(guarded: Server, study: s
     assert "cannot be summarised" in names["finished"]["status_reason"]
     page = guarded.get("/ui", headers=READ)
     assert page.status_code == 200 and 'data-study="finished"' in page.text
+    # its own pages say what is wrong with it, as a client error, not a server error
+    for path in ("/studies/finished", "/studies/finished/trials", "/studies/finished/best",
+                 "/ui/studies/finished"):
+        response = guarded.get(path, headers=READ)
+        assert response.status_code == 409, (path, response.status_code, response.text)
+        assert "cannot be summarised" in response.json()["detail"]
 
 
 def test_deleting_a_running_study_stops_it_and_the_worker_goes_on(guarded: Server,

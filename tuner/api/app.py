@@ -26,6 +26,7 @@ from tuner.api.deps import Service
 from tuner.api.headers import SecurityHeaders
 from tuner.api.limits import BodyLimit
 from tuner.api.routes import health, studies
+from tuner.api.views import UnreadableStudyError
 from tuner.dashboard import views as dashboard
 from tuner.dashboard.optuna_mount import PREFIX, OptunaDashboard
 from tuner.errors import NotFoundError, SpecError, StorageError, StudyConflictError, TunerError
@@ -81,7 +82,8 @@ def create_app(*, settings: Settings, storage_url: str, worker: Any = None,
     @app.exception_handler(TunerError)
     async def tuner_error(request: Request, exc: TunerError) -> JSONResponse:
         code = 404 if isinstance(exc, NotFoundError) else 409 if isinstance(
-            exc, StudyConflictError) else 503 if isinstance(exc, StorageError) else 400
+            exc, StudyConflictError | UnreadableStudyError) else 503 if isinstance(
+            exc, StorageError) else 400
         return JSONResponse(status_code=code, content={"detail": str(exc)})
 
     return app

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import optuna
@@ -10,6 +12,7 @@ from optuna.trial import FrozenTrial
 
 from tuner import records
 from tuner.api import schemas
+from tuner.errors import TunerError
 from tuner.report import Summary, best_as, summarize
 from tuner.store import abandoned
 
@@ -46,6 +49,22 @@ def item(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyIt
 
 #: What a malformed stored attribute raises while a study is summarised.
 MALFORMED = (LookupError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+
+class UnreadableStudyError(TunerError):
+    """A study whose stored attributes cannot be summarised (the API answers 409)."""
+
+
+@contextmanager
+def readable(name: str) -> Iterator[None]:
+    """Turn what a malformed stored attribute raises while study ``name`` is summarised
+    into ``UnreadableStudyError``, which names the study and the problem."""
+    try:
+        yield
+    except MALFORMED as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise UnreadableStudyError(f"study {name!r} cannot be summarised: "
+                                   f"{type(exc).__name__}: {first}") from exc
 
 
 def unreadable(name: str, exc: Exception) -> schemas.StudyItem:

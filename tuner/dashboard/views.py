@@ -40,9 +40,10 @@ def studies_page(request: Request, service: ServiceDep, _: ReadAccess) -> Respon
 @router.get("/ui/studies/{name}", response_class=HTMLResponse)
 def study_page(name: str, request: Request, service: ServiceDep, _: ReadAccess) -> Response:
     study = load_study(service, name)
-    summary = summarize(study)
-    detail = views.detail(study, summary)
-    trials = views.trials(study)
+    with views.readable(name):
+        summary = summarize(study)
+        detail = views.detail(study, summary)
+        trials = views.trials(study)
     # knob importance is costly: computed again only when the study's trials changed, and
     # only the latest is kept per study
     key = (len(trials), sum(t.state == "complete" for t in trials))

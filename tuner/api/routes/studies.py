@@ -106,7 +106,8 @@ def list_studies(service: ServiceDep, _: ReadAccess,
 @router.get("/{name}", response_model=schemas.StudyDetail, responses=NOT_FOUND)
 def get_study(name: str, service: ServiceDep, _: ReadAccess) -> schemas.StudyDetail:
     """Spec, status, noise floor, baselines, and the best with its confirmed interval."""
-    return views.detail(load_study(service, name))
+    with views.readable(name):
+        return views.detail(load_study(service, name))
 
 
 @router.get("/{name}/trials", response_model=schemas.Page[schemas.Trial], responses=NOT_FOUND)
@@ -116,7 +117,9 @@ def list_trials(name: str, service: ServiceDep, _: ReadAccess,
                 state: Annotated[Literal["complete", "pruned", "fail", "running", "waiting"]
                                  | None, Query()] = None) -> schemas.Page[schemas.Trial]:
     """The study's trials in order, optionally only those in one state."""
-    trials = [t for t in views.trials(load_study(service, name))
+    with views.readable(name):
+        found = views.trials(load_study(service, name))
+    trials = [t for t in found
               if state is None or t.state == state]
     return schemas.Page(items=trials[offset:offset + limit], total=len(trials),
                         offset=offset, limit=limit)
@@ -131,8 +134,9 @@ def list_trials(name: str, service: ServiceDep, _: ReadAccess,
 def get_best(name: str, service: ServiceDep, _: ReadAccess,
              format: Literal["json", "env", "shell"] = "json") -> schemas.Best | Response:
     """The recommended settings (the confirmed winner once confirmation ran)."""
-    summary = summarize(load_study(service, name))
-    best = views.best_of(summary)
+    with views.readable(name):
+        summary = summarize(load_study(service, name))
+        best = views.best_of(summary)
     if best is None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"study {name!r} has no completed trial")
     if format == "json":
