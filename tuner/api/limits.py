@@ -65,7 +65,9 @@ class BodyLimit:
                           "the Content-Length header is not a number")
             return
         if declared > self.max_bytes:
-            if not _expects_continue(scope):  # else the client waits before sending
+            # a client that waits for 100-continue sends nothing; past the drain bound the
+            # connection is closed on it anyway
+            if declared <= DRAIN_BYTES and not _expects_continue(scope):
                 await _drain(receive)
             await _answer(send, status.HTTP_413_CONTENT_TOO_LARGE,
                           BodyTooLarge(self.max_bytes).detail)
