@@ -309,3 +309,20 @@ def test_validate_command_prints_no_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr[-3000:]
     for path in paths:
         assert str(path) in result.stderr + result.stdout, f"{path.name} is not reported"
+
+
+def test_validate_reports_a_bug_of_tuners_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Even an unexpected exception inside tuner is one line naming the file, exit 1."""
+    import tuner.space
+    from tuner.cli import main
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(tuner.space, "build_space", broken)
+    good = str(GOOD[0])
+    assert main(["validate", "--no-host", good]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"{good}: tuner failed to validate this file (RuntimeError: "
+                                "boom); please report it (-v shows where)"]
