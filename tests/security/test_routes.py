@@ -34,7 +34,7 @@ MOUNTED = {
         ("PUT", "/optuna/api/studies/1/1/note"), ("POST", "/optuna/api/trials/1/tell"),
         ("POST", "/optuna/api/trials/1/user-attrs"), ("POST", "/optuna/api/artifacts/1"),
         ("POST", "/optuna/api/artifacts/1/1"), ("PUT", "/optuna/api/studies/1/note"),
-        ("POST", "/optuna/incompatible-rdb-schema"),
+        ("POST", "/optuna/incompatible-rdb-schema"), ("DELETE", "//optuna/api/studies/1"),
     ],
 }
 #: Bodies that would succeed, so that a refusal is the token's doing, not the body's.

@@ -24,6 +24,7 @@ import enum
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class Need(enum.Enum):
 
 def need_of(method: str, path: str) -> Need:
     """What a request needs, from its method and path."""
+    path = re.sub("/{2,}", "/", path)  # however a router might read "//optuna/..."
     if path in PUBLIC:
         return Need.NOTHING
     if method.upper() in SAFE_METHODS:
