@@ -100,7 +100,7 @@ class Credentials:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> Credentials:
         header = headers.get("authorization", "")
-        bearer = header[7:].strip() or None if header[:7].lower() == "bearer " else None
+        bearer = (header[7:].strip() or None) if header[:7].lower() == "bearer " else None
         jar: SimpleCookie = SimpleCookie()
         try:
             jar.load(headers.get("cookie", ""))
