@@ -91,3 +91,10 @@ def spec_of(attrs: Mapping[str, Any]) -> dict[str, Any]:
         return StudySpec.model_validate(raw).model_dump(mode="json", by_alias=True)
     except (ValidationError, ValueError, TypeError):
         return dict(raw)
+
+
+def applied_of(attrs: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The knob values a trial applied (its params for a trial stored without them: one
+    that never started). Empty for the defaults trial: it applied nothing."""
+    applied = get(attrs, "applied")
+    return dict(params if applied is None else applied)

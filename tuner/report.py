@@ -44,7 +44,7 @@ class TrialView:
         launch = Launch.from_dict(stored) if isinstance(stored, dict) else None
         return cls(number=trial.number, state=trial.state.name.lower(),
                    role=str(attrs.get("role", "search")), value=trial.value,
-                   applied=dict(records.get(attrs, "applied") or trial.params),
+                   applied=records.applied_of(attrs, trial.params),
                    samples=list(records.get(attrs, "samples") or []),
                    reason=str(records.get(attrs, "reason") or ""), launch=launch,
                    duplicate_of=attrs.get("duplicate_of"))
@@ -156,7 +156,7 @@ def summarize(study: optuna.Study) -> Summary:
     states: dict[str, int] = {}
     for trial in trials:
         states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
-    configs = {config_key(records.get(t.user_attrs, "applied") or t.params)
+    configs = {config_key(records.applied_of(t.user_attrs, t.params))
                for t in trials if t.state != TrialState.WAITING}
     return Summary(
         name=study.study_name, workload=_workload_label(spec.get("workload", {})),

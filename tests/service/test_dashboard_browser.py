@@ -53,7 +53,7 @@ def test_studies_and_study_pages(finished_storage: str, serve: Callable[..., str
     row = browser.find_element(By.CSS_SELECTOR, 'tr[data-study="finished"]')  # type: ignore[attr-defined]
     cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
     assert cells[0] == "finished" and cells[3] == "done" and cells[4] == "10 / 10"
-    assert cells[5].startswith(f"{best['value']:.4g}")
+    assert cells[5] == best["label"] and cells[5].startswith(f"{best['value']:.4g}")
     browser.save_screenshot(str(ARTIFACTS / "dashboard-studies.png"))  # type: ignore[attr-defined]
 
     row.find_element(By.LINK_TEXT, "finished").click()

@@ -112,7 +112,7 @@ def trial(frozen: FrozenTrial, gone: dict[int, str]) -> schemas.Trial:
     return schemas.Trial(
         number=frozen.number, state=frozen.state.name.lower(),
         role=str(attrs.get("role", "search")), value=frozen.value, params=frozen.params,
-        applied=dict(records.get(attrs, "applied") or frozen.params),
+        applied=records.applied_of(attrs, frozen.params),
         samples=list(records.get(attrs, "samples") or []),
         intervals=[frozen.intermediate_values[k] for k in sorted(frozen.intermediate_values)],
         reason=str(gone.get(frozen.number) or records.get(attrs, "reason") or ""),
