@@ -177,7 +177,8 @@ def worker_is_dead(worker: dict[str, Any], hostname: str) -> bool:
 
 
 def set_status(study: optuna.Study, status: str, reason: str = "") -> None:
-    """The study's place in the service's life: queued, running, stopped, done, failed."""
+    """The study's place in the service's life: queued, running, stopped, done, failed. The
+    reason is one line for people, cut to fit optuna-dashboard's 1,024 characters."""
     study.set_user_attr("status", status)
-    study.set_user_attr("status_reason", reason)
+    study.set_user_attr("status_reason", reason if len(reason) <= 1000 else reason[:997] + "...")
     study.set_user_attr("status_at", time.time())
