@@ -85,3 +85,19 @@ def test_a_best_that_reused_a_measurement_names_the_trial_that_measured_it() -> 
     summary = summarize(study_with([100.0, 101.0, 130.0, 120.0, 130.0], duplicate={4: 2}))
     assert summary.answer is not None and summary.answer.trial == 2
     assert summary.best is not None and summary.best.duplicate_of is None
+
+
+def test_the_note_names_tuners_answer_and_why_optunas_best_trial_differs() -> None:
+    from optuna_dashboard import get_note
+
+    from tuner.publish import publish
+
+    study = study_with([112.8, 118.0, 120.0, 137.4])
+    records.put(study.set_user_attr, "confirmation", confirmation("defaults"))
+    assert publish(study) and not publish(study)  # written once per answer
+    note = get_note(study)
+    answer = summarize(study).answer
+    assert answer is not None and answer.label in note
+    assert "Optuna's *best trial* (trial 3, 137.4)" in note
+    assert "did not support it" in note and "No knob set: the framework defaults." in note
+    assert records.get(study.user_attrs, "tuner_best")["trial"] == 0
