@@ -82,10 +82,10 @@ class Progress:
             bar = "[" + "#" * filled + "-" * (width - filled) + "] "
         parts = [f"{bar}{self.done}/{planned if planned else '?'} trials"]
         if self.best is not None:
-            best = f"best {fmt_value(self.best, self.unit)}"
+            best = f"best search value {fmt_value(self.best, self.unit)}"
             if self.defaults:
                 ratio = (self.best / self.defaults if self.maximize else self.defaults / self.best)
-                best += f" ({format_ratio(ratio)} vs defaults)"
+                best += f" ({format_ratio(ratio)} vs defaults, single runs: unconfirmed)"
             parts.append(best)
         left = self.time_left()
         if left is not None:
