@@ -123,6 +123,8 @@ def test_too_many_choices_is_one_clear_error() -> None:
      "an integer in 0..4294967295"),
     ("workload: {builtin: resnet}\nknobs: {intra_op: {low: 1, high: 99999999999999}}",
      "knobs.intra_op.high", "less than or equal"),
+    ("workload: {builtin: resnet}\nknobs: {intra_op: {low: 1, high: 1000000000000}}",
+     "knobs.intra_op", "a range of 1000000000000 values (1..1000000000000 by 1); at most"),
     ("workload: {builtin: resnet}\nbudget: {timeout: .inf}", "budget.timeout", "finite"),
     ("workload: {builtin: resnet}\nbudget: {timeout: 400d}", "budget.timeout", "duration"),
     ("workload: {builtin: resnet}\nsampler: {seed: -1}", "sampler.seed",
@@ -145,7 +147,10 @@ def test_absurd_values_are_refused_with_file_line_and_field(
     assert issue.line is not None and str(issue).startswith(f"study.yaml:{issue.line}: {field}")
 
 
-def test_largest_seed_and_metric_of_replay_are_accepted() -> None:
+def test_largest_seed_range_and_metric_of_replay_are_accepted() -> None:
+    parse_text("name: s\nworkload: {builtin: resnet}\nknobs:\n"
+               f"  KMP_BLOCKTIME: {{low: 0, high: {limits.MAX_RANGE - 1}}}\n"
+               "  MALLOC: {env: M, low: 0, high: 999900000, step: 100000}\n", "f")
     parse_text("name: s\nworkload: {builtin: resnet, params: {seed: 4294967295}}\n"
                "sampler: {seed: 4294967295}\n", "f")
     parse_text("name: r\nworkload: {builtin: replay}\nobjective: {metric: p99}\n", "f")

@@ -23,6 +23,8 @@ MAX_ALIASES = 200
 MAX_STUDIES = 200
 MAX_KNOBS = 200
 MAX_CHOICES = 4096
+#: Values of one ``{low, high, step}`` range (the constraints enumerate thread ranges).
+MAX_RANGE = 10_000
 MAX_ENTRIES = 256
 MAX_ARGS = 1024
 #: Characters of one string value (a description, a command argument, a regex).

@@ -152,6 +152,10 @@ class KnobSpec(Strict):
             if self.low > self.high:
                 raise ValueError(f"empty range: low {self.low} is above high {self.high}")
             step = self.step or 1
+            count = (self.high - self.low) // step + 1
+            if count > limits.MAX_RANGE:
+                raise ValueError(f"a range of {count} values ({self.low}..{self.high} by "
+                                 f"{step}); at most {limits.MAX_RANGE}: use a larger step")
             if (self.high - self.low) % step:
                 raise ValueError(f"step {step} does not divide the range {self.low}..{self.high}"
                                  f" (high - low = {self.high - self.low}); like `seq "
