@@ -19,7 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuner.spec.models import StudySpec
 
 LIMIT = 1000
 MARK = "tuner:parts"
@@ -68,8 +71,8 @@ def is_part(key: str) -> bool:
     return "~" in key and key.rsplit(".", 1)[-1].isdigit()
 
 
-def put_spec(set_attr: Setter, spec: Any, text: str) -> None:
-    """The validated study (a ``StudySpec``) as the study attribute ``spec``, holding only
+def put_spec(set_attr: Setter, spec: StudySpec, text: str) -> None:
+    """The validated study as the study attribute ``spec``, holding only
     what differs from the defaults (a few hundred characters: it fits whole, so a worker's
     ``StudySpec.model_validate(user_attrs["spec"])`` reads it back as it was validated), and
     the file it came from as ``spec_text``."""

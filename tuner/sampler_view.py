@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Container, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import (
@@ -31,12 +31,15 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+if TYPE_CHECKING:
+    from tuner.space import BaselineTrial, SearchSpace
+
 SAMPLER_PARAMS = "tuner:sampler_params"
 
 
-def baseline_trial(space: Any, baseline: Any) -> FrozenTrial:
-    """The WAITING trial of ``baseline`` (a ``space.BaselineTrial``) of ``space``: fixed
-    params only for what it set, the whole point for the sampler in ``SAMPLER_PARAMS``."""
+def baseline_trial(space: SearchSpace, baseline: BaselineTrial) -> FrozenTrial:
+    """The WAITING trial of ``baseline`` of ``space``: fixed params only for what it set,
+    the whole point for the sampler in ``SAMPLER_PARAMS``."""
     point = optuna.trial.FixedTrial(dict(baseline.params))
     with warnings.catch_warnings():  # a value outside a narrowed domain: as before, kept
         warnings.simplefilter("ignore")
