@@ -109,11 +109,13 @@ def conceal_secrets(settings: Settings) -> None:
     """Hide this process's secrets from the trials it starts (call once settings are read,
     in long-lived processes that run trials: ``tuner serve`` and ``tuner worker``).
 
-    A trial runs as the same user, so it could read ``/proc/PARENT/environ``: the secret
-    values in the process's original environment block are overwritten with NUL bytes (the
-    Python copy in ``os.environ`` is left alone), and the process is made non-dumpable, so
-    that processes of the same user without CAP_SYS_PTRACE cannot read its memory or
-    ``/proc`` files. Linux only; elsewhere it does nothing.
+    A trial runs as the same user, so it could read ``/proc/PARENT/environ``, which shows
+    the process's original environment block. Each secret variable (see ``SECRET_*``) is
+    set again (``setenv`` copies it to the heap, so ``getenv``, libpq's included, still
+    finds it, and ``os.environ`` is left alone), then its value in the original block is
+    overwritten with NUL bytes; and the process is made non-dumpable, so that processes of
+    the same user without CAP_SYS_PTRACE cannot read its memory or its ``/proc`` files.
+    Linux only; elsewhere it does nothing.
     """
     import ctypes
     import sys
@@ -126,14 +128,17 @@ def conceal_secrets(settings: Settings) -> None:
     except (OSError, ValueError):
         return
     known = settings.secrets()
+    secret: list[tuple[int, bytes, bytes]] = []
     index = 0
     while environ[index]:
         address = environ[index]
         assert address is not None
-        entry = ctypes.string_at(address)
-        name, sep, value = entry.partition(b"=")
-        if sep and _secret(name.decode(errors="replace"), value.decode(errors="replace"),
-                           known):
-            ctypes.memset(address + len(name) + 1, 0, len(value))
+        name, sep, value = ctypes.string_at(address).partition(b"=")
+        if sep and value and _secret(name.decode(errors="replace"),
+                                     value.decode(errors="replace"), known):
+            secret.append((address, name, value))
         index += 1
+    for address, name, value in secret:
+        if libc.setenv(name, value, 1) == 0:  # a heap copy first; then the original goes
+            ctypes.memset(address + len(name) + 1, 0, len(value))
     libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
