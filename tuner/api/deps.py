@@ -59,7 +59,8 @@ def require_write(request: Request, service: ServiceDep) -> None:
 def require_admin(request: Request, service: Service, why: str) -> None:
     """The admin token, as the bearer header, for what ``why`` names (a study that can run
     code on the workers)."""
-    _enforce(request, service, Need.ADMIN, f"this needs the admin token ({why})")
+    _enforce(request, service, Need.ADMIN,
+             f"a study that can run code on the workers needs the admin token ({why})")
 
 
 ReadAccess = Annotated[None, Depends(require_read)]
