@@ -34,7 +34,8 @@ def test_a_rewrite_never_mixes_the_parts_of_two_writes() -> None:
     attrs: dict[str, Any] = {}
     records.put(attrs.__setitem__, "confirmation", {"entries": ["a" * 3000]})
     old_marker = attrs["confirmation"]
-    records.put(attrs.__setitem__, "confirmation", {"entries": ["b" * 2500]})
+    records.put(attrs.__setitem__, "confirmation", {"entries": ["b" * 2500]}, attrs)
+    assert attrs["confirmation"]["id"] == old_marker["id"] + 1
     # a reader that still holds the old marker reads the old parts, intact
     assert records.get({**attrs, "confirmation": old_marker}, "confirmation") == {
         "entries": ["a" * 3000]}
@@ -50,3 +51,12 @@ def test_parts_in_a_real_study_and_a_missing_part_reads_as_absent() -> None:
     broken = {k: v for k, v in study.user_attrs.items() if not k.endswith(".2")}
     assert records.get(broken, "blob", "absent") == "absent"
     assert json.loads(json.dumps(study.user_attrs["blob"]))[records.MARK] == 3
+
+
+def test_every_trial_uses_the_same_part_keys() -> None:
+    """optuna-dashboard makes a column of each attribute key: first writes share them."""
+    one: dict[str, Any] = {}
+    two: dict[str, Any] = {}
+    records.put(one.__setitem__, "runs", [{"tail": "a" * 1500}])
+    records.put(two.__setitem__, "runs", [{"tail": "b" * 1800}])
+    assert set(one) == set(two) == {"runs", "runs~1.1", "runs~1.2"}

@@ -78,7 +78,7 @@ def confirm(study: optuna.Study, measurer: Measurer, *, gate: Any,
                        maximize=measurer.space.spec.objective.direction == "maximize")
     result["at_trials"] = counted
     result["rounds"] = spec.rounds
-    records.put(study.set_user_attr, "confirmation", result)
+    records.put(study.set_user_attr, "confirmation", result, study.user_attrs)
     return result
 
 

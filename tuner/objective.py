@@ -209,5 +209,6 @@ class Objective:
             floor = stats.noise_floor(samples, intervals)
             warning = stats.noise_warning(floor, limit=self.spec.noise.max_cv)
             records.put(trial.study.set_user_attr, "noise",
-                        {**floor.to_dict(), "warning": warning, "trial": trial.number})
+                        {**floor.to_dict(), "warning": warning, "trial": trial.number},
+                        trial.study.user_attrs)
         return stats.robust(samples, statistic)

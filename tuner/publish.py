@@ -87,6 +87,6 @@ def publish(study: optuna.Study) -> bool:
             applied = records.get(trial.user_attrs, "applied") or {}
             save_note_with_version(storage, study_id, trial._trial_id, 1,
                                    baseline_note(str(role), dict(applied)))
-    records.put(study.set_user_attr, BEST, data)
+    records.put(study.set_user_attr, BEST, data, study.user_attrs)
     logger.debug("study %s: published %s", study.study_name, answer.label)
     return True

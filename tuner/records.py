@@ -4,19 +4,20 @@ value (a study file, a trial's runs with their output tails, a confirmation) wou
 a broken fragment.
 
 ``put`` stores a value whose text fits under its key as it is. A larger one is written as
-parts of at most ``LIMIT`` characters under ``KEY~ID.1``, ``KEY~ID.2``, ... and then, last,
-a small marker under ``KEY`` naming them: ``{"tuner:parts": N, "id": ID, "json": ...}``.
+parts of at most ``LIMIT`` characters under ``KEY~V.1``, ``KEY~V.2``, ... and then, last,
+a small marker under ``KEY`` naming them: ``{"tuner:parts": N, "id": V, "json": ...}``.
 ``get`` reassembles it (and returns small values as they are). Readers of a large attribute
 therefore always ask ``get``, never ``user_attrs[KEY]``.
 
-The parts of each write have their own ``ID`` (a hash of the text) and the marker is written
-after them, so a reader never mixes the parts of two writes: it sees the old marker with
-the old parts, or the new marker with the new ones.
+``V`` is 1 for a first write, so every trial's parts have the same keys (optuna-dashboard
+makes a column of each key). A writer that replaces a value stored in parts passes the
+attributes it holds (``current``): the new parts then get the next ``V`` and the marker is
+written after them, so a reader never mixes the parts of two writes: it sees the old marker
+with the old parts, or the new marker with the new ones.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -38,15 +39,23 @@ def shown(value: Any) -> str:
     return str(value)
 
 
-def put(set_attr: Setter, key: str, value: Any) -> None:
+def put(set_attr: Setter, key: str, value: Any,
+        current: Mapping[str, Any] | None = None) -> None:
     """Store ``value`` under ``key`` with ``set_attr`` (a study's or a trial's
-    ``set_user_attr``), in parts when its text is longer than ``LIMIT``."""
+    ``set_user_attr``), in parts when its text is longer than ``LIMIT``; ``current``, the
+    attributes as they are, when this may replace a value stored in parts."""
     is_text = isinstance(value, str)
     text = value if is_text else json.dumps(value)
     if len(shown(value)) <= LIMIT:
         set_attr(key, value)
         return
-    ident = hashlib.sha256(text.encode()).hexdigest()[:8]
+    previous = (current or {}).get(key)
+    ident = 1
+    if isinstance(previous, dict) and MARK in previous:
+        try:
+            ident = int(previous["id"]) + 1
+        except (KeyError, TypeError, ValueError):
+            ident = 1
     parts = [text[i:i + LIMIT] for i in range(0, len(text), LIMIT)]
     for number, part in enumerate(parts, start=1):
         set_attr(f"{key}~{ident}.{number}", part)
