@@ -49,7 +49,9 @@ def test_a_hang_is_stopped_at_the_timeout() -> None:
     assert outcome.status is Status.TIMEOUT
     assert "2 s timeout" in outcome.reason
     assert "hanging now" in outcome.tail
-    assert time.monotonic() - start < 8
+    # stopped at the timeout, not at the end of the hour-long hang (a minute of slack for a
+    # slow or busy machine)
+    assert 2.0 <= outcome.seconds and time.monotonic() - start < 60
 
 
 def test_garbage_output_is_no_metric_with_the_tail_kept() -> None:
@@ -93,25 +95,26 @@ def test_on_reading_can_stop_the_run_as_pruned() -> None:
         seen.append(reading)
         return reading.interval == 2
 
-    outcome = go(launch("--intervals", "50", "--interval-seconds", "0.2"),
+    # a two-minute run, stopped after its second interval
+    outcome = go(launch("--intervals", "600", "--interval-seconds", "0.2"),
                  on_reading=prune_at_second)
     assert outcome.status is Status.PRUNED
     assert "interval 2" in outcome.reason
     assert [r.interval for r in seen] == [1, 2]
-    assert outcome.seconds < 8
+    assert outcome.seconds < 60  # stopped, not run to its end
 
 
 def test_on_reading_can_end_a_run_that_is_precise_enough() -> None:
     def enough_at_third(reading: Reading) -> bool | str:
         return "enough" if reading.interval == 3 else False
 
-    outcome = go(launch("--intervals", "50", "--interval-seconds", "0.2"),
+    outcome = go(launch("--intervals", "600", "--interval-seconds", "0.2"),
                  on_reading=enough_at_third)
     assert outcome.ok and outcome.reason == "stable after 3 intervals"
     values = outcome.intervals["throughput"]
     assert len(values) == 3
     assert outcome.metrics["throughput"] == pytest.approx(sum(values) / 3)
-    assert outcome.seconds < 8 and len(outcome.reading_times) == 3
+    assert outcome.seconds < 60 and len(outcome.reading_times) == 3  # stopped early
 
 
 def test_affinity_fallback_pins_the_child() -> None:

@@ -28,10 +28,16 @@ loss: the squared difference between the time-averaged |STFT|^2 of the student's
 a fixed synthetic "real" signal (a mixture of sines plus noise). Throughput in steps/s; prints
 ``Parallel WaveNet distillation: X steps/sec``.
 
-Dilated convolutions are ``tf.nn.conv1d`` with dilations (oneDNN's kernels). TensorFlow's
-non-oneDNN CPU kernels cannot differentiate a dilated convolution, so distill mode without XLA
-under ``TF_ENABLE_ONEDNN_OPTS=0`` uses the same convolution written as one matmul over the three
-shifted taps; SETTINGS reports which (``dilated_conv``).
+Dilated convolutions are ``tf.nn.conv1d`` with dilations, differentiated by hand
+(``dilated_conv``): TensorFlow's own CPU kernels (Eigen), which it uses whenever oneDNN is off,
+can run a dilated convolution but not its gradient ("Current CPU implementations do not yet
+support dilation rates larger than 1"), and whether oneDNN is on depends on the CPU as well as
+on ``TF_ENABLE_ONEDNN_OPTS`` (TensorFlow leaves it off by default on CPUs without AVX-512). The
+gradient for the input is the dilated convolution of the output gradient with the flipped,
+transposed kernel, and for the kernel one matmul of the three shifted taps with the output
+gradient: operations every CPU kernel set runs, so training works the same with oneDNN on or
+off, with or without XLA. (``taps``, the whole convolution as that one matmul, is the
+reference the tests compare it with.)
 
 Presets: ``full`` is the paper's student (flows of 10, 10, 10 and 30 layers, dilations
 1, 2, ..., 512 repeated, 64 hidden units, 24 kHz) on 24000 timesteps (1 s of audio), batch 1;
@@ -44,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -98,14 +103,41 @@ def dilations(layers: int) -> list[int]:
     return [2 ** (i % (MAX_DILATION_LOG2 + 1)) for i in range(layers)]
 
 
-def choose_conv_impl(*, training: bool, xla: bool) -> str:
-    """``conv1d`` (oneDNN's dilated kernels) unless gradients are needed without XLA while
-    oneDNN is off: TensorFlow's own CPU kernels cannot backprop a dilated convolution (nor can
-    they in float64, so tests that differentiate in float64 pass ``taps`` themselves)."""
-    if not training or xla:
-        return "conv1d"
-    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
-    return "conv1d" if onednn else "taps"
+def shifted_taps(tf: Any, padded: Any, width: int, dilation: int, steps: Any) -> Any:
+    """(batch, steps, width * channels): the ``width`` inputs each output of a VALID dilated
+    convolution reads, side by side (tap k at offset k * dilation)."""
+    return tf.concat([padded[:, k * dilation:k * dilation + steps] for k in range(width)],
+                     axis=-1)
+
+
+def dilated_conv(tf: Any, padded: Any, kernel: Any, dilation: int) -> Any:
+    """``tf.nn.conv1d(padded, kernel, 1, "VALID", dilations=dilation)`` with a gradient that
+    every CPU kernel set can run (Eigen's cannot differentiate dilation > 1): for the input,
+    the dilated convolution of the output gradient (padded by the kernel's reach on both
+    sides) with the kernel flipped in time and transposed; for the kernel, the shifted taps
+    of the input times the output gradient, one matmul. A dilation of 1 keeps TensorFlow's
+    own gradient."""
+    if dilation == 1:
+        return tf.nn.conv1d(padded, kernel, stride=1, padding="VALID")
+
+    @tf.custom_gradient
+    def conv(x: Any, w: Any) -> Any:
+        y = tf.nn.conv1d(x, w, stride=1, padding="VALID", dilations=dilation)
+
+        def grad(dy: Any) -> tuple[Any, Any]:
+            width, channels_in, channels_out = w.shape
+            reach = (width - 1) * dilation
+            flipped = tf.transpose(tf.reverse(w, axis=[0]), [0, 2, 1])
+            dx = tf.nn.conv1d(tf.pad(dy, [[0, 0], [reach, reach], [0, 0]]), flipped, stride=1,
+                              padding="VALID", dilations=dilation)
+            taps = shifted_taps(tf, x, width, dilation, tf.shape(dy)[1])
+            dw = tf.matmul(tf.reshape(taps, [-1, width * channels_in]),
+                           tf.reshape(dy, [-1, channels_out]), transpose_a=True)
+            return dx, tf.reshape(dw, [width, channels_in, channels_out])
+
+        return y, grad
+
+    return conv(padded, kernel)
 
 
 class _Weights:
@@ -190,13 +222,10 @@ class CausalWaveNet:
         width = w.shape[0]
         padded = tf.pad(x, [[0, 0], [(width - 1) * dilation, 0], [0, 0]])
         if self.conv_impl == "conv1d":
-            y = tf.nn.conv1d(padded, self._cast(w), stride=1, padding="VALID",
-                             dilations=dilation)
-            return y + self._cast(b)
-        steps = tf.shape(x)[1]
-        taps = [padded[:, k * dilation:k * dilation + steps] for k in range(width)]
+            return dilated_conv(tf, padded, self._cast(w), dilation) + self._cast(b)
+        taps = shifted_taps(tf, padded, width, dilation, tf.shape(x)[1])
         flat = tf.reshape(w, [width * w.shape[1], w.shape[2]])
-        return self._dense(tf.concat(taps, axis=-1), flat, b)
+        return self._dense(taps, flat, b)
 
     def __call__(self, signal: Any) -> Any:
         """signal (batch, time) -> (batch, time, outputs), in the compute dtype."""
@@ -438,16 +467,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--length must be >= 2, --hidden and --xent-samples >= 1")
     tf = _common.configure_tensorflow(args)
     training = args.mode == "distill"
-    conv_impl = choose_conv_impl(training=training, xla=args.xla == "on")
     dtype = _common.compute_dtype(tf, args)
     student = Student(tf, flows=flows, hidden=args.hidden, seed=args.seed,
-                      param_dtype=tf.float32, compute_dtype=dtype, conv_impl=conv_impl)
-    teacher = Teacher(tf, seed=args.seed, compute_dtype=dtype,
-                      conv_impl=conv_impl) if training else None
+                      param_dtype=tf.float32, compute_dtype=dtype)
+    teacher = Teacher(tf, seed=args.seed, compute_dtype=dtype) if training else None
     extra: dict[str, Any] = {
         "mode": args.mode, "flows": list(flows), "hidden": args.hidden, "length": args.length,
         "filter_width": FILTER_WIDTH, "sample_rate": SAMPLE_RATE,
-        "parameters": parameter_count(student.variables), "dilated_conv": conv_impl,
+        "parameters": parameter_count(student.variables), "dilated_conv": "conv1d",
     }
     if teacher is not None:
         extra["teacher"] = {"layers": TEACHER_LAYERS, "hidden": TEACHER_HIDDEN,

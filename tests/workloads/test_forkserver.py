@@ -89,7 +89,9 @@ def test_one_server_serves_many_trials_and_skips_the_import(local_host: Host) ->
     finally:
         fork.close()
     assert first.settings["pid"] != second.settings["pid"]
-    assert second.timing is not None and second.timing["imports"] < 0.2  # done before the fork
+    # done before the fork: importing TensorFlow takes seconds (more on a slower machine);
+    # a forked child only finds it imported
+    assert second.timing is not None and second.timing["imports"] < 1.0
 
 
 def test_import_time_variables_get_their_own_server(local_host: Host) -> None:

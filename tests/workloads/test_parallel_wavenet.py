@@ -71,6 +71,29 @@ def test_both_dilated_convolutions_agree() -> None:
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("dilation", [1, 2, 8])
+def test_dilated_convolution_gradients_match_the_taps_formulation(dilation: int) -> None:
+    """The hand-written gradient (which TensorFlow's own CPU kernels can run, oneDNN or not)
+    equals the gradient of the same convolution written as one matmul over the shifted
+    taps, for the input and for the kernel."""
+    steps, c_in, c_out = 40, 5, 7
+    x = tf.random.stateless_normal((2, steps + 2 * dilation, c_in), (1, dilation), dtype=tf.float64)
+    w = tf.random.stateless_normal((3, c_in, c_out), (2, dilation), dtype=tf.float64)
+    dy = tf.random.stateless_normal((2, steps, c_out), (3, dilation), dtype=tf.float64)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, w])
+        conv = pw.dilated_conv(tf, x, w, dilation)
+        taps = pw.shifted_taps(tf, x, 3, dilation, steps)
+        reference = tf.reshape(tf.matmul(tf.reshape(taps, [-1, 3 * c_in]),
+                                         tf.reshape(w, [3 * c_in, c_out])), [2, steps, c_out])
+        ours, theirs = tf.reduce_sum(conv * dy), tf.reduce_sum(reference * dy)
+    np.testing.assert_allclose(conv.numpy(), reference.numpy(), rtol=1e-12, atol=1e-12)
+    for mine, expected in zip(tape.gradient(ours, [x, w]), tape.gradient(theirs, [x, w]),
+                              strict=True):
+        assert float(tf.reduce_max(tf.abs(expected))) > 0.1
+        np.testing.assert_allclose(mine.numpy(), expected.numpy(), rtol=1e-10, atol=1e-10)
+
+
 def test_jacobian_is_triangular_with_log_det_sum_of_log_scales() -> None:
     """Change of variables: log p_S(x) = log p_z(z) - sum_t log s_tot(t) needs dx/dz to be
     lower triangular with diagonal s_tot."""
