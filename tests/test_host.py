@@ -11,9 +11,11 @@ from tuner.host import (
     Fingerprint,
     fingerprint,
     format_cpu_list,
+    onednn_version,
     parse_cpu_list,
     probe_host,
     probe_topology,
+    tensorflow_version,
 )
 
 
@@ -90,3 +92,16 @@ def test_host_class_ignores_kernel_but_not_cores() -> None:
     assert Fingerprint(**{**base, "kernel": "6.8"}).host_class == a.host_class
     assert Fingerprint(**{**base, "physical_cores": 28}).host_class != a.host_class
     assert Fingerprint(**{**base, "tensorflow": "2.20.0"}).host_class != a.host_class
+
+
+def test_a_failed_onednn_probe_is_not_cached(tmp_path: Path) -> None:
+    """A probe that fails (here: an interpreter that exits 1) answers "unknown" and leaves
+    no cache behind, so a worker never keeps a host class made of a failed probe; a
+    working probe's answer is cached whole."""
+    if tensorflow_version() == "not installed":
+        pytest.skip("TensorFlow is not installed")
+    assert onednn_version(tmp_path, python="/bin/false") == "unknown"
+    assert list(tmp_path.iterdir()) == []
+    cache = tmp_path / f"onednn-{tensorflow_version()}.json"
+    cache.write_text('{"onednn": "9.9"}')
+    assert onednn_version(tmp_path, python="/bin/false") == "9.9"  # read, not probed

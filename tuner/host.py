@@ -291,9 +291,14 @@ def onednn_version(cache_dir: Path, python: str = sys.executable) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         logger.warning("oneDNN version probe failed: %s", exc)
         return version
-    try:
+    if version == "unknown":  # a failed probe is not cached: the next start probes again
+        logger.warning("oneDNN version probe failed (exit status %d)", proc.returncode)
+        return version
+    try:  # written whole (several workers may start together on a fresh machine)
         cache_dir.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"onednn": version}))
+        partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"onednn": version}))
+        os.replace(partial, cache)
     except OSError:
         pass
     return version
