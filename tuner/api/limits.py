@@ -7,19 +7,23 @@ included).
   answering, the rest of the refused body is read and dropped (up to ``DRAIN_BYTES`` or
   ``DRAIN_SECONDS``): a server that answers and closes while the client is still sending
   resets the connection, and the client may never see the 413.
-- ``parse_submission`` decodes and validates a study file in a worker thread, at most
-  ``PARALLEL_PARSES`` at a time, and gives up waiting after ``PARSE_SECONDS``. A thread
-  cannot be stopped, but it need not be: the limits of ``tuner.spec.limits`` bound its work
-  (about a second for the largest file allowed), and the event loop keeps serving meanwhile.
+- ``parse_submission`` decodes and validates a study file in a child process, at most
+  ``PARALLEL_PARSES`` at a time, and kills it after ``PARSE_SECONDS``. The limits of
+  ``tuner.spec.limits`` keep the YAML and the models cheap; fitting a study to a host can
+  still cost seconds for large placement spaces (``tuner.constraints`` counts every
+  combination), and a thread could not be stopped: a child process can. The event loop only
+  waits, so ``/healthz`` keeps answering.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from multiprocessing.connection import Connection
 from typing import Any
 
 from fastapi import HTTPException, status
@@ -140,13 +144,17 @@ async def _drain(receive: Receive) -> None:
 
 
 _slots = threading.BoundedSemaphore(PARALLEL_PARSES)
+#: Children fork from a server that has imported the validator once (a few milliseconds per
+#: submission); killing a child ends its work, which a thread could not.
+_context = multiprocessing.get_context("forkserver")
+_context.set_forkserver_preload(["tuner.api.limits", "tuner.space", "tuner.host"])
 
 
 async def parse_submission(raw: bytes, *, source: str, host: Any,
                            timeout: float = PARSE_SECONDS) -> StudyFileText:
-    """Decode and validate a submitted study file off the event loop. Raises ``SpecError``
-    (422) for a file that does not validate in time, ``HTTPException`` 503 when the parse
-    slots stay busy for ``timeout``."""
+    """Decode and validate a submitted study file in a child process, killed after
+    ``timeout``. Raises ``SpecError`` (422) for a file that does not validate in time,
+    ``HTTPException`` 503 when the validation slots stay busy for ``timeout``."""
     deadline = time.monotonic() + timeout
     while not _slots.acquire(blocking=False):
         if time.monotonic() >= deadline:
@@ -154,21 +162,53 @@ async def parse_submission(raw: bytes, *, source: str, host: Any,
                                 "the service is busy validating other submissions; retry",
                                 headers={"Retry-After": "5"})
         await asyncio.sleep(0.05)
-
-    def work() -> StudyFileText:
-        try:
-            return parse_text(decode_text(raw, source), source, host=host)
-        finally:
-            _slots.release()
-
     try:
-        future = asyncio.get_running_loop().run_in_executor(None, work)
-    except BaseException:
+        kind, value = await _in_child(raw, source, host, deadline)
+    finally:
         _slots.release()
-        raise
+    if kind == "ok":
+        assert isinstance(value, StudyFileText)
+        return value
+    if kind == "invalid":
+        raise SpecError(list(value))
+    message = (f"validation took longer than {timeout:g} s and was stopped; a study file is "
+               "far simpler") if kind == "timeout" else (
+        f"tuner failed to validate this file ({value}); please report it")
+    raise SpecError([SpecIssue(source=source, line=None, field="", message=message)])
+
+
+async def _in_child(raw: bytes, source: str, host: Any, deadline: float) -> tuple[str, Any]:
+    """("ok", the file) | ("invalid", issues) | ("timeout", None) | ("crash", why)."""
+    receiver, sender = _context.Pipe(duplex=False)
+    child = _context.Process(target=_validate, args=(sender, raw, source, host), daemon=True,
+                             name="tuner-validate")
     try:
-        return await asyncio.wait_for(future, timeout=max(0.0, deadline - time.monotonic()))
-    except TimeoutError:
-        raise SpecError([SpecIssue(source=source, line=None, field="", message=(
-            f"validation took longer than {timeout:g} s and was abandoned; a study file is "
-            "far simpler"))]) from None
+        await asyncio.to_thread(child.start)
+        sender.close()
+        left = max(0.0, deadline - time.monotonic())
+        if not await asyncio.to_thread(receiver.poll, left):
+            return "timeout", None
+        try:
+            answer: tuple[str, Any] = receiver.recv()
+        except EOFError:
+            return "crash", f"the validating process ended with status {child.exitcode}"
+        return answer
+    finally:
+        if child.is_alive():
+            child.kill()
+        if child.pid is not None:
+            await asyncio.to_thread(child.join, 5)
+        receiver.close()
+
+
+def _validate(sender: Connection, raw: bytes, source: str, host: Any) -> None:
+    """In the child: validate and send the answer."""
+    try:
+        answer: tuple[str, Any] = ("ok", parse_text(decode_text(raw, source), source,
+                                                    host=host))
+    except SpecError as exc:
+        answer = ("invalid", exc.issues)
+    except Exception as exc:  # a bug of tuner's, reported as such
+        answer = ("crash", f"{type(exc).__name__}: {str(exc)[:200]}")
+    sender.send(answer)
+    sender.close()
