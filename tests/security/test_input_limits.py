@@ -83,15 +83,21 @@ class HealthPoller:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Tokens set, the default body cap, an embedded database, no worker (nothing runs)."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """Tokens set, the default body cap, an embedded database, no worker (nothing runs):
+    the URL and the server's pid."""
     workdir = tmp_path_factory.mktemp("limits")
     procs: list[subprocess.Popen[bytes]] = []
     url = start_server(procs, workdir, "--no-worker", env={
         **TOKENS, "TUNER_DEFAULT_STORAGE": f"sqlite:///{workdir / 'tuner.db'}",
         "TUNER_LOCK_DIR": str(workdir / "locks")})
-    yield url
+    yield url, procs[0].pid
     stop_servers(procs)
+
+
+@pytest.fixture(scope="module")
+def server(served: tuple[str, int]) -> str:
+    return served[0]
 
 
 @pytest.mark.parametrize("name", list(BAD_BODIES))
@@ -230,3 +236,25 @@ def test_busy_parse_slots_answer_503() -> None:
     finally:
         for _ in held:
             limits._slots.release()
+
+
+def test_the_validating_processes_hold_no_token(served: tuple[str, int]) -> None:
+    """The fork server the validations fork from starts without tuner's secrets: a trial
+    (same user) could read its /proc/PID/environ."""
+    url, pid = served
+    httpx.post(url + "/studies", content=b"name: x\n", headers={**YAML, **WRITE}, timeout=30)
+    environs = []
+    for proc in Path("/proc").iterdir():
+        try:
+            parent = next(line for line in (proc / "status").read_text().splitlines()
+                          if line.startswith("PPid:"))
+            if int(parent.split()[1]) == pid and b"forkserver" in (proc / "cmdline"
+                                                                   ).read_bytes():
+                environs.append((proc / "environ").read_bytes())
+        except (OSError, ValueError, StopIteration):
+            continue
+    assert environs, "the fork server runs"
+    for environ in environs:
+        assert b"PATH=" in environ
+        for token in TOKENS.values():
+            assert token.encode() not in environ

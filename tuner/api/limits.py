@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import multiprocessing.forkserver
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -148,6 +150,29 @@ _slots = threading.BoundedSemaphore(PARALLEL_PARSES)
 #: submission); killing a child ends its work, which a thread could not.
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(["tuner.api.limits", "tuner.space", "tuner.host"])
+_server_lock = threading.Lock()
+_server_started = False
+
+
+def _start_server() -> None:
+    """Start the fork server with none of tuner's secrets in its environment: it is a fresh
+    process whose ``/proc/PID/environ`` a trial (same user) could read, and the validating
+    children fork from it. The secrets leave ``os.environ`` only while it starts."""
+    global _server_started
+    with _server_lock:
+        if _server_started:
+            return
+        from tuner.settings import child_base_environment
+
+        kept = child_base_environment(())
+        hidden = {k: v for k, v in os.environ.items() if k not in kept}
+        for name in hidden:
+            del os.environ[name]
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            os.environ.update(hidden)
+        _server_started = True
 
 
 async def parse_submission(raw: bytes, *, source: str, host: Any,
@@ -183,6 +208,7 @@ async def _in_child(raw: bytes, source: str, host: Any, deadline: float) -> tupl
     child = _context.Process(target=_validate, args=(sender, raw, source, host), daemon=True,
                              name="tuner-validate")
     try:
+        await asyncio.to_thread(_start_server)
         await asyncio.to_thread(child.start)
         sender.close()
         left = max(0.0, deadline - time.monotonic())
