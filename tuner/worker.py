@@ -28,7 +28,7 @@ from types import FrameType
 
 import optuna
 
-from tuner import store
+from tuner import records, store
 from tuner.errors import SpecError, StudyConflictError, TunerError
 from tuner.forkserver import backend_for
 from tuner.host import Fingerprint, Host, fingerprint, generic_host, probe_host
@@ -148,8 +148,8 @@ class Worker:
         study = optuna.load_study(study_name=name, storage=self.storage)
         attrs = study.user_attrs
         try:
-            spec = StudySpec.model_validate(attrs["spec"])
-        except (KeyError, ValueError) as exc:
+            spec = StudySpec.model_validate(records.get(attrs, "spec"))
+        except (KeyError, TypeError, ValueError) as exc:
             self.fail(study, f"its stored study file is invalid: {exc}")
             return False
         try:
@@ -166,7 +166,8 @@ class Worker:
         gate = StudyGate(self.storage_url, name)
         try:
             result = tune(space, storage_url=self.storage_url, fingerprint=self.fingerprint,
-                          spec_text=str(attrs.get("spec_text", "")), settings=self.settings,
+                          spec_text=str(records.get(attrs, "spec_text", "")),
+                          settings=self.settings,
                           backend=LockedBackend(backend_for(spec.launcher), self.host_lock),
                           gate=gate, should_stop=should_stop, recover_local=False,
                           started_at=attrs.get("started_at"))

@@ -202,8 +202,8 @@ def test_workers_that_open_a_study_together_agree_on_its_identity(database: str)
     for round_ in range(10):
         name = f"together{round_}"
         submit(database, f"name: {name}\nworkload: {{builtin: resnet, {QUICK}}}\n")
-        spec = StudySpec.model_validate(optuna.load_study(
-            study_name=name, storage=open_storage(database)).user_attrs["spec"])
+        spec = StudySpec.model_validate(records.get(optuna.load_study(
+            study_name=name, storage=open_storage(database)).user_attrs, "spec"))
         errors = open_together(database, name, build_space(spec, host), print_)
         assert errors == [], f"round {round_}: {errors}"
         study = optuna.load_study(study_name=name, storage=open_storage(database))
@@ -238,13 +238,16 @@ def test_a_study_this_host_cannot_fit_is_left_for_others(database: str,
     machine, with the reason in the log; one that no machine could run (more cores than
     the generous generic host) is failed, for everyone, with its reason."""
     cores = probe_host().topology.physical_cores
-    submit(database, f"name: bigger\nworkload: {{builtin: resnet, {QUICK}}}\n"
+    about = "a description long enough that the stored spec is kept in parts " * 20
+    submit(database, f"name: bigger\ndescription: {about}\n"
+                     f"workload: {{builtin: resnet, {QUICK}}}\n"
                      f"knobs: {{physcpubind: {cores + 1}}}\n")
     submit(database, f"name: impossible\nworkload: {{builtin: resnet, {QUICK}}}\n"
                      f"knobs: {{physcpubind: 100000}}\n")
     assert start_worker(database, tmp_path, 0).wait(timeout=120) == 0
     storage = open_storage(database)
     bigger = optuna.load_study(study_name="bigger", storage=storage)
+    assert records.MARK in bigger.user_attrs["spec"]  # read back from its parts
     assert bigger.get_trials() == [] and bigger.user_attrs["status"] == "queued"
     impossible = optuna.load_study(study_name="impossible", storage=storage)
     assert impossible.get_trials() == [] and impossible.user_attrs["status"] == "failed"
