@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -34,18 +35,20 @@ def run_space(text: str, host: Host, settings: dict[str, object] | None = None,
 
 
 def test_knobs_reach_the_builtin_workload(local_host: Host) -> None:
+    """Memory binding is checked where numactl exists (a fresh process needs it)."""
     first = local_host.topology.first_physical_cores(1)
+    bind = local_host.tools.numactl is not None
     _, outcome = run_space(f"""
 name: reach
 workload: {{builtin: resnet, {QUICK}}}
-knobs: {{intra_op: 1, inter_op: 1, physcpubind: 1, membind: 0, KMP_BLOCKTIME: 0,
-         batch_size: 4}}
+knobs: {{intra_op: 1, inter_op: 1, physcpubind: 1, KMP_BLOCKTIME: 0, batch_size: 4
+         {", membind: 0" if bind else ""}}}
 """, local_host)
     reported = outcome.settings
     assert reported is not None
     assert reported["intra_op"] == 1 and reported["inter_op"] == 1
     assert reported["affinity"] == first
-    assert reported["mempolicy"].startswith("bind:0")
+    assert reported["mempolicy"].startswith("bind:0" if bind else "default")
     assert reported["env"]["KMP_BLOCKTIME"] == "0"
     assert reported["batch_size"] == 4
     assert "total images/sec:" in outcome.tail
@@ -123,7 +126,8 @@ storage: {storage}
     out = subprocess.run([sys.executable, "-m", "tuner.cli", "tune", str(path), "--quiet"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr
-    assert "Best (confirmed over 2 interleaved rounds): trial" in out.stdout
+    assert re.search(r"^Best: throughput .*, confirmed over 2 interleaved rounds — trial \d+",
+                     out.stdout, re.MULTILINE), out.stdout
     assert "Speedup over" in out.stdout and "Noise floor:" in out.stdout
     best = json.loads(subprocess.run(
         [sys.executable, "-m", "tuner.cli", "best", "resnet-real", "--storage", storage,
