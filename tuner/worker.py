@@ -158,6 +158,8 @@ class Worker:
             self.misfit(study, spec, exc)
             return False
         self.skipped.pop(name, None)
+        for note in space.notes:
+            logger.info("%s", note)
 
         def should_stop() -> bool:
             return self.stop_event.is_set() or (

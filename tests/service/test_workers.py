@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
+from tests.conftest import FAKE_WORKLOAD, PYTHON
 from tuner import records
 from tuner.host import Fingerprint, fingerprint, probe_host
 from tuner.locks import StudyGate
@@ -86,10 +87,15 @@ def wait(predicate: Callable[[], bool], timeout: float) -> None:
 
 
 def test_three_workers_finish_the_budget_exactly(database: str, tmp_path: Path) -> None:
+    """Exact budgets under three worker processes. The fake workload (a command: no
+    TensorFlow start-up) keeps it quick; built-ins under workers are the killed-worker
+    test's."""
     submit(database, f"""
 name: shared
-workload: {{builtin: resnet, {QUICK}}}
-knobs: {{intra_op: {{low: 1, high: 2}}, inter_op: [1, 2], batch_size: [2, 4, 8]}}
+workload:
+  command: [{PYTHON}, {FAKE_WORKLOAD}, --intervals, "2", --sleep, "0.3"]
+  parser: protocol
+knobs: {{threads: {{flag: --threads, low: 1, high: 5}}, KMP_BLOCKTIME: [0, 1, 5]}}
 budget: {{n_trials: 9}}
 noise: {{runs: 2}}
 repeats: 1
@@ -122,7 +128,7 @@ def test_a_killed_workers_trial_is_failed_by_heartbeat_and_retried(
         database: str, tmp_path: Path) -> None:
     submit(database, """
 name: survivor
-workload: {builtin: resnet, params: {preset: small, seconds: 4, intervals: 4,
+workload: {builtin: resnet, params: {preset: small, seconds: 2, intervals: 2,
             warmup_steps: 1}}
 knobs: {intra_op: {low: 1, high: 2}, inter_op: [1, 2]}
 budget: {n_trials: 5}

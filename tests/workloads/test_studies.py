@@ -1,5 +1,9 @@
 """A tuning study on each built-in workload's small preset completes through the loop
-(shortened measurement; the fork launcher; baselines, a search trial, the report)."""
+(shortened measurement; the fork launcher; baselines, a search trial, the report).
+
+Slow (about two minutes for the five): the default run keeps the same path covered by the
+real ResNet study of tests/workloads/test_resnet.py and the embedded-service study of the
+browser test, and every workload's small preset runs in tests/workloads/test_onednn.py."""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ CASES: dict[str, tuple[dict[str, object], str]] = {
 SHORT = {"preset": "small", "seconds": 0.6, "intervals": 2, "warmup_steps": 1}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("builtin", sorted(CASES))
 def test_a_small_study_completes(builtin: str, write_study: Callable[[str], Path],
                                  local_host: Host, tmp_path: Path) -> None:
