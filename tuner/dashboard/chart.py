@@ -25,9 +25,9 @@ from typing import Any
 from tuner.answer import Answer, Confirmed
 from tuner.api.schemas import Trial
 
-WIDTH, HEIGHT = 980, 360
+WIDTH, HEIGHT = 1000, 360
 LEFT, TOP, BOTTOM = 70, 34, 44
-PLOT_W, PANEL_W, GAP, RIGHT = 560, 190, 24, 136
+PLOT_W, PANEL_W, GAP, RIGHT = 560, 190, 24, 156
 ROLES = ("search", "defaults", "vendor")
 COLORS = {"complete": "#1f6fb2", "best": "#1a9850", "defaults": "#e08214",
           "vendor": "#7b3294", "pruned": "#999999", "fail": "#d7301f", "reused": "#1f6fb2",
