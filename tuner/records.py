@@ -45,8 +45,8 @@ def put(set_attr: Setter, key: str, value: Any,
     ``set_user_attr``), in parts when its text is longer than ``LIMIT``; ``current``, the
     attributes as they are, when this may replace a value stored in parts."""
     is_text = isinstance(value, str)
-    text = value if is_text else json.dumps(value)
-    if len(shown(value)) <= LIMIT:
+    text = shown(value)  # a number's text is short, so what goes to parts is JSON or text
+    if len(text) <= LIMIT:
         set_attr(key, value)
         return
     previous = (current or {}).get(key)

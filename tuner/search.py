@@ -96,15 +96,17 @@ def open_study(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint
     attrs = study.user_attrs
     if "space_key" in attrs:
         if attrs["space_key"] != key:
+            stored_space = records.get(attrs, "space")
             raise StudyConflictError(
                 f"study {name!r} already exists with a different workload, objective or knob "
-                f"space (stored {attrs.get('space')}, now {space.describe()}); its trials "
+                f"space (stored {stored_space}, now {space.describe()}); its trials "
                 f"would not be comparable. Give the study a new name, or delete the old one "
                 f"with `tuner delete {name}`")
         if attrs.get("host_class") != fingerprint.host_class:
+            stored_model = (records.get(attrs, "fingerprint") or {}).get("cpu_model")
             raise StudyConflictError(
                 f"study {name!r} was measured on another kind of machine (host class "
-                f"{attrs.get('host_class')}, {attrs.get('fingerprint', {}).get('cpu_model')}); "
+                f"{attrs.get('host_class')}, {stored_model}); "
                 f"this one is {fingerprint.host_class} ({fingerprint.cpu_model}). Trials from "
                 f"different machines must not be mixed: use a new study name")
     else:
@@ -245,7 +247,7 @@ def tune(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint, spec
         if progress is not None:
             progress.trial_finished(trial.number, trial.state.name.lower(), trial.value,
                                     str(trial.user_attrs.get("role", "search")),
-                                    str(trial.user_attrs.get("reason", "")))
+                                    str(records.get(trial.user_attrs, "reason", "")))
         if remaining() == 0:
             study.stop()
 

@@ -54,6 +54,9 @@ class Worker:
     hostname: str = field(default_factory=socket.gethostname)
     #: Studies this worker leaves to others, with why (each reason is logged once).
     skipped: dict[str, str] = field(default_factory=dict)
+    #: Ids of studies this host cannot fit: not fitted again (neither the host nor a stored
+    #: spec changes; a study deleted and submitted again gets a new id).
+    unfit: set[int] = field(default_factory=set)
 
     @classmethod
     def on_this_host(cls, storage_url: str, settings: Settings) -> Worker:
@@ -86,7 +89,7 @@ class Worker:
         mine = self.fingerprint.host_class
         for summary in optuna.get_all_study_summaries(self.storage, include_best_trial=False):
             attrs = summary.user_attrs
-            if attrs.get("status") not in RUNNABLE:
+            if attrs.get("status") not in RUNNABLE or summary._study_id in self.unfit:
                 continue
             host_class = attrs.get("host_class")
             if host_class in (None, mine):
@@ -115,6 +118,7 @@ class Worker:
         except (ValueError, SpaceError, SpecError) as exc:
             self.fail(study, f"cannot run on any host: {exc}")
             return
+        self.unfit.add(study._study_id)
         self.skip(study.study_name, f"does not fit this host ({self.hostname}, host class "
                                     f"{self.fingerprint.host_class}): {problem}")
 

@@ -24,7 +24,7 @@ from tuner import store
 from tuner.api.auth import AuthMiddleware
 from tuner.api.deps import Service
 from tuner.api.headers import SecurityHeaders
-from tuner.api.limits import BodyLimit
+from tuner.api.limits import BodyLimit, start_validator_server
 from tuner.api.routes import health, studies
 from tuner.api.views import UnreadableStudyError
 from tuner.dashboard import views as dashboard
@@ -44,6 +44,9 @@ def create_app(*, settings: Settings, storage_url: str, worker: Any = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # before the worker thread exists: starting it takes the secrets out of os.environ
+        # for a moment, which must not race a trial's environment being built
+        start_validator_server()
         thread = None
         if worker is not None:
             thread = threading.Thread(target=worker.run_forever, name="tuner-worker",

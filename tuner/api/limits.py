@@ -154,10 +154,12 @@ _server_lock = threading.Lock()
 _server_started = False
 
 
-def _start_server() -> None:
+def start_validator_server() -> None:
     """Start the fork server with none of tuner's secrets in its environment: it is a fresh
     process whose ``/proc/PID/environ`` a trial (same user) could read, and the validating
-    children fork from it. The secrets leave ``os.environ`` only while it starts."""
+    children fork from it. The secrets leave ``os.environ`` only while it starts, so the
+    service starts it before any thread of its own (the embedded worker reads
+    ``os.environ`` for every trial); a later call returns at once."""
     global _server_started
     with _server_lock:
         if _server_started:
@@ -208,7 +210,7 @@ async def _in_child(raw: bytes, source: str, host: Any, deadline: float) -> tupl
     child = _context.Process(target=_validate, args=(sender, raw, source, host), daemon=True,
                              name="tuner-validate")
     try:
-        await asyncio.to_thread(_start_server)
+        await asyncio.to_thread(start_validator_server)
         await asyncio.to_thread(child.start)
         sender.close()
         left = max(0.0, deadline - time.monotonic())
