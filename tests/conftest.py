@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -133,3 +134,19 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
 
     yield start
     stop_servers(procs)
+
+
+def rewrite_attrs(storage: str, study: str, attrs: dict[str, object],
+                  trials: int | None = None) -> None:
+    """Set user attributes of the (first ``trials``) trials of ``study`` in the database."""
+    with sqlite3.connect(storage.removeprefix("sqlite:///")) as db:
+        ids = [row[0] for row in db.execute(
+            "SELECT trial_id FROM trials JOIN studies USING (study_id) WHERE study_name = ? "
+            "ORDER BY number", (study,))][:trials]
+        assert ids
+        for trial_id in ids:
+            for key, value in attrs.items():
+                db.execute("DELETE FROM trial_user_attributes WHERE trial_id = ? AND key = ?",
+                           (trial_id, key))
+                db.execute("INSERT INTO trial_user_attributes (trial_id, key, value_json) "
+                           "VALUES (?, ?, ?)", (trial_id, key, json.dumps(value)))

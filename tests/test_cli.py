@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAKE_WORKLOAD, PYTHON, final_throughput, reported_settings
+from tests.conftest import (
+    FAKE_WORKLOAD,
+    PYTHON,
+    final_throughput,
+    reported_settings,
+    rewrite_attrs,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "studies"
 
@@ -163,3 +169,17 @@ studies:
     assert whole.returncode == 2
     assert "needs-numactl" in whole.stderr or "studies[1].knobs.membind" in whole.stderr
     assert "cannot be applied here" in whole.stderr and "Traceback" not in whole.stderr
+
+
+def test_list_shows_a_study_that_cannot_be_summarised_and_goes_on(
+        finished_study: tuple[Path, str]) -> None:
+    import optuna
+
+    _, storage = finished_study
+    optuna.create_study(study_name="another", storage=storage)
+    rewrite_attrs(storage, "cli-fake", {"samples": "x", "applied": 5, "role": {"n": [1]}},
+                  trials=3)
+    out = tuner("list", "--storage", storage)
+    assert out.returncode == 0, out.stderr
+    assert "cli-fake: cannot be summarised:" in out.stdout
+    assert "another: 0/? trials, no trial completed yet" in out.stdout

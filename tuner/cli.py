@@ -139,7 +139,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     import optuna
 
     from tuner import store
-    from tuner.report import summarize
+    from tuner.report import MALFORMED, summarize, why_unreadable
 
     url = _storage_for(args)
     storage = store.open_storage(url, heartbeat=False)
@@ -149,8 +149,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in names:
         try:
             summary = summarize(optuna.load_study(study_name=name, storage=storage))
-        except (LookupError, TypeError, ValueError, AttributeError) as exc:
-            print(f"{name}: cannot be summarised: {type(exc).__name__}: {exc}")
+        except MALFORMED as exc:
+            print(f"{name}: {why_unreadable(exc)}")
             continue
         answer = summary.answer
         best = (f"best {summary.metric} {answer.label}: {answer.knobs_text}" if answer

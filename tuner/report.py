@@ -111,6 +111,16 @@ def _workload_label(workload: dict[str, Any]) -> str:
     return " ".join(command[:4]) + (" ..." if len(command) > 4 else "")
 
 
+#: What a malformed stored attribute (rewritten by hand, say) raises in ``summarize``.
+MALFORMED = (LookupError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+
+def why_unreadable(exc: BaseException) -> str:
+    """One line saying why a study cannot be summarised (for lists and errors)."""
+    first = (str(exc).splitlines() or [""])[0][:200]
+    return f"cannot be summarised: {type(exc).__name__}: {first}"
+
+
 def summarize(study: optuna.Study) -> Summary:
     attrs = study.user_attrs
     spec = records.spec_of(attrs)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT
+from tests.conftest import PYTHON, ROOT, rewrite_attrs
 from tests.security.conftest import ADMIN, PLANTED, READ, SECRET_VALUES, WRITE, YAML, Server
 
 HERE = Path(__file__).resolve().parent
@@ -111,22 +111,6 @@ def test_a_forked_trial_sees_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen.get("KMP_VISIBLE") == "shown", seen
     assert "KMP_INNOCENT" not in seen and "admin-token-for-forks" not in json.dumps(seen)
     assert b"admin-token-for-forks" not in server_env
-
-
-def rewrite_attrs(storage: str, study: str, attrs: dict[str, object],
-                  trials: int | None = None) -> None:
-    """Set user attributes of the (first ``trials``) trials of ``study`` in the database."""
-    with sqlite3.connect(storage.removeprefix("sqlite:///")) as db:
-        ids = [row[0] for row in db.execute(
-            "SELECT trial_id FROM trials JOIN studies USING (study_id) WHERE study_name = ? "
-            "ORDER BY number", (study,))][:trials]
-        assert ids
-        for trial_id in ids:
-            for key, value in attrs.items():
-                db.execute("DELETE FROM trial_user_attributes WHERE trial_id = ? AND key = ?",
-                           (trial_id, key))
-                db.execute("INSERT INTO trial_user_attributes (trial_id, key, value_json) "
-                           "VALUES (?, ?, ?)", (trial_id, key, json.dumps(value)))
 
 
 def rewrite_study_attrs(storage: str, study: str, attrs: dict[str, object]) -> None:

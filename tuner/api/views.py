@@ -13,7 +13,7 @@ from optuna.trial import FrozenTrial
 from tuner import records
 from tuner.api import schemas
 from tuner.errors import TunerError
-from tuner.report import Summary, best_as, summarize
+from tuner.report import MALFORMED, Summary, best_as, summarize, why_unreadable
 from tuner.store import abandoned
 
 logger = logging.getLogger(__name__)
@@ -47,10 +47,6 @@ def item(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyIt
         answer=schemas.Answer(**summary.answer.to_dict()) if summary.answer else None)
 
 
-#: What a malformed stored attribute raises while a study is summarised.
-MALFORMED = (LookupError, TypeError, ValueError, AttributeError, ArithmeticError)
-
-
 class UnreadableStudyError(TunerError):
     """A study whose stored attributes cannot be summarised (the API answers 409)."""
 
@@ -62,18 +58,14 @@ def readable(name: str) -> Iterator[None]:
     try:
         yield
     except MALFORMED as exc:
-        first = (str(exc).splitlines() or [""])[0][:200]
-        raise UnreadableStudyError(f"study {name!r} cannot be summarised: "
-                                   f"{type(exc).__name__}: {first}") from exc
+        raise UnreadableStudyError(f"study {name!r} {why_unreadable(exc)}") from exc
 
 
 def unreadable(name: str, exc: Exception) -> schemas.StudyItem:
     """The list entry of a study that cannot be summarised (an attribute rewritten by hand,
     say): it shows as such instead of failing the whole list."""
-    first = (str(exc).splitlines() or [""])[0][:200]
     return schemas.StudyItem(
-        name=name, workload="?", status="unreadable",
-        status_reason=f"cannot be summarised: {type(exc).__name__}: {first}",
+        name=name, workload="?", status="unreadable", status_reason=why_unreadable(exc),
         host_class=None, trials=0, planned=None, metric="", unit="", best=None,
         confirmed=False, speedup_over_defaults=None)
 
