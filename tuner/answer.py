@@ -63,7 +63,7 @@ class Answer:
         return {"trial": self.trial, "role": self.role, "knobs": self.knobs,
                 "value": self.value, "low": self.low, "high": self.high, "unit": self.unit,
                 "metric": self.metric, "confirmed": self.confirmed, "runs": self.runs,
-                "label": self.label}
+                "basis": self.basis, "label": self.label}
 
 
 @dataclass(frozen=True, kw_only=True)

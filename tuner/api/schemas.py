@@ -58,6 +58,8 @@ class Answer(BaseModel):
     metric: str
     confirmed: bool
     runs: int = Field(description="interleaved rounds of the confirmation, or search runs")
+    basis: str = Field(description="what the value rests on: the confirmation's rounds, or "
+                                   "unconfirmed single search runs")
     label: str = Field(description="the answer in one line, as every surface prints it")
 
 
