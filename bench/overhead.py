@@ -2,12 +2,12 @@
 
     python bench/overhead.py [--trials 60] [--postgres postgresql://postgres@127.0.0.1/tuner_bench]
 
-* loop: a whole study of ``--trials`` trials through ``tuner.search.tune`` with an instant
+* loop: a whole study of ``--trials`` trials through ``tuner.study.run.tune`` with an instant
   backend (each run answers at once with 3 intervals and a value): the sampler's ask, the
   trial's attributes and intermediate values written to the study database, the pruner's
   checks, adaptive repeats, tell. Seconds per trial, on SQLite (a file, WAL) and on
   PostgreSQL. Sampling alone (TPE's ask on a study of that size) is timed separately.
-* launch: ``tuner.runner.run`` of a program that prints its METRIC/FINAL lines and exits,
+* launch: ``tuner.execution.runner.run`` of a program that prints its METRIC/FINAL lines and exits,
   against ``subprocess.run`` of the same program: the cost of streaming, parsing and
   process-group handling (interpreter start-up is the workload's, not tuner's).
 * parse: the protocol parser's time for a typical run's output (40 lines).
@@ -26,43 +26,24 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 
+from tuner.execution.launch import Launch
+from tuner.execution.parsers import ProtocolParser
+from tuner.execution.runner import run
 from tuner.host import Fingerprint, probe_host
-from tuner.launch import Launch
-from tuner.measure import Backend, RunRequest
-from tuner.parsers import ProtocolParser, Reading
-from tuner.runner import Outcome, Status, run
-from tuner.search import tune
 from tuner.settings import get_settings
-from tuner.space import build_space
+from tuner.space.search_space import build_space
 from tuner.spec.models import StudySpec
-from tuner.surfaces import Surface
+from tuner.study.run import tune
+from tuner.testing.fakes import InstantBackend
+from tuner.testing.surfaces import Surface
 
 HERE = Path(__file__).resolve().parent
 PROGRAM = ("import sys\nfor i in range(1, 4):\n    print(f'METRIC throughput={100 + i} unit=x/s "
            "interval={i}')\nprint('FINAL throughput=102 unit=x/s')\n")
-
-
-class InstantBackend(Backend):
-    """Answers every run at once, with the intervals a real run would report."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def run(self, request: RunRequest,
-            on_reading: Callable[[Reading], bool | str] | None) -> Outcome:
-        self.calls += 1
-        value = 100.0 + sum(len(str(v)) for v in request.applied.values()) % 17
-        intervals = [value * (1 + 0.01 * i) for i in (-1, 0, 1)]
-        for index, v in enumerate(intervals, start=1):
-            if on_reading is not None and on_reading(Reading(request.metric, v, interval=index)):
-                return Outcome(status=Status.PRUNED, reason="pruned", seconds=0.0)
-        return Outcome(status=Status.OK, reason="", metrics={request.metric: value},
-                       intervals={request.metric: intervals})
 
 
 def loop_seconds(storage: str, trials: int) -> tuple[float, float]:
@@ -121,8 +102,8 @@ def parse_seconds() -> float:
 
 
 def forked_trial_seconds(runs: int = 3) -> float:
-    from tuner.forkserver import ForkServerBackend
-    from tuner.measure import Measurer
+    from tuner.execution.forkserver import ForkServerBackend
+    from tuner.study.measure import Measurer
 
     spec = StudySpec.model_validate({"name": "overhead-forked",
                                      "workload": {"builtin": "resnet"},

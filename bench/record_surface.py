@@ -23,14 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tuner.execution.runner import Outcome
 from tuner.host import fingerprint, probe_host
-from tuner.measure import Measurer
-from tuner.runner import Outcome
 from tuner.settings import get_settings
-from tuner.space import build_space
+from tuner.space import fit_to
+from tuner.space.search_space import build_space
+from tuner.space.workload import unit_of
 from tuner.spec import load_file
-from tuner.surfaces import Sample, Surface, config_key
-from tuner.workload import unit_of
+from tuner.study.measure import Measurer
+from tuner.testing.surfaces import Sample, Surface, config_key
 
 
 def to_sample(outcome: Outcome, metric: str) -> Sample:
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     host = probe_host()
-    loaded = load_file(args.spec, host=host)
+    loaded = load_file(args.spec, fit=fit_to(host))
     spec = next((s for s in loaded.studies if s.name == args.study), loaded.studies[0])
     spec = spec.model_copy(update={"pruner": spec.pruner.model_copy(
         update={"name": "none", "stable_error": 0.0})})

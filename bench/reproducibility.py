@@ -16,11 +16,12 @@ import tempfile
 from pathlib import Path
 
 from tuner.host import fingerprint, probe_host
-from tuner.report import summarize
-from tuner.search import tune
+from tuner.results.summary import summarize
 from tuner.settings import get_settings
-from tuner.space import build_space
+from tuner.space import fit_to
+from tuner.space.search_space import build_space
 from tuner.spec import load_file
+from tuner.study.run import tune
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8])
     args = parser.parse_args(argv)
     host = probe_host()
-    loaded = load_file(args.file, host=host)
+    loaded = load_file(args.file, fit=fit_to(host))
     spec = next(s for s in loaded.studies if s.name == args.study)
     fp = fingerprint(host, cache_dir=get_settings().cache_dir)
     picks = []

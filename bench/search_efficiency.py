@@ -2,7 +2,7 @@
 
     python bench/search_efficiency.py [--seeds 20] [--surfaces bench/surfaces/*.json]
 
-Every strategy runs tuner's own loop (``tuner.search.tune``: baselines with the noise runs,
+Every strategy runs tuner's own loop (``tuner.study.run.tune``: baselines with the noise runs,
 the pruner, adaptive repeats) against recorded surfaces through ``ReplayBackend``, which
 answers each run with a recorded sample of that configuration and charges the seconds the
 real run took (start-up plus the intervals it got to before pruning). For each surface and
@@ -44,14 +44,15 @@ from typing import Any
 
 import optuna
 
-from tuner import records
 from tuner.host import Fingerprint, Host, Tools, probe_host, synthetic_topology
-from tuner.search import make_sampler, tune
 from tuner.settings import get_settings
-from tuner.space import SearchSpace, build_space
+from tuner.space.search_space import SearchSpace, build_space
 from tuner.spec.models import StudySpec
-from tuner.store import live_trials
-from tuner.surfaces import ReplayBackend, Surface
+from tuner.store import records
+from tuner.store.database import live_trials
+from tuner.study.opening import make_sampler
+from tuner.study.run import tune
+from tuner.testing.surfaces import ReplayBackend, Surface
 
 HERE = Path(__file__).resolve().parent
 STRATEGIES = ("tpe", "tpe-independent", "tpe-4-workers", "random", "grid", "qmc")

@@ -40,7 +40,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.surfaces import Sample, Surface, config_key
+from tuner.testing.surfaces import Sample, Surface, config_key
 
 CORES, SOCKET_CORES, THREADS = 56, 28, 112
 INTER = list(range(1, 29))

@@ -16,12 +16,13 @@ import statistics
 import sys
 from typing import Any
 
-from tuner.forkserver import ForkServerBackend
+from tuner.execution.backend import ProcessBackend
+from tuner.execution.forkserver import ForkServerBackend
 from tuner.host import probe_host
-from tuner.measure import Measurer, ProcessBackend
 from tuner.settings import get_settings
-from tuner.space import build_space
+from tuner.space.search_space import build_space
 from tuner.spec.models import StudySpec
+from tuner.study.measure import Measurer
 
 PHASES = ("interpreter", "imports", "build", "first_step", "warmup", "measure")
 WORKLOADS = {"resnet": {"mode": "infer"}, "wavenet": {}, "parallel_wavenet": {},

@@ -26,15 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from tuner import stats
+from tuner.execution.parsers import ProtocolParser
+from tuner.execution.runner import run
 from tuner.host import fingerprint, probe_host
-from tuner.interleave import Entry, paired, run_rounds
-from tuner.measure import Measurer
-from tuner.parsers import ProtocolParser
-from tuner.runner import run
 from tuner.settings import child_base_environment, get_settings
-from tuner.space import build_space
+from tuner.space.search_space import build_space
+from tuner.space.workload import unit_of
 from tuner.spec.models import StudySpec
-from tuner.workload import unit_of
+from tuner.study.interleave import Entry, paired, run_rounds
+from tuner.study.measure import Measurer
 
 HERE = Path(__file__).resolve().parent
 CASES: list[tuple[str, str, dict[str, Any]]] = [

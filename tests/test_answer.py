@@ -10,8 +10,9 @@ import optuna
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
-from tuner import records
-from tuner.report import render, summarize
+from tuner.results.render import render
+from tuner.results.summary import summarize
+from tuner.store import records
 
 THREADS = IntDistribution(1, 8)
 
@@ -90,7 +91,7 @@ def test_a_best_that_reused_a_measurement_names_the_trial_that_measured_it() -> 
 def test_the_note_names_tuners_answer_and_why_optunas_best_trial_differs() -> None:
     from optuna_dashboard import get_note
 
-    from tuner.publish import publish
+    from tuner.results.publish import publish
 
     study = study_with([112.8, 118.0, 120.0, 137.4])
     records.put(study.set_user_attr, "confirmation", confirmation("defaults"))

@@ -7,9 +7,9 @@ import re
 from typing import Any
 from xml.etree import ElementTree
 
-from tuner.answer import Answer, Confirmed
-from tuner.api.schemas import Trial
-from tuner.dashboard import chart
+from tuner.results.answer import Answer, Confirmed
+from tuner.service.api.schemas import Trial
+from tuner.service.dashboard import chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 PAYLOAD = '"><script>alert(1)</script><svg onload="alert(2)'

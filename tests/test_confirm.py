@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuner.confirm import winner
+from tuner.study.confirmation import winner
 
 
 def entry(label: str, median: float, **verdicts: str) -> dict[str, Any]:

@@ -9,11 +9,11 @@ import optuna
 import pytest
 
 from tests.conftest import FAKE_WORKLOAD, PYTHON
+from tuner.execution.parsers import ProtocolParser
+from tuner.execution.runner import run
 from tuner.host import Host, parse_cpu_list
 from tuner.knobs import IntDomain
-from tuner.parsers import ProtocolParser
-from tuner.runner import run
-from tuner.space import SpaceError, build_space
+from tuner.space.search_space import SpaceError, build_space
 from tuner.spec import parse_text
 
 

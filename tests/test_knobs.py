@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tuner.builtins import BUILTINS
+from tuner.execution.launch import Launch, LaunchBuilder
 from tuner.host import Host, Tools
 from tuner.knobs import (
     UNSET,
@@ -19,7 +19,7 @@ from tuner.knobs import (
     make_knob,
     suggest,
 )
-from tuner.launch import Launch, LaunchBuilder
+from tuner.spec.builtin_workloads import BUILTINS
 from tuner.spec.models import KnobSpec
 
 TARGETS = {

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from tuner.parsers import JsonLineParser, ProtocolParser, RegexParser, make_parser, metric_names
+from tuner.execution.parsers import (
+    JsonLineParser,
+    ProtocolParser,
+    RegexParser,
+    make_parser,
+    metric_names,
+)
 from tuner.spec.models import ParserSpec
 
 PROTOCOL_OUTPUT = """\

@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from tuner.pruning import NoisePruner, make_pruner
 from tuner.spec.models import PrunerSpec
+from tuner.study.pruning import NoisePruner, make_pruner
 
 
 def study_with_best(value: float, direction: str = "maximize",

@@ -7,7 +7,7 @@ from typing import Any
 
 import optuna
 
-from tuner import records
+from tuner.store import records
 
 
 def test_small_values_are_stored_as_they_are() -> None:

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from tests.conftest import FAKE_WORKLOAD, PYTHON
-from tuner.launch import Launch
-from tuner.parsers import ProtocolParser, Reading
-from tuner.runner import Status, run
+from tuner.execution.launch import Launch
+from tuner.execution.parsers import ProtocolParser, Reading
+from tuner.execution.runner import Decision, Status, run
 
 ENV = {"PATH": os.environ["PATH"], "PYTHONUNBUFFERED": "1"}
 
@@ -91,9 +91,9 @@ def test_the_whole_process_group_is_killed() -> None:
 def test_on_reading_can_stop_the_run_as_pruned() -> None:
     seen: list[Reading] = []
 
-    def prune_at_second(reading: Reading) -> bool:
+    def prune_at_second(reading: Reading) -> Decision:
         seen.append(reading)
-        return reading.interval == 2
+        return Decision.PRUNE if reading.interval == 2 else Decision.CONTINUE
 
     # a two-minute run, stopped after its second interval
     outcome = go(launch("--intervals", "600", "--interval-seconds", "0.2"),
@@ -105,8 +105,8 @@ def test_on_reading_can_stop_the_run_as_pruned() -> None:
 
 
 def test_on_reading_can_end_a_run_that_is_precise_enough() -> None:
-    def enough_at_third(reading: Reading) -> bool | str:
-        return "enough" if reading.interval == 3 else False
+    def enough_at_third(reading: Reading) -> Decision:
+        return Decision.ENOUGH if reading.interval == 3 else Decision.CONTINUE
 
     outcome = go(launch("--intervals", "600", "--interval-seconds", "0.2"),
                  on_reading=enough_at_third)

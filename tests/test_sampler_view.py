@@ -9,7 +9,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution, IntDistribution, distribution_to_json
 from optuna.trial import TrialState
 
-from tuner.sampler_view import SAMPLER_PARAMS, BaselineAwareSampler, with_sampler_params
+from tuner.store.sampled import SAMPLER_PARAMS, with_sampler_params
+from tuner.study.sampler import BaselineAwareSampler
 
 SPACE = {"threads": IntDistribution(1, 8), "block": CategoricalDistribution([0, 1, 200])}
 DEFAULTS = {"threads": 8, "block": 200}

@@ -15,14 +15,15 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import FAKE_WORKLOAD, PYTHON
-from tuner import records
 from tuner.errors import StudyConflictError
 from tuner.host import Host, fingerprint
-from tuner.report import summarize
-from tuner.search import tune
+from tuner.results.summary import summarize
 from tuner.settings import get_settings
-from tuner.space import build_space
+from tuner.space import fit_to
+from tuner.space.search_space import build_space
 from tuner.spec import load_file
+from tuner.store import records
+from tuner.study.run import tune
 
 STUDY = f"""
 name: fake
@@ -47,7 +48,7 @@ def override(text: str, **keys: str) -> str:
 
 
 def run_study(path: Path, host: Host, storage: str, **kw):  # type: ignore[no-untyped-def]
-    loaded = load_file(path, host=host)
+    loaded = load_file(path, fit=fit_to(host))
     space = build_space(loaded.studies[0], host)
     fp = fingerprint(host, cache_dir=get_settings().cache_dir)
     return tune(space, storage_url=storage, fingerprint=fp, spec_text=loaded.text,
@@ -155,7 +156,7 @@ confirm: {{top: 2, rounds: 4}}
     for entry in summary.confirmation["entries"]:
         for speedup in entry["speedups"].values():
             assert speedup["verdict"] == "no measurable difference", entry
-    from tuner.report import render
+    from tuner.results.render import render
     assert "No configuration measurably beat the baselines" in render(summary)
 
 
@@ -237,7 +238,7 @@ def test_changed_space_or_machine_refuses_to_resume(
     changed = write_study(STUDY.replace("high: 6", "high: 8"))
     with pytest.raises(StudyConflictError, match="different workload, objective or knob space"):
         run_study(changed, local_host, storage)
-    loaded = load_file(write_study(STUDY), host=local_host)
+    loaded = load_file(write_study(STUDY), fit=fit_to(local_host))
     space = build_space(loaded.studies[0], local_host)
     other = replace(fingerprint(local_host, cache_dir=get_settings().cache_dir),
                     cpu_model="Some Other CPU")

@@ -6,7 +6,8 @@ import pytest
 
 from tuner.host import Host
 from tuner.knobs import UNSET
-from tuner.space import SpaceError, build_space
+from tuner.space import fit_to
+from tuner.space.search_space import SpaceError, build_space
 from tuner.spec import parse_text
 
 
@@ -111,7 +112,7 @@ def test_oversized_grid_is_refused(xeon: Host) -> None:
 
 
 def test_units_follow_the_mode() -> None:
-    from tuner.workload import unit_of
+    from tuner.space.workload import unit_of
 
     def unit(workload: str) -> str:
         return unit_of(parse_text(f"name: u\nworkload: {workload}\n", "u.yaml").studies[0].workload)
@@ -152,6 +153,6 @@ def test_only_the_studies_about_to_run_are_fitted_to_the_host(xeon_no_numactl: H
             .replace("membind: MEMBIND", "membind: [0, 1]") + "\n"
             "  - name: ok\n    workload: {builtin: resnet}\n    knobs: {intra_op: [1, 2]}\n")
     with pytest.raises(Exception, match="membind"):
-        parse_text(text, "t.yaml", host=xeon_no_numactl)
-    loaded = parse_text(text, "t.yaml", host=xeon_no_numactl, only={"ok"})
+        parse_text(text, "t.yaml", fit=fit_to(xeon_no_numactl))
+    loaded = parse_text(text, "t.yaml", fit=fit_to(xeon_no_numactl), only={"ok"})
     assert [s.name for s in loaded.studies] == ["m", "ok"]

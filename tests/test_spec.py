@@ -9,7 +9,8 @@ import pytest
 
 from tuner.errors import SpecError
 from tuner.host import Host
-from tuner.space import build_space
+from tuner.space import fit_to
+from tuner.space.search_space import build_space
 from tuner.spec import load_file, parse_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "studies"
@@ -27,7 +28,7 @@ def test_bad_fixture_is_rejected_with_line_and_field(path: Path, xeon: Host) -> 
     match = EXPECT.match(path.read_text().splitlines()[0])
     assert match, f"{path.name} must start with '# expect: LINE | FIELD | TEXT'"
     with pytest.raises(SpecError) as caught:
-        load_file(path, host=xeon)
+        load_file(path, fit=fit_to(xeon))
     issues = caught.value.issues
     expected_line = None if match["line"] == "-" else int(match["line"])
     wanted = [i for i in issues if i.field == match["field"].strip()
@@ -40,7 +41,7 @@ def test_bad_fixture_is_rejected_with_line_and_field(path: Path, xeon: Host) -> 
 
 @pytest.mark.parametrize("path", GOOD, ids=[p.stem for p in GOOD])
 def test_good_fixture_loads_and_fits_a_xeon(path: Path, xeon: Host) -> None:
-    loaded = load_file(path, host=xeon)
+    loaded = load_file(path, fit=fit_to(xeon))
     for study in loaded.studies:
         space = build_space(study, xeon)
         assert space.size >= 1
@@ -48,7 +49,7 @@ def test_good_fixture_loads_and_fits_a_xeon(path: Path, xeon: Host) -> None:
 
 def test_example_studies_file_is_valid_here(local_host: Host) -> None:
     root = Path(__file__).resolve().parent.parent
-    loaded = load_file(root / "studies.yaml", host=local_host)
+    loaded = load_file(root / "studies.yaml", fit=fit_to(local_host))
     assert "resnet-small" in [s.name for s in loaded.studies]
 
 
@@ -56,7 +57,7 @@ def test_all_issues_are_reported_at_once(xeon: Host) -> None:
     text = ("name: many\nworkload: {builtin: resnet}\nknobs:\n  intra_op: {low: 0, high: 4}\n"
             "  bogus: 1\n  physcpubind: 99\n")
     with pytest.raises(SpecError) as caught:
-        parse_text(text, "inline.yaml", host=xeon)
+        parse_text(text, "inline.yaml", fit=fit_to(xeon))
     fields = {i.field for i in caught.value.issues}
     assert fields == {"knobs.intra_op.low", "knobs.bogus", "knobs.physcpubind.value"}
     lines = {i.field: i.line for i in caught.value.issues}

@@ -21,6 +21,7 @@ import pytest
 
 from tuner.errors import SpecError
 from tuner.host import Host, generic_host
+from tuner.space import fit_to
 from tuner.spec import StudyFileText, decode_text, parse_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,7 +241,8 @@ def validate(raw: bytes, source: str, host: Host) -> tuple[StudyFileText | BaseE
     def run() -> None:
         start = time.thread_time()
         try:
-            box["out"] = parse_text(decode_text(raw, source), source, host=host)
+            box["out"] = parse_text(decode_text(raw, source), source,
+                                    fit=fit_to(host) if host else None)
         except BaseException as exc:  # noqa: BLE001 -- the test inspects whatever it is
             box["out"] = exc
         box["cpu"] = time.thread_time() - start
@@ -316,13 +318,13 @@ def test_validate_command_prints_no_traceback(tmp_path: Path) -> None:
 def test_validate_reports_a_bug_of_tuners_in_one_line(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Even an unexpected exception inside tuner is one line naming the file, exit 1."""
-    import tuner.space
+    import tuner.space.search_space
     from tuner.cli import main
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(tuner.space, "build_space", broken)
+    monkeypatch.setattr(tuner.space.search_space, "build_space", broken)
     good = str(GOOD[0])
     assert main(["validate", "--no-host", good]) == 1
     err = capsys.readouterr().err

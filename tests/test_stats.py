@@ -67,8 +67,8 @@ def test_simultaneous_intervals_keep_false_wins_rare() -> None:
     """Five configurations that are really the same, 6% noise, 4 rounds: the confirmation
     compares 7 pairs; with simultaneous intervals a 'win' or 'loss' on pure noise shows up
     in at most about 5% of confirmations (per-pair 95% intervals: about 30%)."""
-    from tuner.confirm import summarize
-    from tuner.interleave import Entry
+    from tuner.study.confirmation import summarize
+    from tuner.study.interleave import Entry
 
     rng = random.Random(3)
     false = 0

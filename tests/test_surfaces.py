@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tuner import records
+from tuner.execution.parsers import Reading
+from tuner.execution.runner import Decision, Status
 from tuner.host import Host
-from tuner.parsers import Reading
-from tuner.runner import Status
-from tuner.surfaces import ReplayBackend, Sample, Surface, config_key, replay
+from tuner.space import fit_to
+from tuner.store import records
+from tuner.testing.surfaces import ReplayBackend, Sample, Surface, config_key, replay
 
 
 def tiny_surface(path: Path) -> Surface:
@@ -48,22 +49,22 @@ def test_replay_charges_what_a_pruned_run_costs() -> None:
     full = replay(sample, metric="throughput", interval_seconds=1.0, on_reading=None)
     assert full.ok and full.seconds == 9.5 and full.metrics == {"throughput": 100.0}
 
-    def prune_second(reading: Reading) -> bool:
-        return reading.interval == 2
+    def prune_second(reading: Reading) -> Decision:
+        return Decision.PRUNE if reading.interval == 2 else Decision.CONTINUE
 
     pruned = replay(sample, metric="throughput", interval_seconds=1.0, on_reading=prune_second)
     assert pruned.status is Status.PRUNED and pruned.seconds == 7.0
 
-    def enough_third(reading: Reading) -> str | bool:
-        return "enough" if reading.interval == 3 else False
+    def enough_third(reading: Reading) -> Decision:
+        return Decision.ENOUGH if reading.interval == 3 else Decision.CONTINUE
 
     early = replay(sample, metric="throughput", interval_seconds=1.0, on_reading=enough_third)
     assert early.ok and early.seconds == 8.0 and early.metrics["throughput"] == 100.0
 
 
 def test_replay_backend_draws_recorded_samples(tmp_path: Path) -> None:
-    from tuner.launch import Launch
-    from tuner.measure import RunRequest
+    from tuner.execution.backend import RunRequest
+    from tuner.execution.launch import Launch
     from tuner.spec.models import ParserSpec
 
     surface = tiny_surface(tmp_path / "s.json")
@@ -82,11 +83,11 @@ def test_replay_backend_draws_recorded_samples(tmp_path: Path) -> None:
 def test_a_study_on_the_replay_workload_finds_the_optimum(
         tmp_path: Path, write_study: Callable[[str], Path], local_host: Host) -> None:
     from tuner.host import fingerprint
-    from tuner.report import summarize
-    from tuner.search import tune
+    from tuner.results.summary import summarize
     from tuner.settings import get_settings
-    from tuner.space import build_space
+    from tuner.space.search_space import build_space
     from tuner.spec import load_file
+    from tuner.study.run import tune
 
     tiny_surface(tmp_path / "s.json")
     path = write_study(f"""
@@ -100,7 +101,7 @@ budget: {{n_trials: 5}}
 noise: {{runs: 2}}
 confirm: {{top: 1, rounds: 3}}
 """)
-    loaded = load_file(path, host=local_host)
+    loaded = load_file(path, fit=fit_to(local_host))
     space = build_space(loaded.studies[0], local_host)
     result = tune(space, storage_url=f"sqlite:///{tmp_path / 'r.db'}",
                   fingerprint=fingerprint(local_host, cache_dir=get_settings().cache_dir),

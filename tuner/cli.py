@@ -43,11 +43,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _validate_one(path: str, host: Host, *, generic: bool) -> int:
-    from tuner.space import build_space
+    from tuner.space import fit_to
+    from tuner.space.search_space import build_space
     from tuner.spec import load_file
 
     try:
-        loaded = load_file(path, host=host)
+        loaded = load_file(path, fit=fit_to(host))
         for study in loaded.studies:
             space = build_space(study, host)
             for note in space.notes:
@@ -71,18 +72,20 @@ def _validate_one(path: str, host: Host, *, generic: bool) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from tuner.host import fingerprint, probe_host
-    from tuner.progress import Progress
-    from tuner.report import importance, render, summarize, write_best
-    from tuner.search import tune
+    from tuner.results.render import render, write_best
+    from tuner.results.summary import importance, summarize
     from tuner.settings import get_settings
-    from tuner.space import build_space
+    from tuner.space import fit_to
+    from tuner.space.search_space import build_space
+    from tuner.space.workload import unit_of
     from tuner.spec import load_file
-    from tuner.workload import unit_of
+    from tuner.study.progress import Progress
+    from tuner.study.run import tune
 
     settings = get_settings()
     host = probe_host()
     # every study is checked as written; only those about to run are fitted to this host
-    loaded = load_file(args.file, host=host, only=set(args.study) if args.study else None)
+    loaded = load_file(args.file, fit=fit_to(host), only=set(args.study) if args.study else None)
     studies = loaded.studies
     if args.study:
         wanted = set(args.study)
@@ -120,8 +123,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from tuner import store
-    from tuner.report import best_as, importance, render, summarize
+    from tuner.results.render import best_as, render
+    from tuner.results.summary import importance, summarize
+    from tuner.store import database as store
 
     study = store.load(_storage_for(args), args.name, heartbeat=False)
     summary = summarize(study)
@@ -138,8 +142,8 @@ def cmd_best(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     import optuna
 
-    from tuner import store
-    from tuner.report import MALFORMED, summarize, why_unreadable
+    from tuner.results.summary import MALFORMED, summarize, why_unreadable
+    from tuner.store import database as store
 
     url = _storage_for(args)
     storage = store.open_storage(url, heartbeat=False)
@@ -162,7 +166,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     import optuna
 
-    from tuner import store
+    from tuner.store import database as store
 
     url = _storage_for(args)
     store.load(url, args.name, heartbeat=False)  # NotFoundError if absent
@@ -172,10 +176,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from tuner.builtins import BUILTINS
     from tuner.host import fingerprint, format_cpu_list, probe_host
     from tuner.knobs import KnobContext, Target, catalogue
     from tuner.settings import get_settings
+    from tuner.spec.builtin_workloads import BUILTINS
 
     host = probe_host()
     topo = host.topology
@@ -203,10 +207,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from tuner.api.app import create_app
+    from tuner.service.app import create_app
+    from tuner.service.worker import Worker
     from tuner.settings import conceal_secrets, get_settings
-    from tuner.store import redact
-    from tuner.worker import Worker
+    from tuner.store.database import redact
 
     settings = get_settings()
     conceal_secrets(settings)  # trials must not read the tokens from /proc/PARENT/environ
@@ -233,9 +237,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from tuner.service.worker import Worker
     from tuner.settings import conceal_secrets, get_settings
-    from tuner.store import redact
-    from tuner.worker import Worker
+    from tuner.store.database import redact
 
     settings = get_settings()
     conceal_secrets(settings)

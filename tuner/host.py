@@ -7,6 +7,8 @@ The probe reads files under a root directory (``/`` on a real host) so tests can
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -15,7 +17,7 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from importlib import metadata
@@ -357,3 +359,16 @@ def generic_host() -> Host:
     return Host(topology=synthetic_topology(sockets=8, cores_per_socket=64, threads_per_core=2,
                                             nodes_per_socket=2, model="generic"),
                 tools=Tools(numactl="numactl", taskset="taskset"))
+
+
+@contextlib.contextmanager
+def exclusive_file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) while inside."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

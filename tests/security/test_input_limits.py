@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 
 from tests.security.conftest import WRITE, YAML
 from tests.serving import TOKENS, start_server, stop_servers
-from tuner.api import limits
-from tuner.api.app import create_app
 from tuner.errors import SpecError
 from tuner.host import generic_host
+from tuner.service.api import limits
+from tuner.service.app import create_app
 from tuner.settings import Settings
 from tuner.spec import StudyFileText
 

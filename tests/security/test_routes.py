@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route
 
 from tests.security.conftest import ADMIN, READ, WRITE, WRONG, YAML, Server
 from tests.serving import start_server, stop_servers
-from tuner.api.app import create_app
+from tuner.service.app import create_app
 from tuner.settings import Settings
 
 PUBLIC = {"/healthz", "/ui/login"}

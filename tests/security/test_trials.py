@@ -82,9 +82,9 @@ def test_no_trial_sees_a_secret(guarded: Server, study: str) -> None:
 def test_a_forked_trial_sees_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fork-server path: the server and its forks start from the scrubbed environment
     (the replay workload prints the OMP_/KMP_/TF_ variables it sees)."""
-    from tuner.forkserver import ForkServerBackend
-    from tuner.launch import Launch
-    from tuner.measure import RunRequest
+    from tuner.execution.backend import RunRequest
+    from tuner.execution.forkserver import ForkServerBackend
+    from tuner.execution.launch import Launch
     from tuner.settings import child_base_environment, get_settings
     from tuner.spec.models import ParserSpec
 

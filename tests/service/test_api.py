@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.conftest import TOKENS
-from tuner.api.app import create_app
+from tuner.service.app import create_app
 from tuner.settings import Settings
 
 WRITE = {"Authorization": "Bearer write-token"}

@@ -20,10 +20,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.serving import TOKENS
-from tuner import records
-from tuner.api.app import create_app
-from tuner.sampler_view import SAMPLER_PARAMS, with_sampler_params
+from tuner.service.app import create_app
 from tuner.settings import Settings
+from tuner.store import records
+from tuner.store.sampled import SAMPLER_PARAMS, with_sampler_params
 
 READ = {"Authorization": f"Bearer {TOKENS['TUNER_READ_TOKEN']}"}
 

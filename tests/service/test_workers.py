@@ -21,15 +21,15 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from tests.conftest import FAKE_WORKLOAD, PYTHON
-from tuner import records
 from tuner.host import Fingerprint, fingerprint, probe_host
-from tuner.locks import StudyGate
-from tuner.search import tune
 from tuner.settings import get_settings
-from tuner.space import SearchSpace, build_space
+from tuner.space.search_space import SearchSpace, build_space
 from tuner.spec import parse_text
 from tuner.spec.models import StudySpec
-from tuner.store import open_storage
+from tuner.store import records
+from tuner.store.database import open_storage
+from tuner.store.gate import StudyGate
+from tuner.study.run import tune
 
 pytestmark = pytest.mark.postgres
 SERVER = os.environ.get("TUNER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -60,7 +60,7 @@ def database() -> Iterator[str]:
 
 
 def submit(url: str, text: str) -> None:
-    from tuner.api.routes.studies import queue
+    from tuner.service.api.routes.studies import queue
 
     storage = open_storage(url, heartbeat=False)
     for spec in parse_text(text, "test.yaml").studies:

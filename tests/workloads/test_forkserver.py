@@ -12,14 +12,15 @@ import time
 import pytest
 
 from tests.conftest import reported_settings
-from tuner.forkserver import ForkServer, ForkServerBackend, plan, set_mempolicy
+from tuner.execution.backend import ProcessBackend
+from tuner.execution.forkserver import ForkServer, ForkServerBackend, plan, set_mempolicy
+from tuner.execution.launch import Instance, Launch
+from tuner.execution.runner import Status
 from tuner.host import Host
-from tuner.launch import Instance, Launch
-from tuner.measure import Measurer, ProcessBackend
-from tuner.runner import Status
 from tuner.settings import get_settings
-from tuner.space import build_space
+from tuner.space.search_space import build_space
 from tuner.spec import parse_text
+from tuner.study.measure import Measurer
 
 QUICK = "params: {preset: small, seconds: 0.5, intervals: 1, warmup_steps: 1}"
 
@@ -163,7 +164,7 @@ def test_only_builtin_single_instance_launches_fork() -> None:
 
 
 def test_set_mempolicy_binds_like_numactl() -> None:
-    code = ("from tuner.forkserver import set_mempolicy\n"
+    code = ("from tuner.execution.forkserver import set_mempolicy\n"
             "set_mempolicy('--membind=0')\n"
             "from workloads._common import memory_policy\n"
             "print(memory_policy())\n")

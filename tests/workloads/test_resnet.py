@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROGRAMS, PYTHON, reported_settings
+from tuner.execution.parsers import ProtocolParser, make_parser
+from tuner.execution.runner import Status, run
 from tuner.host import Host
-from tuner.parsers import ProtocolParser, make_parser
-from tuner.runner import Status, run
 from tuner.settings import child_base_environment
-from tuner.space import build_space
+from tuner.space.search_space import build_space
 from tuner.spec import parse_text
 from tuner.spec.models import ParserSpec
 

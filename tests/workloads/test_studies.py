@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from tuner import records
 from tuner.host import Host, fingerprint
-from tuner.report import summarize
-from tuner.search import tune
+from tuner.results.summary import summarize
 from tuner.settings import get_settings
-from tuner.space import build_space
+from tuner.space import fit_to
+from tuner.space.search_space import build_space
 from tuner.spec import load_file
+from tuner.store import records
+from tuner.study.run import tune
 
 CASES: dict[str, tuple[dict[str, object], str]] = {
     "resnet": ({"mode": "infer"}, "intra_op: [1, 2]"),
@@ -49,7 +50,7 @@ repeats: 1
 screening: off
 confirm: {{top: 0}}
 """)
-    loaded = load_file(path, host=local_host)
+    loaded = load_file(path, fit=fit_to(local_host))
     space = build_space(loaded.studies[0], local_host)
     result = tune(space, storage_url=f"sqlite:///{tmp_path / 'loop.db'}",
                   fingerprint=fingerprint(local_host, cache_dir=get_settings().cache_dir),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, final_throughput, reported_settings
-from tuner.parsers import make_parser
+from tuner.execution.parsers import make_parser
 from tuner.spec.models import ParserSpec
 from workloads import wavenet
 

@@ -14,9 +14,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.builtins import Builtin
+from tuner.execution.launch import LaunchBuilder
 from tuner.host import Host
-from tuner.launch import LaunchBuilder
+from tuner.spec.builtin_workloads import Builtin
 from tuner.spec.models import KnobSpec
 
 #: A choice that means "do not set this knob".

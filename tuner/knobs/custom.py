@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from tuner.execution.launch import LaunchBuilder
 from tuner.knobs.base import UNSET, ChoiceDomain, Domain, DomainError, IntDomain, Knob, KnobContext
-from tuner.launch import LaunchBuilder
 from tuner.spec.models import KnobSpec
 
 #: Variables a custom ``{env: NAME}`` knob may set with the ordinary (api) token: runtime

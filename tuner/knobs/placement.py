@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuner.execution.launch import LaunchBuilder
 from tuner.host import format_cpu_list, parse_cpu_list
 from tuner.knobs.base import (
     UNSET,
@@ -22,7 +23,6 @@ from tuner.knobs.base import (
     Knob,
     KnobContext,
 )
-from tuner.launch import LaunchBuilder
 from tuner.spec.models import KnobSpec
 
 NO_NUMACTL = "numactl is not installed: CPU binding falls back to taskset/sched_setaffinity"

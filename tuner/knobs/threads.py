@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuner.execution.launch import LaunchBuilder
 from tuner.knobs.base import (
     UNSET,
     ChoiceDomain,
@@ -20,7 +21,6 @@ from tuner.knobs.base import (
     IntKnob,
     KnobContext,
 )
-from tuner.launch import LaunchBuilder
 
 OPENMP_NOTE = ("stock TensorFlow runs oneDNN on its own thread pool (runtime:threadpool), so "
                "this OpenMP setting is likely inert unless the build links an OpenMP runtime")

@@ -1,14 +1,14 @@
 """Checks across the fields of one study that need no host: the metric a built-in reports,
 the knobs screening names, baselines given once, and seeds in ``params`` that numpy takes
 (other numbers are bounded by the models). Each problem is (path in the study, message),
-like ``tuner.checks``."""
+like ``tuner.space.checks``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from tuner.builtins import BUILTINS
 from tuner.spec import limits
+from tuner.spec.builtin_workloads import BUILTINS
 from tuner.spec.models import StudySpec
 
 Path = tuple[str | int, ...]

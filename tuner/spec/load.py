@@ -4,7 +4,7 @@ what was expected``; all problems of a file are reported at once."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
 from functools import cache
@@ -159,11 +159,16 @@ def _split_studies(located: Located) -> tuple[list[Any], list[Loc]] | SpecIssue:
                      message=f"{expected}, got {got}")
 
 
-def parse_text(text: str, source: str, *, host: Any = None,
+#: Fits one validated study to a host: the problems found, each with its path in the study.
+#: ``tuner.space.fit_to(host)`` makes one; the loader only places the problems on lines.
+Fit = Callable[[models.StudySpec], list[tuple[Loc, str]]]
+
+
+def parse_text(text: str, source: str, *, fit: Fit | None = None,
                only: Collection[str] | None = None) -> StudyFileText:
-    """Validate a study file's text. With ``host`` (a ``tuner.host.Host``), also fit every
-    study to that host (knob names, domains, availability), or only the studies named in
-    ``only`` (those about to run). Raises ``SpecError``."""
+    """Validate a study file's text. With ``fit`` (``tuner.space.fit_to(host)``), also fit
+    every study to that host (knob names, domains, availability), or only the studies named
+    in ``only`` (those about to run). Raises ``SpecError``."""
     located = load_yaml(text, source)
     split = _split_studies(located)
     if isinstance(split, SpecIssue):
@@ -194,10 +199,10 @@ def parse_text(text: str, source: str, *, host: Any = None,
                                     field=format_field(("studies", prefix[-1], "name")),
                                     message=f"study name {study.name!r} is used twice"))
         seen.add(study.name)
-    if host is not None and len(issues) < limits.MAX_ISSUES:
+    if fit is not None and len(issues) < limits.MAX_ISSUES:
         fitted = [(s, p) for s, p in zip(studies, valid_prefixes, strict=True)
                   if only is None or s.name in only]
-        issues += _host_issues([s for s, _ in fitted], [p for _, p in fitted], located, host,
+        issues += _host_issues([s for s, _ in fitted], [p for _, p in fitted], located, fit,
                                limits.MAX_ISSUES - len(issues))
     issues.sort(key=lambda i: (i.line is None, i.line or 0))
     hidden += max(0, len(issues) - limits.MAX_ISSUES)
@@ -212,25 +217,19 @@ def parse_text(text: str, source: str, *, host: Any = None,
 
 
 def _host_issues(studies: list[models.StudySpec], prefixes: list[Loc], located: Located,
-                 host: Any, budget: int) -> list[SpecIssue]:
-    """What fitting each study to ``host`` finds, until ``budget`` issues are found."""
-    from tuner.space import SpaceError, build_space
-
+                 fit: Fit, budget: int) -> list[SpecIssue]:
+    """What fitting each study finds, until ``budget`` issues are found."""
     issues: list[SpecIssue] = []
     for study, prefix in zip(studies, prefixes, strict=True):
         if len(issues) >= budget:
             break
         shown: Loc = ("studies", prefix[-1]) if prefix else ()
-        try:
-            build_space(study, host)
-        except SpaceError as exc:
-            for path, message in exc.problems:
-                issues.append(SpecIssue(source=located.source,
-                                        line=located.key_line(prefix + path),
-                                        field=format_field(shown + path), message=message))
+        for path, message in fit(study):
+            issues.append(SpecIssue(source=located.source, line=located.key_line(prefix + path),
+                                    field=format_field(shown + path), message=message))
     return issues
 
 
-def load_file(path: str | Path, *, host: Any = None,
+def load_file(path: str | Path, *, fit: Fit | None = None,
               only: Collection[str] | None = None) -> StudyFileText:
-    return parse_text(read(path), str(path), host=host, only=only)
+    return parse_text(read(path), str(path), fit=fit, only=only)

@@ -1,6 +1,6 @@
 """Pydantic models of a study file. Structure and bounds only (``tuner.spec.limits``): checks
 across fields are in ``tuner.spec.consistency``; whether a knob exists, fits this host or
-suits the workload is checked afterwards by ``tuner.space`` with the knob catalogue.
+suits the workload is checked afterwards by ``tuner.space.search_space`` with the knob catalogue.
 
 A file holds one study (a mapping with ``name``), a list of studies, or ``studies: [...]``.
 Each model forbids unknown fields, so a typo is an error, never silently ignored.
@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from tuner.builtins import BUILTINS
 from tuner.spec import limits
+from tuner.spec.builtin_workloads import BUILTINS
 
 BaselineName = Literal["defaults", "vendor"]
 BASELINES: tuple[BaselineName, ...] = ("defaults", "vendor")

@@ -1,1 +1,0 @@
-"""The dashboard served by the API, and optuna-dashboard mounted under /optuna."""

@@ -1,0 +1,396 @@
+"""A pre-imported fork server for built-in workloads: the interpreter start and the
+TensorFlow import (2-3 s of every trial) are paid once, not per trial.
+
+The server (``python -m tuner.execution.forkserver MODULE FD``) imports the workload module and
+TensorFlow, runs no TensorFlow op, and then, for each trial, forks. The child is a fresh
+TensorFlow runtime: no context, no thread pool exists before the fork, so the child's own
+``--inter-op``/``--intra-op`` and ``TF_NUM_*`` settings size its pools exactly as in a new
+process (the tests compare the two). In the child, before the workload's ``main`` runs:
+a new session and PR_SET_PDEATHSIG (it dies with the server, which dies with tuner), its
+output on the runner's pipe, the trial's environment, CPU affinity (``sched_setaffinity``)
+and NUMA memory policy (``set_mempolicy``, what numactl would have set).
+
+Every request carries an id, and both of the server's answers to it (the child's pid, then
+its exit status) carry that id and the pid: the tuner side routes each answer to the request
+that asked, so an answer that arrives after the runner stopped waiting (a trial killed at its
+timeout whose exit status came late) is dropped, never taken for the next trial's. A child
+started for a request that stopped waiting for it is killed.
+
+Runtimes read some variables at import time (``TF_ENABLE_ONEDNN_OPTS``, the OpenMP and MKL
+variables); those are the server's own environment, so trials that differ in them get
+different servers. Launches that are not ``python -m workloads.NAME``, run several
+instances, or set a working directory go to fresh processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import itertools
+import json
+import logging
+import os
+import platform
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tuner.execution import runner
+from tuner.execution.backend import Backend, ProcessBackend, RunRequest
+from tuner.execution.launch import Instance, Launch
+from tuner.execution.parsers import make_parser
+from tuner.execution.runner import OnReading, Outcome
+from tuner.host import parse_cpu_list
+
+IMPORT_TIME = ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_", "TF_XLA_", "OMP_", "KMP_", "MKL_", "GOMP_",
+               "ONEDNN_", "DNNL_", "PYTHON")
+_SET_MEMPOLICY = {"x86_64": 238, "aarch64": 237}
+_MPOL = {"bind": 2, "interleave": 3, "local": 4}
+_PR_SET_PDEATHSIG = 1
+
+logger = logging.getLogger(__name__)
+
+
+def import_time_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in env.items() if k.startswith(IMPORT_TIME)))
+
+
+def plan(launch: Launch) -> tuple[str, list[str]] | None:
+    """The workload module and its arguments, if the fork server can run this launch."""
+    argv = list(launch.argv)
+    if (len(argv) >= 3 and argv[1] == "-m" and argv[2].startswith("workloads.")
+            and not launch.instances and launch.cwd is None):
+        return argv[2], argv[3:]
+    return None
+
+
+# --- the server side -------------------------------------------------------------------------
+
+
+def _send(sock: socket.socket, message: dict[str, Any]) -> None:
+    sock.sendall((json.dumps(message) + "\n").encode())
+
+
+def set_mempolicy(option: str) -> None:
+    """Apply a numactl memory option (--membind=, --interleave=, --localalloc) to this
+    process with the set_mempolicy system call."""
+    number = _SET_MEMPOLICY.get(platform.machine())
+    if number is None:
+        raise OSError(f"set_mempolicy is not wired for {platform.machine()}")
+    if option == "--localalloc":
+        mode, nodes = _MPOL["local"], []
+    else:
+        name, _, value = option.lstrip("-").partition("=")
+        mode = _MPOL["bind" if name == "membind" else "interleave"]
+        if value == "all":
+            with open("/sys/devices/system/node/online", encoding="ascii") as online:
+                value = online.read()
+        nodes = parse_cpu_list(value)
+        if not nodes:
+            raise ValueError(f"no NUMA node in {option!r}")
+    bits = ctypes.c_ulong * (max(nodes, default=0) // 64 + 1)
+    mask = bits()
+    for node in nodes:
+        mask[node // 64] |= 1 << (node % 64)
+    libc = ctypes.CDLL(None, use_errno=True)
+    maxnode = (max(nodes, default=0) // 64 + 1) * 64 + 1
+    if libc.syscall(number, mode, mask if nodes else None, maxnode if nodes else 0) != 0:
+        raise OSError(ctypes.get_errno(), f"set_mempolicy({option}) failed")
+
+
+def _child(module: str, request: dict[str, Any], out_fd: int, control: socket.socket) -> None:
+    """Runs in the forked child; never returns."""
+    code = 1
+    try:
+        os.setsid()
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        control.close()
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        os.close(out_fd)
+        sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), line_buffering=True)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        if request.get("cpus"):
+            os.sched_setaffinity(0, request["cpus"])
+        if request.get("memory"):
+            set_mempolicy(request["memory"])
+        common = sys.modules.get("workloads._common")
+        if common is not None:
+            common.forked()
+        sys.argv = [module, *request["args"]]
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if not isinstance(exc.code, int | None):
+                print(exc.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def serve(module: str, fd: int) -> None:
+    """The server's loop: one fork per request, its pid, then its exit status."""
+    control = socket.socket(fileno=fd)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import importlib
+
+    importlib.import_module(module)
+    with contextlib.suppress(ImportError):
+        importlib.import_module("tensorflow")
+    _send(control, {"ready": True, "threads": len(os.listdir("/proc/self/task")),
+                    "pid": os.getpid()})
+    reader = control.makefile("rb")
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 1 << 20, 1)
+        if not message:
+            return
+        request = json.loads(message)
+        ident = request.get("id")
+        pid = os.fork()
+        if pid == 0:
+            reader.close()
+            _child(module, request, fds[0], control)
+        os.close(fds[0])
+        _send(control, {"id": ident, "pid": pid})
+        _, status = os.waitpid(pid, 0)
+        _send(control, {"id": ident, "exit": pid, "status": os.waitstatus_to_exitcode(status)})
+
+
+# --- the tuner side --------------------------------------------------------------------------
+
+
+class Forked:
+    """A child of the server, as the runner sees a process (pid, stdout, wait). Its exit
+    status is the server's answer that names its request and its pid, nothing else."""
+
+    def __init__(self, server: ForkServer, request: int, pid: int, stdout: Any) -> None:
+        self.server = server
+        self.request = request
+        self.pid = pid
+        self.stdout = stdout
+        self.returncode: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None and not self.server.pump(
+                lambda: self.returncode is not None, timeout):
+            raise subprocess.TimeoutExpired(f"forked pid {self.pid}", timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+
+class ForkServer:
+    """One server process, pre-imported for one module and one import-time environment."""
+
+    def __init__(self, module: str, env: Mapping[str, str], python: str = sys.executable,
+                 start_timeout: float = 300.0) -> None:
+        ours, theirs = socket.socketpair()
+        self.module = module
+        self.proc = subprocess.Popen(
+            [python, "-m", "tuner.execution.forkserver", module, str(theirs.fileno())],
+            env=dict(env),
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, preexec_fn=runner._child_setup(None), close_fds=True)
+        theirs.close()
+        self.sock = ours
+        self.buffer = b""
+        self.dead = False
+        self._ids = itertools.count(1)
+        self._awaiting: int | None = None  # the request whose spawn waits for its pid
+        self._started: dict[int, int] = {}  # request -> pid, answered to that spawn
+        #: Children someone may still wait for, by request; a child the runner gave up on
+        #: drops out, and its late exit status with it.
+        self._children: weakref.WeakValueDictionary[int, Forked] = (
+            weakref.WeakValueDictionary())
+        ready = self.receive(start_timeout)
+        if not ready or not ready.get("ready"):
+            error = self.proc.stderr.read().decode(errors="replace")[-2000:] if (
+                self.proc.poll() is not None and self.proc.stderr) else "no answer"
+            self.close()
+            raise OSError(f"the fork server for {module} did not start: {error}")
+        self.threads = int(ready["threads"])
+
+    def receive(self, timeout: float | None) -> dict[str, Any] | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                return None
+            if not chunk:
+                return {"dead": True}
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return dict(json.loads(line))
+
+    def pump(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Read the server's messages one at a time, routing each to the request it answers,
+        until ``done()``; False if ``timeout`` passes first. (One at a time: a message that
+        follows the awaited one stays unread until its own request is registered.)"""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not done():
+            if self.dead:
+                return False
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            message = self.receive(left)
+            if message is None:
+                return False
+            self._route(message)
+        return True
+
+    def _route(self, message: dict[str, Any]) -> None:
+        ident = message.get("id")
+        if message.get("dead"):
+            # the server is gone, and its children with it (PR_SET_PDEATHSIG)
+            self.dead = True
+            for orphan in list(self._children.values()):
+                if orphan.returncode is None:
+                    orphan.returncode = -9
+            return
+        if "exit" in message:
+            child = self._children.get(ident) if isinstance(ident, int) else None
+            if child is not None and child.pid == message["exit"]:
+                child.returncode = int(message["status"])
+            else:
+                logger.debug("fork server: dropped a stale exit status %s", message)
+            return
+        if "pid" in message:
+            pid = int(message["pid"])
+            if ident is not None and ident == self._awaiting:
+                self._started[ident] = pid
+                return
+            # started for a request that gave up waiting: nobody reads its output
+            logger.warning("fork server: killing pid %d, started for request %s that no "
+                           "longer waits for it", pid, ident)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            return
+        logger.debug("fork server: dropped an unexpected message %s", message)
+
+    def spawn(self, args: list[str], env: Mapping[str, str], copy: Instance) -> Forked:
+        ident = next(self._ids)
+        read_end, write_end = os.pipe()
+        request = {"id": ident, "args": args, "env": dict(env),
+                   "cpus": list(copy.cpus) if copy.cpus else None, "memory": copy.memory}
+        self._awaiting = ident
+        try:
+            try:
+                socket.send_fds(self.sock, [json.dumps(request).encode()], [write_end])
+            finally:
+                os.close(write_end)
+            self.pump(lambda: ident in self._started, 60.0)
+        finally:
+            self._awaiting = None
+        pid = self._started.pop(ident, None)
+        if pid is None:
+            os.close(read_end)
+            raise OSError("the fork server did not start the trial" + (
+                " (it has exited)" if self.dead else ""))
+        forked = Forked(self, ident, pid, os.fdopen(read_end, "rb", buffering=0))
+        self._children[ident] = forked
+        return forked
+
+    @property
+    def alive(self) -> bool:
+        return not self.dead and self.proc.poll() is None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class ForkServerBackend(Backend):
+    """Runs built-in workloads as forks of pre-imported servers; anything else as fresh
+    processes. At most ``max_servers`` servers live at once (least recently used go)."""
+
+    def __init__(self, *, python: str = sys.executable, max_servers: int = 3) -> None:
+        self.python = python
+        self.max_servers = max_servers
+        self.servers: OrderedDict[tuple[Any, ...], ForkServer] = OrderedDict()
+        self.fresh = ProcessBackend()
+        self.failures: dict[tuple[Any, ...], str] = {}
+
+    def server_for(self, module: str, env: Mapping[str, str]) -> ForkServer | None:
+        key = (module, import_time_env(env))
+        if key in self.failures:
+            return None
+        server = self.servers.get(key)
+        if server is not None and server.alive:
+            self.servers.move_to_end(key)
+            return server
+        if server is not None:
+            server.close()
+        while len(self.servers) >= self.max_servers:
+            _, old = self.servers.popitem(last=False)
+            old.close()
+        base = {k: v for k, v in env.items() if not k.startswith("TF_NUM_")}
+        try:
+            server = ForkServer(module, base, python=self.python)
+        except OSError as exc:
+            self.failures[key] = str(exc)
+            return None
+        self.servers[key] = server
+        return server
+
+    def run(self, request: RunRequest,
+            on_reading: OnReading | None) -> Outcome:
+        target = plan(request.launch)
+        env = {**request.base_env, **request.launch.env}
+        server = self.server_for(target[0], env) if target else None
+        if target is None or server is None:
+            return self.fresh.run(request, on_reading)
+        args = target[1]
+
+        def spawn(launch: Launch, copy: Instance, child_env: Mapping[str, str]) -> Forked:
+            return server.spawn(args, child_env, copy)
+
+        return runner.run(request.launch, parser=lambda: make_parser(request.parser_spec),
+                          metric=request.metric, timeout=request.timeout,
+                          base_env=request.base_env, tail_lines=request.tail_lines,
+                          kill_grace=request.kill_grace, goal=request.goal,
+                          on_reading=on_reading, spawn=spawn)
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.close()
+        self.servers.clear()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]))
+
+
+def backend_for(launcher: str) -> Backend:
+    """The backend a study's ``launcher`` setting asks for: forks of a pre-imported server
+    (``fork``, the default) or fresh processes."""
+    return ForkServerBackend() if launcher == "fork" else ProcessBackend()

@@ -1,0 +1,43 @@
+"""What a study found, read back from the study database: the ``Summary`` (the answer,
+speedups with intervals, noise floor, screening, importance, failures), its renderings for
+people and scripts, and the answer published into the database for generic Optuna tools.
+
+May import: the top-level modules, ``spec``, ``execution``, ``knobs``, ``space``, ``store``."""
+
+from tuner.results.answer import Answer, Confirmed, confirmed_entries
+from tuner.results.publish import publish
+from tuner.results.render import (
+    best_as,
+    fmt_value,
+    format_ratio,
+    format_speedup,
+    render,
+    write_best,
+)
+from tuner.results.summary import (
+    MALFORMED,
+    Summary,
+    TrialView,
+    importance,
+    summarize,
+    why_unreadable,
+)
+
+__all__ = [
+    "MALFORMED",
+    "Answer",
+    "Confirmed",
+    "Summary",
+    "TrialView",
+    "best_as",
+    "confirmed_entries",
+    "fmt_value",
+    "format_ratio",
+    "format_speedup",
+    "importance",
+    "publish",
+    "render",
+    "summarize",
+    "why_unreadable",
+    "write_best",
+]

@@ -1,0 +1,142 @@
+"""A study's summary as text for people (``tuner report``, the progress lines) and the three
+ways ``tuner best`` prints the recommendation (env, json, shell)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tuner.results.summary import Summary
+from tuner.space.baselines import ROLE_LABELS
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g} {unit}".strip()
+
+
+def format_ratio(ratio: float) -> str:
+    return f"{ratio:.2f}x ({(ratio - 1) * 100:+.1f}%)"
+
+
+def format_speedup(speedup: dict[str, Any]) -> str:
+    if "low" not in speedup:
+        return f"{format_ratio(speedup['ratio'])} (single unconfirmed samples)"
+    text = f"{speedup['ratio']:.2f}x [{speedup['low']:.2f}, {speedup['high']:.2f}]"
+    if speedup["verdict"] == "no measurable difference":
+        return text + (f" — no measurable difference (inside the {speedup['floor']:.1%} noise "
+                       "floor or the interval holds 1x): not a win")
+    return text + (" — a measured win" if speedup["verdict"] == "win" else " — slower")
+
+
+def render(summary: Summary, *, written: Path | None = None,
+           importances: dict[str, float] | None = None) -> str:
+    lines = [f"Study {summary.name} ({summary.workload}): {summary.counted} trials"
+             + (f" of {summary.planned} planned" if summary.planned else "")
+             + " — " + ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))]
+    noise = summary.noise
+    if noise:
+        lines.append(f"Noise floor: runs of the defaults vary by {noise['run_cv']:.1%} (CV of "
+                     f"{len(noise['samples'])} runs), intervals within a run by "
+                     f"{noise['interval_cv']:.1%}")
+        if noise.get("warning"):
+            lines.append(f"Warning: {noise['warning']}")
+    for name, result in summary.screening.items():
+        lines.append(f"Screening {name}: {result.get('evidence', '')}")
+    best, answer = summary.best, summary.answer
+    if best is None or answer is None:
+        lines.append("No trial completed: nothing to recommend. Failures:")
+        lines += [f"  trial {f.number} ({f.state}): {f.reason}" for f in summary.failures[:10]]
+        return "\n".join(lines)
+    lines.append(f"Best: {summary.metric} {answer.label}")
+    width = max((len(k) for k in best.applied), default=0)
+    for key, value in sorted(best.applied.items()):
+        note = " (inert: left at default)" if key in summary.inert else ""
+        lines.append(f"  {key:<{width}} = {value}{note}")
+    if not best.applied:
+        lines.append("  (no knob set: the framework defaults)")
+    for role, speedup in summary.speedups.items():
+        lines.append(f"Speedup over {ROLE_LABELS[role]}: {format_speedup(speedup)}")
+    if summary.confirmed:
+        count = int(summary.confirmation.get("comparisons", 1))
+        kind = f"simultaneous over the {count} comparisons" if count > 1 else (
+            "one comparison")
+        lines.append(f"  (95% intervals, {kind} of the confirmation: paired interleaved "
+                     "rounds, Student t on log-ratios)")
+    if summary.confirmed and not any(s.get("verdict") == "win"
+                                     for s in summary.speedups.values()):
+        lines.append("No configuration measurably beat the baselines on this machine.")
+    others = [e for e in summary.confirmation.get("entries", [])
+              if e["label"] not in (summary.confirmation.get("best"), *ROLE_LABELS)
+              and e.get("speedups", {}).get("defaults")]
+    for entry in others:
+        lines.append(f"  candidate {entry['label']}: "
+                     f"{format_speedup(entry['speedups']['defaults'])} over defaults")
+    if importances:
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in importances.items())
+        lines.append(f"Knob importance (PED-ANOVA): {shown}")
+    pruned = summary.states.get("pruned", 0)
+    lines.append(f"Explored {summary.explored} of {summary.space_size} configurations; "
+                 f"{summary.samples} samples taken; {pruned} trials pruned.")
+    if best.launch is not None:
+        lines.append(f"Launch: {best.launch.shell_line()}")
+    failed = [f for f in summary.failures if f.state == "fail"]
+    if failed:
+        lines.append(f"Failed trials: {len(failed)}")
+        lines += [f"  trial {f.number}: {f.reason}" for f in failed[:5]]
+    if summary.abandoned:
+        lines.append(f"Abandoned and retried (not counted): trials "
+                     f"{', '.join(map(str, sorted(summary.abandoned)))}")
+    if written is not None:
+        lines.append(f"Settings written to {written}/best.env, best.json and best.sh")
+    return "\n".join(lines)
+
+
+def best_as(summary: Summary, fmt: str) -> str:
+    """The recommendation as ``env`` (export lines), ``json`` or ``shell`` (a launch line)."""
+    best = summary.best
+    if best is None or best.launch is None:
+        raise ValueError("no completed trial yet")
+    launch = best.launch
+    if fmt == "shell":
+        return launch.shell_line()
+    if fmt == "env":
+        answer = summary.answer
+        lines = [f"# {summary.name}: {'confirmed' if summary.confirmed else 'unconfirmed'} "
+                 f"best of {summary.counted} trials (trial {best.number})"
+                 + (f": {summary.metric} {answer.value_text}" if answer else "")]
+        lines += launch.export_lines()
+        for knob, variable in (("inter_op", "TF_NUM_INTEROP_THREADS"),
+                               ("intra_op", "TF_NUM_INTRAOP_THREADS")):
+            value = best.applied.get(knob)
+            if value is not None and variable not in launch.env and value != "unset":
+                lines.append(f"export {variable}={value}")
+        if launch.prefix:
+            lines.append(f"# bind with: {' '.join(launch.prefix)} <program>")
+        return "\n".join(lines)
+    if fmt == "json":
+        return json.dumps({
+            "study": summary.name, "metric": summary.metric, "value": summary.best_value,
+            "label": summary.answer.label if summary.answer else None,
+            "unit": summary.unit, "confirmed": summary.confirmed,
+            "interval": summary.best_interval, "samples": best.samples, "trial": best.number,
+            "knobs": best.applied, "speedups": summary.speedups,
+            "inert": summary.inert, "noise_floor": summary.noise.get("floor"),
+            "launch": launch.to_dict(), "shell": launch.shell_line(),
+        }, indent=2, sort_keys=True, default=str)
+    raise ValueError(f"unknown format {fmt!r}; expected env, json or shell")
+
+
+def write_best(summary: Summary, directory: Path) -> Path | None:
+    """Write best.env, best.json and best.sh under ``directory/<study>``."""
+    if summary.best is None or summary.best.launch is None:
+        return None
+    out = directory / summary.name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "best.env").write_text(best_as(summary, "env") + "\n")
+    (out / "best.json").write_text(best_as(summary, "json") + "\n")
+    (out / "best.sh").write_text("#!/bin/sh\n" + best_as(summary, "shell") + "\n")
+    (out / "best.sh").chmod(0o755)
+    return out

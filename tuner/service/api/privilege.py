@@ -1,0 +1,73 @@
+"""Least privilege for submissions: what in a study makes a worker run code chosen by the
+submitter (or read a file of its choosing), and therefore needs the admin token.
+
+- a ``command`` workload;
+- a custom ``{env: NAME}`` knob whose variable is not on ``tuner.knobs.custom.SAFE_ENV``,
+  or whose values are not plain numbers/keywords;
+- a custom ``{flag: ...}`` knob on a built-in workload (it could re-point the built-in's own
+  options, e.g. a file it reads);
+- a built-in parameter that names a file outside the project's data folder for it (the
+  replay workload's ``surface`` outside ``bench/surfaces``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from tuner.knobs.custom import env_needs_admin
+from tuner.spec.builtin_workloads import BUILTINS
+from tuner.spec.models import KnobSpec, StudySpec
+
+#: The project's checkout (files_in folders are relative to it).
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _knob_values(spec: KnobSpec) -> list[object]:
+    if spec.kind == "range":
+        return []  # integers
+    return spec.listed()
+
+
+def _inside(value: str, folder: str) -> bool:
+    path = Path(value)
+    if not path.is_absolute():
+        return False
+    root = (PROJECT_ROOT / folder).resolve()
+    return path.resolve().is_relative_to(root)
+
+
+def admin_reasons(spec: StudySpec) -> list[str]:
+    """Why the study ``spec`` needs the admin token; empty: the api token will do."""
+    reasons: list[str] = []
+    workload = spec.workload
+    if workload.command is not None:
+        reasons.append(f"{spec.name}: it runs a command")
+    for name, knob in spec.knobs.items():
+        if knob.env is not None:
+            why = env_needs_admin(knob.env, _knob_values(knob))
+            if why:
+                reasons.append(f"{spec.name}.knobs.{name}: {why}")
+        if knob.flag is not None and workload.builtin is not None:
+            reasons.append(f"{spec.name}.knobs.{name}: a custom flag on a built-in workload")
+    if workload.builtin is not None:
+        params = BUILTINS[workload.builtin].all_params()
+        for key, value in workload.params.items():
+            param = params.get(key)
+            if param is not None and param.files_in and not (
+                    isinstance(value, str) and _inside(value, param.files_in)):
+                reasons.append(f"{spec.name}.workload.params.{key}: names a file outside "
+                               f"{PROJECT_ROOT / param.files_in} (expected an absolute path "
+                               "inside it)")
+    return reasons
+
+
+def stored_admin_reasons(spec_data: object) -> list[str]:
+    """``admin_reasons`` of a stored study (its ``spec`` attribute); a spec that no longer
+    validates (rewritten through optuna-dashboard, say) needs the admin token too."""
+    try:
+        spec = StudySpec.model_validate(spec_data)
+    except (ValidationError, TypeError, ValueError):
+        return ["its stored study file does not validate"]
+    return admin_reasons(spec)

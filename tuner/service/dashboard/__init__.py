@@ -1,0 +1,5 @@
+"""The dashboard: HTML pages of the studies and their answer (``views``, ``chart``) and
+optuna-dashboard mounted under /optuna (``optuna_mount``). It reads studies through the
+API's views (``tuner.service.api``); the API never imports it.
+
+May import: every room below ``service``, and ``service.api``."""

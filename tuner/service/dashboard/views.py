@@ -1,0 +1,80 @@
+"""The dashboard's pages, served by the API: the studies, and each study's best knobs,
+confirmed speedups, launch line, trial chart, knob importance, inert knobs and failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import optuna
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from tuner.results.summary import importance, summarize
+from tuner.service.api import views
+from tuner.service.api.auth import COOKIE, cookie_value, known_token
+from tuner.service.api.deps import ReadAccess, ServiceDep, load_study
+from tuner.service.dashboard import chart
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+REFRESH_SECONDS = 5
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    return RedirectResponse("/ui", status_code=302)
+
+
+@router.get("/ui", response_class=HTMLResponse)
+def studies_page(request: Request, service: ServiceDep, _: ReadAccess) -> Response:
+    names = sorted(optuna.get_all_study_names(service.storage))
+    items = views.items(service.storage, names)
+    live = any(i.status in ("queued", "running") for i in items)
+    return templates.TemplateResponse(request, "studies.html", {
+        "items": items, "refresh": REFRESH_SECONDS if live else None})
+
+
+@router.get("/ui/studies/{name}", response_class=HTMLResponse)
+def study_page(name: str, request: Request, service: ServiceDep, _: ReadAccess) -> Response:
+    study = load_study(service, name)
+    with views.readable(name):
+        summary = summarize(study)
+        detail = views.detail(study, summary)
+        trials = views.trials(study)
+    # knob importance is costly: computed again only when the study's trials changed, and
+    # only the latest is kept per study
+    key = (len(trials), sum(t.state == "complete" for t in trials))
+    cached_key, scores = service.importance.get(name, (None, None))
+    if cached_key != key:
+        scores = importance(study)
+        service.importance[name] = (key, scores)
+    baselines = {role: b.value for role, b in detail.baselines.items()}
+    svg = chart.render(trials, maximize=summary.maximize, unit=detail.unit,
+                       baselines=baselines, answer=summary.answer,
+                       confirmed=summary.confirmed_entries)
+    failures = [t for t in trials if t.state in ("fail", "pruned") or t.abandoned]
+    return templates.TemplateResponse(request, "study.html", {
+        "study": detail, "chart": svg, "importance": scores, "failures": failures,
+        "refresh": REFRESH_SECONDS if detail.status in ("queued", "running") else None})
+
+
+@router.get("/ui/login", response_class=HTMLResponse)
+def login_page(request: Request) -> Response:
+    return templates.TemplateResponse(request, "login.html", {"error": None})
+
+
+@router.post("/ui/login", response_class=HTMLResponse)
+def login(request: Request, service: ServiceDep, token: Annotated[str, Form()]) -> Response:
+    """Check the token, then keep a read cookie for it (an HMAC of the token, not the token:
+    the cookie serves reads only; writes take the bearer header)."""
+    if not known_token(service.settings, token):
+        return templates.TemplateResponse(request, "login.html",
+                                          {"error": "That token is not one of this service's."},
+                                          status_code=403)
+    response = RedirectResponse("/ui", status_code=303)
+    response.set_cookie(COOKIE, cookie_value(token), httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
+    return response

@@ -1,0 +1,300 @@
+"""The search space of a study on this host: the knobs it tunes with their resolved domains,
+the knobs it fixes, the two baselines, and how a set of knob values becomes a ``Launch``.
+
+``build_space`` is where the study file meets the host. Every problem it finds is returned
+with its path inside the study (``knobs.intra_op.high``) so the loader can name the line;
+nothing impossible on this host (a core or node that does not exist, a knob that cannot be
+applied) survives into the space, so it can never be sampled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuner.execution.launch import Launch
+from tuner.host import Host
+from tuner.knobs import (
+    CONTROLLED_ENV,
+    UNSET,
+    ChoiceDomain,
+    Domain,
+    DomainError,
+    IntDomain,
+    Knob,
+    KnobContext,
+    UnknownKnobError,
+    catalogue,
+    make_knob,
+)
+from tuner.space.baselines import baseline_settings
+from tuner.space.checks import check_objective, check_params
+from tuner.space.constraints import (
+    PLACEMENT,
+    Constraints,
+    narrow,
+    narrow_domains,
+    thread_low,
+    valid_count,
+)
+from tuner.space.workload import base_builder, target_of
+from tuner.spec.load import Fit
+from tuner.spec.models import BaselineName, StudySpec
+
+Path = tuple[str | int, ...]
+MAX_GRID = 200_000
+
+
+def config_key(applied: Mapping[str, Any] | None) -> str:
+    """The identity of a configuration (its knob values), as a string: equal knob values,
+    equal keys, whatever the order they were given in."""
+    return json.dumps(dict(applied or {}), sort_keys=True, default=str)
+
+
+class SpaceError(ValueError):
+    """Problems found while fitting a study to this host, each with its path in the study."""
+
+    def __init__(self, problems: list[tuple[Path, str]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, p))}: {m}" for p, m in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    knob: Knob
+    domain: Domain
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselineTrial:
+    name: BaselineName
+    #: What the baseline applies beyond the study's fixed knobs, by knob name.
+    settings: dict[str, Any]
+    #: The values recorded for the tuned knobs (so the sampler sees a point of its space).
+    params: dict[str, Any]
+    #: Tuned knobs whose baseline value lies outside an integer domain and was recorded as
+    #: the nearest value in it (what ran is in ``settings``).
+    approximate: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchSpace:
+    spec: StudySpec
+    host: Host
+    ctx: KnobContext
+    knobs: dict[str, Knob]
+    dims: list[Dimension]
+    fixed: dict[str, Any]
+    baselines: list[BaselineTrial]
+    constraints: Constraints
+    thread_low: int = 1
+    #: Valid configurations of the tuned knobs (the grid of the valid space).
+    size: int = 1
+    #: Knobs asked for with ``auto`` that this host cannot apply, each dropped with a
+    #: one-line note (an explicit domain for such a knob is a validation error instead).
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [d.name for d in self.dims]
+
+    @property
+    def notes(self) -> list[str]:
+        """One line per dropped ``auto`` knob, for the CLI, the worker's log and the report."""
+        return [f"{self.spec.name}: knobs.{name} (auto) left out: {reason}"
+                for name, reason in self.dropped.items()]
+
+    def suggest(self, trial: Any, skip: set[str] | None = None) -> dict[str, Any]:
+        """Ask an Optuna trial for a value of every tuned knob (but those in ``skip``)."""
+        values: dict[str, Any] = {}
+        for dim in self.dims:  # placement first: the ranges after it depend on it
+            if skip and dim.name in skip:
+                continue
+            domain = narrow(dim.domain, self.constraints.cap(
+                dim.name, {**self.fixed, **values}, self.thread_low)) or dim.domain
+            if isinstance(domain, IntDomain):
+                values[dim.name] = trial.suggest_int(dim.name, domain.low, domain.high,
+                                                     step=domain.step)
+            else:
+                values[dim.name] = trial.suggest_categorical(dim.name, list(domain.choices))
+        follow = self.constraints.follow
+        if follow is not None:
+            threads = values.get(follow, self.fixed.get(follow))
+            assert isinstance(threads, int), "validation ensures the followed knob is set"
+            copies = self.constraints.instances({**self.fixed, **values})
+            values["physcpubind"] = threads * copies
+        return values
+
+    def grid(self) -> dict[str, list[Any]]:
+        return {d.name: d.domain.values() for d in self.dims}
+
+    def launch(self, settings: Mapping[str, Any]) -> Launch:
+        """The launch of a trial: the workload's base, then ``settings``, then the fixed
+        knobs (which no baseline overrides). Knobs this host cannot apply are skipped with
+        a note in the launch."""
+        builder = base_builder(self.spec.workload)
+        merged = {k: v for k, v in settings.items() if k not in self.fixed}
+        merged.update(self.fixed)
+        for name, value in merged.items():
+            knob = self.knobs[name]
+            reason = knob.availability(self.ctx)
+            if reason is not None:
+                if value != UNSET:
+                    builder.notes.append(f"{name}={value} not applied: {reason}")
+                continue
+            knob.apply(value, builder, self.ctx)
+        return builder.build(self.host)
+
+    @property
+    def controlled_env(self) -> frozenset[str]:
+        """Variables scrubbed from the inherited environment of every trial."""
+        custom = {getattr(k, "variable", None) for k in self.knobs.values()}
+        return CONTROLLED_ENV | {v for v in custom if isinstance(v, str)}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "tuned": {d.name: d.domain.describe() for d in self.dims},
+            "fixed": {k: v for k, v in self.fixed.items()},
+            "size": self.size,
+        }
+
+    def key(self) -> str:
+        """Identity of what the trials measure: workload, objective and the space. Resuming a
+        study with a different key would mix incomparable trials."""
+        blob = {
+            "workload": self.spec.workload.model_dump(mode="json", by_alias=True),
+            "objective": self.spec.objective.model_dump(mode="json"),
+            "space": self.describe(),
+            "repeats": self.spec.repeats.model_dump(mode="json"),
+        }
+        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _with_baseline_choices(domain: Domain, values: list[Any]) -> Domain:
+    """Categorical domains grow to include the baselines' values: the baselines are points
+    of every study's space (integer domains are never widened)."""
+    if isinstance(domain, ChoiceDomain):
+        extra = tuple(v for v in values if not domain.contains(v))
+        extra = tuple(dict.fromkeys(extra))
+        if extra:
+            return ChoiceDomain(domain.choices + extra)
+    return domain
+
+
+def build_space(spec: StudySpec, host: Host) -> SearchSpace:
+    """Fit ``spec`` to ``host``. Raises ``SpaceError`` listing every problem found."""
+    problems = check_params(spec) + check_objective(spec)
+    target = target_of(spec.workload)
+    ctx = KnobContext(host=host, target=target)
+    known = catalogue(dict(spec.knobs))
+    knobs: dict[str, Knob] = dict(known)
+    resolved: dict[str, Domain] = {}
+    fixed: dict[str, Any] = {}
+    dropped: dict[str, str] = {}
+    for name, entry in spec.knobs.items():
+        path: Path = ("knobs", name)
+        if entry.is_custom and name in known:
+            problems.append((path, f"{name!r} is a catalogue knob; give the custom knob "
+                                   "another name"))
+            continue
+        try:
+            knob = make_knob(name, entry, known)
+        except UnknownKnobError as exc:
+            problems.append((path, str(exc)))
+            continue
+        knobs[name] = knob
+        reason = knob.availability(ctx)
+        if reason is not None and entry.kind == "auto":
+            dropped[name] = reason  # a host-derived domain: nothing to derive it from here
+            continue
+        if reason is not None:
+            problems.append((path, f"cannot be applied here: {reason}"))
+            continue
+        if entry.follow is not None and name != "physcpubind":
+            problems.append((path + ("follow",), "only physcpubind can follow a thread knob"))
+            continue
+        try:
+            domain = knob.domain(entry, ctx)
+        except DomainError as exc:
+            problems.append((path + ((exc.field,) if exc.field else ()), str(exc)))
+            continue
+        if entry.kind == "follow":
+            continue  # derived from the thread knob it follows
+        if entry.kind == "value":
+            fixed[name] = entry.value
+        else:
+            resolved[name] = domain
+    if "physcpubind" in spec.knobs and "cpunodebind" in spec.knobs:
+        problems.append((("knobs", "cpunodebind"), "physcpubind and cpunodebind both bind "
+                                                   "CPUs; tune one of them"))
+    binding = spec.knobs.get("physcpubind")
+    follow = binding.follow if binding is not None else None
+    if follow is not None and follow not in resolved and follow not in fixed:
+        problems.append((("knobs", "physcpubind", "follow"),
+                         f"follows {follow}, which the study neither tunes nor fixes"))
+    constraints = Constraints(host=host, threads_within_binding=spec.threads_within_binding,
+                              follow=follow, siblings=bool(binding and binding.siblings))
+    if not problems:
+        problems += narrow_domains(constraints, resolved, fixed)
+    if problems:
+        raise SpaceError(problems)
+
+    names = set(resolved) | set(fixed) | ({"physcpubind"} if follow else set())
+    recipes = {b: baseline_settings(b, ctx, tuned_or_fixed=names) for b in spec.baselines}
+    dims: list[Dimension] = []
+    for name, domain in resolved.items():
+        knob = knobs[name]
+        wanted = [recipes[b].get(name, knob.default_value(ctx)) for b in spec.baselines]
+        domain = _with_baseline_choices(domain, wanted)
+        if domain.size == 1:
+            fixed[name] = domain.values()[0]
+        else:
+            dims.append(Dimension(name=name, knob=knob, domain=domain))
+    dims.sort(key=lambda d: PLACEMENT.index(d.name) if d.name in PLACEMENT else len(PLACEMENT))
+    domains = {d.name: d.domain for d in dims}
+    full = math.prod(d.domain.size for d in dims)
+    size = valid_count(constraints, domains, fixed)
+
+    baselines: list[BaselineTrial] = []
+    for b in spec.baselines:
+        params: dict[str, Any] = {}
+        approximate: list[str] = []
+        for dim in dims:
+            value = recipes[b].get(dim.name, dim.knob.default_value(ctx))
+            if not dim.domain.contains(value):
+                assert isinstance(dim.domain, IntDomain)
+                approximate.append(dim.name)
+                value = dim.domain.nearest(value if isinstance(value, int) else dim.domain.low)
+            params[dim.name] = value
+        baselines.append(BaselineTrial(name=b, settings=recipes[b], params=params,
+                                       approximate=approximate))
+    if spec.sampler.name == "grid":
+        if size != full:
+            raise SpaceError([(("sampler", "name"), (
+                f"the grid sampler needs a rectangular grid, but only {size} of the {full} "
+                "combinations are valid here (threads within the binding); use tpe or "
+                "random, or set threads_within_binding: false"))])
+        if size > MAX_GRID:
+            raise SpaceError([(("sampler", "name"),
+                               f"a grid of {size} configurations is too large (at most "
+                               f"{MAX_GRID}); use tpe or random")])
+    return SearchSpace(spec=spec, host=host, ctx=ctx, knobs=knobs, dims=dims, fixed=fixed,
+                       baselines=baselines, constraints=constraints,
+                       thread_low=thread_low(domains, fixed), size=size, dropped=dropped)
+
+
+def fit_to(host: Host) -> Fit:
+    """What ``tuner.spec.parse_text`` asks of a host: the problems of fitting a study to
+    it (knob names, domains, availability), each with its path in the study."""
+    def fit(spec: StudySpec) -> list[tuple[Path, str]]:
+        try:
+            build_space(spec, host)
+        except SpaceError as exc:
+            return list(exc.problems)
+        return []
+    return fit

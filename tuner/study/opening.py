@@ -1,0 +1,122 @@
+"""Opening a study on its storage: create it, or load it when it measures the same thing on
+the same kind of machine; fail and retry the trials a dead tuner left running; enqueue the
+baselines that have not run."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import optuna
+from optuna.trial import TrialState
+
+from tuner.errors import StudyConflictError
+from tuner.host import Fingerprint
+from tuner.space.search_space import SearchSpace
+from tuner.space.workload import unit_of
+from tuner.store import records
+from tuner.store.database import live_trials, open_storage, retry_abandoned, worker_is_dead
+from tuner.study.pruning import make_pruner
+from tuner.study.sampler import BaselineAwareSampler, baseline_trial
+
+
+def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
+    spec = space.spec.sampler
+    if spec.name == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    if spec.name == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=spec.seed)
+    planned = space.spec.budget.n_trials or 40
+    startup = spec.n_startup_trials
+    if startup is None:
+        # Baselines count as startup trials. Optuna's default of 10 random trials would leave
+        # a 12-trial study no model-guided trial at all.
+        startup = max(len(space.baselines) + 2, min(10, planned // 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=spec.seed, multivariate=spec.multivariate,
+                                          n_startup_trials=startup, constant_liar=True)
+
+
+def _direction(space: SearchSpace) -> Literal["maximize", "minimize"]:
+    return space.spec.objective.direction
+
+
+def open_study(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint,
+               spec_text: str, sampler: optuna.samplers.BaseSampler | None = None
+               ) -> optuna.Study:
+    """Create the study, or load it if it exists and measures the same thing on the same kind
+    of machine (otherwise ``StudyConflictError``)."""
+    storage = optuna.storages.InMemoryStorage() if storage_url == "memory" else (
+        open_storage(storage_url))
+    name = space.spec.name
+    key = space.key()
+    sampler = BaselineAwareSampler(sampler or make_sampler(space))
+    pruner = make_pruner(space.spec.pruner)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                                  pruner=pruner)
+    except KeyError:
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                    pruner=pruner, direction=_direction(space),
+                                    load_if_exists=True)
+    attrs = study.user_attrs
+    if "space_key" in attrs:
+        if attrs["space_key"] != key:
+            stored_space = records.get(attrs, "space")
+            raise StudyConflictError(
+                f"study {name!r} already exists with a different workload, objective or knob "
+                f"space (stored {stored_space}, now {space.describe()}); its trials "
+                f"would not be comparable. Give the study a new name, or delete the old one "
+                f"with `tuner delete {name}`")
+        if attrs.get("host_class") != fingerprint.host_class:
+            stored_model = (records.get(attrs, "fingerprint") or {}).get("cpu_model")
+            raise StudyConflictError(
+                f"study {name!r} was measured on another kind of machine (host class "
+                f"{attrs.get('host_class')}, {stored_model}); "
+                f"this one is {fingerprint.host_class} ({fingerprint.cpu_model}). Trials from "
+                f"different machines must not be mixed: use a new study name")
+    else:
+        put = study.set_user_attr
+        if "spec_text" in attrs:  # submitted through the API: its text is stored already
+            records.put(put, "spec", space.spec.model_dump(mode="json", by_alias=True,
+                                                           exclude_defaults=True))
+        else:
+            records.put_spec(put, space.spec, spec_text)
+        records.put(put, "space", space.describe())
+        put("space_key", key)
+        records.put(put, "fingerprint", fingerprint.to_dict())
+        put("host_class", fingerprint.host_class)
+        put("unit", unit_of(space.spec.workload))
+    if not study.metric_names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([space.spec.objective.metric])
+    return study
+
+
+def recover_abandoned(study: optuna.Study, hostname: str) -> list[int]:
+    """Fail and retry trials left RUNNING by a tuner process on this host that has died."""
+    recovered = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker", {})
+        if worker_is_dead(worker, hostname):
+            try:
+                study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another process got there first
+            retry_abandoned(study, trial, f"abandoned: the tuner process (pid "
+                                          f"{worker.get('pid')}) died mid-trial; retried")
+            recovered.append(trial.number)
+    return recovered
+
+
+def enqueue_baselines(study: optuna.Study, space: SearchSpace) -> list[str]:
+    """Enqueue each baseline that has no trial yet (one that ran and failed is a result)."""
+    present = {t.user_attrs.get("role") for t in live_trials(study)}
+    enqueued: list[str] = []
+    for baseline in space.baselines:
+        if baseline.name not in present:
+            study.add_trial(baseline_trial(space, baseline))
+            enqueued.append(baseline.name)
+    return enqueued

@@ -1,0 +1,215 @@
+"""One trial: its knob values, as many fresh runs as it deserves, and what is stored with it.
+
+* The defaults baseline runs ``noise.runs`` times; the spread of those runs is the study's
+  noise floor (stored as the study attribute ``noise``).
+* The vendor baseline runs ``repeats.max`` times.
+* A search trial runs at least ``repeats.min`` times and keeps going (up to ``repeats.max``)
+  only while its value lies within twice the noise floor of the best so far, or beyond it:
+  close calls get more samples, clearly worse candidates none. Its first run may be pruned
+  from its per-interval metrics.
+* The trial's value is the median (or trimmed mean) of its runs; the runs are stored.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from tuner import stats
+from tuner.execution.parsers import Reading
+from tuner.execution.runner import Decision, Outcome, Status
+from tuner.knobs import UNSET
+from tuner.space.search_space import BaselineTrial, config_key
+from tuner.store import records
+from tuner.store.database import abandoned, retry_abandoned, this_worker
+from tuner.study.measure import Measurer
+from tuner.study.progress import Progress
+from tuner.study.sampler import bind_baseline
+
+#: Per-run trial attributes, reset when a trial starts (a retried trial is enqueued with its
+#: role only, but a trial can also be re-asked after an interrupted start).
+FRESH_ATTRS: dict[str, Any] = {"samples": [], "runs": [], "reason": "", "approximate": []}
+DEFAULT_FLOOR = 0.05
+
+
+class TrialFailed(Exception):
+    """A trial whose workload failed (crash, timeout, no metric). Expected: it is data."""
+
+
+def study_floor(study: optuna.Study) -> float:
+    noise = records.get(study.user_attrs, "noise")
+    return float(noise["floor"]) if noise else DEFAULT_FLOOR
+
+
+def inert_knobs(study: optuna.Study) -> dict[str, Any]:
+    """Knobs screening found inert, with the value they are left at (the runtime's)."""
+    screened = records.get(study.user_attrs, "screening") or {}
+    return {name: UNSET for name, result in screened.items() if result.get("inert")}
+
+
+def deserves_more(samples: list[float], study: optuna.Study, statistic: stats.Statistic) -> bool:
+    """True while a candidate is within twice the noise floor of the best so far (or
+    better): only then can more runs change which configuration wins."""
+    try:
+        best = study.best_value
+    except ValueError:
+        return False
+    estimate = stats.robust(samples, statistic)
+    slack = 2.0 * study_floor(study)
+    if study.direction == StudyDirection.MAXIMIZE:
+        return estimate >= best * (1.0 - slack)
+    return estimate <= best * (1.0 + slack)
+
+
+@dataclass
+class Objective:
+    measurer: Measurer
+    progress: Progress | None = None
+    hostname: str = ""
+
+    def __post_init__(self) -> None:
+        self.space = self.measurer.space
+        self.spec = self.space.spec
+        self.hostname = self.hostname or socket.gethostname()
+        self.baselines: dict[str, BaselineTrial] = {b.name: b for b in self.space.baselines}
+
+    def runs_for(self, role: str) -> tuple[int, int]:
+        if role == "defaults":
+            return self.spec.noise.runs, self.spec.noise.runs
+        if role in self.baselines:
+            return self.spec.repeats.max, self.spec.repeats.max
+        return self.spec.repeats.min, self.spec.repeats.max
+
+    def stable_error(self, study: optuna.Study) -> float:
+        setting = self.spec.pruner.stable_error
+        if setting != "auto":
+            return float(setting)
+        return study_floor(study) / 2 if "noise" in study.user_attrs else 0.01
+
+    def __call__(self, trial: Trial) -> float:
+        role = str(trial.user_attrs.get("role", "search"))
+        baseline = self.baselines.get(role)
+        if baseline:
+            if not bind_baseline(trial):  # only the values it set: the defaults have none
+                self.space.suggest(trial)  # enqueued by an older tuner, every value fixed
+            applied = dict(baseline.settings)
+        else:
+            inert = inert_knobs(trial.study)  # read anew: another worker may have screened
+            values = self.space.suggest(trial, skip=set(inert))
+            applied = {**values, **inert}
+        applied.update(self.space.fixed)
+        launch = self.space.launch(applied)
+        put = trial.set_user_attr
+        for key, empty in FRESH_ATTRS.items():
+            if key in trial.user_attrs:
+                records.put(put, key, empty)
+        put("role", role)
+        records.put(put, "applied", applied)
+        records.put(put, "launch", launch.to_dict())
+        records.put(put, "shell", launch.shell_line())
+        records.put(put, "worker", this_worker(self.hostname))
+        if baseline and baseline.approximate:
+            records.put(put, "approximate", baseline.approximate)
+        if self.progress:
+            self.progress.trial_started(trial.number, role, applied)
+        if not baseline:
+            earlier = self._finished_twin(trial, applied)
+            if earlier is not None:
+                return self._reuse(trial, earlier)
+        try:
+            return self._measure(trial, role, applied)
+        except KeyboardInterrupt:
+            frozen = trial.study._storage.get_trial(trial._trial_id)
+            retry_abandoned(trial.study, frozen, "interrupted (Ctrl-C); retried on resume")
+            raise
+
+    @staticmethod
+    def _finished_twin(trial: Trial, applied: Mapping[str, Any]) -> FrozenTrial | None:
+        """An earlier finished trial of the very same configuration, if any (an abandoned
+        trial is no result: its retry must measure)."""
+        key = config_key(applied)
+        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        gone = abandoned(trial.study)
+        for other in trial.study.get_trials(deepcopy=False, states=finished):
+            if other.number != trial.number and other.number not in gone \
+                    and config_key(records.get(other.user_attrs, "applied")) == key:
+                return other
+        return None
+
+    @staticmethod
+    def _reuse(trial: Trial, earlier: FrozenTrial) -> float:
+        """The sampler proposed a configuration already measured: every run costs real
+        seconds, so the trial takes the earlier result instead of measuring it again."""
+        trial.set_user_attr("duplicate_of", earlier.number)
+        records.put(trial.set_user_attr, "samples", [])
+        if earlier.state == TrialState.COMPLETE and earlier.value is not None:
+            return float(earlier.value)
+        reason = f"same configuration as trial {earlier.number} ({earlier.state.name.lower()}" \
+                 f": {records.get(earlier.user_attrs, 'reason', '')})"
+        records.put(trial.set_user_attr, "reason", reason)
+        if earlier.state == TrialState.PRUNED:
+            raise optuna.TrialPruned(reason)
+        raise TrialFailed(reason)
+
+    def _measure(self, trial: Trial, role: str, applied: Mapping[str, Any]) -> float:
+        low, high = self.runs_for(role)
+        statistic = self.spec.repeats.statistic
+        samples: list[float] = []
+        intervals: list[list[float]] = []
+        runs: list[dict[str, Any]] = []
+        failure: Outcome | None = None
+        step = 0
+
+        run_values: list[float] = []
+        stable = self.stable_error(trial.study)
+
+        def on_reading(reading: Reading) -> Decision:
+            nonlocal step
+            if reading.name != self.measurer.metric or reading.final:
+                return Decision.CONTINUE
+            step += 1
+            run_values.append(reading.value)
+            trial.report(reading.value, step)
+            if role == "search" and not samples and trial.should_prune():
+                return Decision.PRUNE
+            if stable and stats.relative_error(run_values) <= stable:
+                return Decision.ENOUGH
+            return Decision.CONTINUE
+
+        while len(samples) < high:
+            run_values.clear()
+            outcome = self.measurer.run(applied, on_reading=on_reading)
+            record = outcome.to_dict()
+            if outcome.ok:
+                samples.append(outcome.metrics[self.measurer.metric])
+                intervals.append(outcome.intervals.get(self.measurer.metric, []))
+                record["tail"] = outcome.tail.splitlines()[-5:]
+            runs.append(record)
+            if outcome.settings is not None and "reported" not in trial.user_attrs:
+                records.put(trial.set_user_attr, "reported", outcome.settings)
+            if not outcome.ok:
+                failure = outcome
+                break
+            if len(samples) >= low and not deserves_more(samples, trial.study, statistic):
+                break
+        records.put(trial.set_user_attr, "samples", samples)
+        records.put(trial.set_user_attr, "runs", runs)
+        trial.set_user_attr("run_seconds", sum(r["seconds"] for r in runs))
+        if failure is not None:
+            records.put(trial.set_user_attr, "reason", failure.reason)
+            if failure.status is Status.PRUNED:
+                raise optuna.TrialPruned(failure.reason)
+            raise TrialFailed(failure.reason)
+        if role == "defaults":
+            floor = stats.noise_floor(samples, intervals)
+            warning = stats.noise_warning(floor, limit=self.spec.noise.max_cv)
+            records.put(trial.study.set_user_attr, "noise",
+                        {**floor.to_dict(), "warning": warning, "trial": trial.number},
+                        trial.study.user_attrs)
+        return stats.robust(samples, statistic)
