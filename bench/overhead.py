@@ -37,7 +37,7 @@ from tuner.host import Fingerprint, probe_host
 from tuner.settings import get_settings
 from tuner.space.search_space import build_space
 from tuner.spec.models import StudySpec
-from tuner.study.run import tune
+from tuner.study.run import Collaborators, RunLimits, StudyRun, StudyTarget
 from tuner.testing.fakes import InstantBackend
 from tuner.testing.surfaces import Surface
 
@@ -59,8 +59,10 @@ def loop_seconds(storage: str, trials: int) -> tuple[float, float]:
                      numa_nodes=1, threads_per_core=1, kernel="", python="", tensorflow="",
                      onednn="", numactl="")
     started = time.perf_counter()
-    result = tune(space, storage_url=storage, fingerprint=fp, spec_text="",
-                  settings=get_settings(), backend=InstantBackend(), confirm=False)
+    result = StudyRun(StudyTarget(space=space, storage_url=storage, fingerprint=fp),
+                      collaborators=Collaborators(settings=get_settings(),
+                                                  backend=InstantBackend()),
+                      limits=RunLimits(confirm=False)).run()
     per_trial = (time.perf_counter() - started) / len(result.study.trials)
     asks = []
     for _ in range(5):

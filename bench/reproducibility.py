@@ -21,7 +21,7 @@ from tuner.settings import get_settings
 from tuner.space import fit_to
 from tuner.space.search_space import build_space
 from tuner.spec import load_file
-from tuner.study.run import tune
+from tuner.study.run import Collaborators, StudyRun, StudyTarget
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         seeded = spec.model_copy(update={"sampler": spec.sampler.model_copy(
             update={"seed": seed})})
         with tempfile.TemporaryDirectory() as tmp:
-            result = tune(build_space(seeded, host), storage_url=f"sqlite:///{tmp}/r.db",
-                          fingerprint=fp, spec_text=loaded.text, settings=get_settings())
+            target = StudyTarget(space=build_space(seeded, host),
+                                 storage_url=f"sqlite:///{tmp}/r.db", fingerprint=fp,
+                                 spec_text=loaded.text)
+            result = StudyRun(target, collaborators=Collaborators(settings=get_settings())).run()
             summary = summarize(result.study)
         if summary.best is None or summary.best_interval is None:
             print(f"seed {seed}: no confirmed best", file=sys.stderr)

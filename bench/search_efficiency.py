@@ -51,7 +51,7 @@ from tuner.spec.models import StudySpec
 from tuner.store import records
 from tuner.store.database import live_trials
 from tuner.study.opening import make_sampler
-from tuner.study.run import tune
+from tuner.study.run import Collaborators, RunLimits, StudyRun, StudyTarget
 from tuner.testing.surfaces import ReplayBackend, Surface
 
 HERE = Path(__file__).resolve().parent
@@ -140,10 +140,11 @@ def run_task(task: Task) -> dict[str, Any]:
     fp = Fingerprint(cpu_model="replay", sockets=1, physical_cores=1, logical_cpus=1,
                      numa_nodes=1, threads_per_core=1, kernel="", python="", tensorflow="",
                      onednn="", numactl="")
-    result = tune(space, storage_url="memory", fingerprint=fp, spec_text="",
-                  settings=get_settings(), backend=backend, confirm=False,
-                  sampler=sampler_for(task.strategy, space, task.seed),
-                  jobs=4 if task.strategy == "tpe-4-workers" else 1)
+    collaborators = Collaborators(settings=get_settings(), backend=backend,
+                                  sampler=sampler_for(task.strategy, space, task.seed))
+    limits = RunLimits(confirm=False, jobs=4 if task.strategy == "tpe-4-workers" else 1)
+    result = StudyRun(StudyTarget(space=space, storage_url="memory", fingerprint=fp),
+                      collaborators=collaborators, limits=limits).run()
     _, best = surface.optimum()
     limit = best * (1 - WITHIN) if surface.maximize else best * (1 + WITHIN)
     seconds = 0.0

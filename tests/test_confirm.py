@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuner.goal import MAXIMIZE, MINIMIZE
 from tuner.study.confirmation import winner
 
 
@@ -16,7 +17,7 @@ def entry(label: str, median: float, **verdicts: str) -> dict[str, Any]:
 def test_a_higher_median_that_is_no_measured_win_does_not_beat_the_defaults() -> None:
     entries = [entry("defaults", 124.1, vendor="win"), entry("vendor", 118.0),
                entry("trial 9", 128.0, defaults="no measurable difference", vendor="win")]
-    assert winner(entries, maximize=True) == "defaults"
+    assert winner(entries, goal=MAXIMIZE) == "defaults"
 
 
 def test_the_best_measured_win_is_recommended() -> None:
@@ -24,14 +25,14 @@ def test_the_best_measured_win_is_recommended() -> None:
                entry("trial 3", 130.0, defaults="win", vendor="win"),
                entry("trial 5", 140.0, defaults="win", vendor="no measurable difference"),
                entry("trial 7", 120.0, defaults="win", vendor="win")]
-    assert winner(entries, maximize=True) == "trial 3"
+    assert winner(entries, goal=MAXIMIZE) == "trial 3"
 
 
 def test_for_a_latency_lower_is_better() -> None:
     entries = [entry("defaults", 10.0), entry("vendor", 9.0),
                entry("trial 2", 8.0, defaults="win", vendor="loss")]
-    assert winner(entries, maximize=False) == "vendor"
+    assert winner(entries, goal=MINIMIZE) == "vendor"
 
 
 def test_nothing_ran_means_no_winner() -> None:
-    assert winner([{"label": "defaults", "speedups": {}}], maximize=True) is None
+    assert winner([{"label": "defaults", "speedups": {}}], goal=MAXIMIZE) is None

@@ -23,7 +23,7 @@ from tuner.space import fit_to
 from tuner.space.search_space import build_space
 from tuner.spec import load_file
 from tuner.store import records
-from tuner.study.run import tune
+from tuner.study.run import Collaborators, RunLimits, RunResult, StudyRun, StudyTarget
 
 STUDY = f"""
 name: fake
@@ -47,12 +47,14 @@ def override(text: str, **keys: str) -> str:
     return "\n".join(lines + [f"{k}: {v}" for k, v in keys.items()]) + "\n"
 
 
-def run_study(path: Path, host: Host, storage: str, **kw):  # type: ignore[no-untyped-def]
+def run_study(path: Path, host: Host, storage: str, *,
+              limits: RunLimits | None = None) -> RunResult:
     loaded = load_file(path, fit=fit_to(host))
     space = build_space(loaded.studies[0], host)
     fp = fingerprint(host, cache_dir=get_settings().cache_dir)
-    return tune(space, storage_url=storage, fingerprint=fp, spec_text=loaded.text,
-                settings=get_settings(), **kw)
+    target = StudyTarget(space=space, storage_url=storage, fingerprint=fp, spec_text=loaded.text)
+    return StudyRun(target, collaborators=Collaborators(settings=get_settings()),
+                    limits=limits).run()
 
 
 @pytest.fixture
@@ -224,7 +226,7 @@ def test_fixed_repeats_store_samples_and_use_the_median(
 def test_resume_keeps_the_budget(write_study: Callable[[str], Path], local_host: Host,
                                  storage: str) -> None:
     path = write_study(STUDY.replace("n_trials: 12", "n_trials: 5"))
-    first = run_study(path, local_host, storage, max_trials=3)
+    first = run_study(path, local_host, storage, limits=RunLimits(max_trials=3))
     assert len(first.study.get_trials()) == 3
     second = run_study(path, local_host, storage)
     assert second.ran == 2 and len(second.study.get_trials()) == 5
@@ -243,7 +245,8 @@ def test_changed_space_or_machine_refuses_to_resume(
     other = replace(fingerprint(local_host, cache_dir=get_settings().cache_dir),
                     cpu_model="Some Other CPU")
     with pytest.raises(StudyConflictError, match="another kind of machine"):
-        tune(space, storage_url=storage, fingerprint=other, spec_text="", settings=get_settings())
+        StudyRun(StudyTarget(space=space, storage_url=storage, fingerprint=other),
+                 collaborators=Collaborators(settings=get_settings())).run()
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float) -> None:

@@ -71,6 +71,7 @@ def _validate_one(path: str, host: Host, *, generic: bool) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from tuner.goal import Goal
     from tuner.host import fingerprint, probe_host
     from tuner.results.render import render, write_best
     from tuner.results.summary import importance, summarize
@@ -80,7 +81,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from tuner.space.workload import unit_of
     from tuner.spec import load_file
     from tuner.study.progress import Progress
-    from tuner.study.run import tune
+    from tuner.study.run import Collaborators, RunLimits, StudyRun, StudyTarget
 
     settings = get_settings()
     host = probe_host()
@@ -109,10 +110,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
               f"storage {storage}", file=sys.stderr)
         progress = Progress(planned=spec.budget.n_trials, time_budget=spec.budget.timeout,
                             unit=unit_of(spec.workload),
-                            maximize=spec.objective.direction == "maximize", quiet=args.quiet)
-        result = tune(space, storage_url=storage, fingerprint=fp, spec_text=loaded.text,
-                      settings=settings, progress=progress, max_trials=args.trials,
-                      confirm=not args.no_confirm, resume_stopped=True)
+                            goal=Goal.of(spec.objective.direction), quiet=args.quiet)
+        run = StudyRun(
+            StudyTarget(space=space, storage_url=storage, fingerprint=fp, spec_text=loaded.text),
+            collaborators=Collaborators(settings=settings),
+            limits=RunLimits(max_trials=args.trials, confirm=not args.no_confirm,
+                             resume_stopped=True),
+            events=progress)
+        result = run.run()
         if result.recovered:
             print(f"recovered trials {result.recovered} left running by a dead tuner process",
                   file=sys.stderr)

@@ -21,7 +21,7 @@ from tuner.space import fit_to
 from tuner.space.search_space import build_space
 from tuner.spec import load_file
 from tuner.store import records
-from tuner.study.run import tune
+from tuner.study.run import Collaborators, StudyRun, StudyTarget
 
 CASES: dict[str, tuple[dict[str, object], str]] = {
     "resnet": ({"mode": "infer"}, "intra_op: [1, 2]"),
@@ -52,9 +52,10 @@ confirm: {{top: 0}}
 """)
     loaded = load_file(path, fit=fit_to(local_host))
     space = build_space(loaded.studies[0], local_host)
-    result = tune(space, storage_url=f"sqlite:///{tmp_path / 'loop.db'}",
-                  fingerprint=fingerprint(local_host, cache_dir=get_settings().cache_dir),
-                  spec_text=loaded.text, settings=get_settings())
+    target = StudyTarget(space=space, storage_url=f"sqlite:///{tmp_path / 'loop.db'}",
+                         fingerprint=fingerprint(local_host, cache_dir=get_settings().cache_dir),
+                         spec_text=loaded.text)
+    result = StudyRun(target, collaborators=Collaborators(settings=get_settings())).run()
     trials = result.study.get_trials()
     assert len(trials) == 3
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials), [

@@ -39,7 +39,7 @@ from tuner.store import database as store
 from tuner.store import records
 from tuner.store.database import set_status
 from tuner.store.gate import StudyGate
-from tuner.study.run import tune
+from tuner.study.run import Collaborators, RunLimits, StudyRun, StudyTarget
 
 logger = logging.getLogger(__name__)
 
@@ -173,12 +173,13 @@ class Worker:
 
         gate = StudyGate(self.storage_url, name)
         try:
-            result = tune(space, storage_url=self.storage_url, fingerprint=self.fingerprint,
-                          spec_text=str(records.get(attrs, "spec_text", "")),
-                          settings=self.settings,
-                          backend=LockedBackend(backend_for(spec.launcher), self.host_lock),
-                          gate=gate, should_stop=should_stop, recover_local=False,
-                          started_at=attrs.get("started_at"))
+            target = StudyTarget(space=space, storage_url=self.storage_url,
+                                 fingerprint=self.fingerprint,
+                                 spec_text=str(records.get(attrs, "spec_text", "")))
+            backend = LockedBackend(backend_for(spec.launcher), self.host_lock)
+            result = StudyRun(target, collaborators=Collaborators(
+                settings=self.settings, backend=backend, gate=gate, should_stop=should_stop),
+                limits=RunLimits(recover_local=False, started_at=attrs.get("started_at"))).run()
         except StudyConflictError as exc:
             # another host class claimed it first, or its stored space differs from the one
             # this host builds (tools such as numactl differ): others may run it

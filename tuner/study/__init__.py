@@ -6,21 +6,30 @@ people watching.
 May import: every room below it (``spec``, ``execution``, ``knobs``, ``space``, ``store``,
 ``results``) and the top-level modules."""
 
+from tuner.study.events import RunEvents, Silent
 from tuner.study.measure import Measurer
 from tuner.study.opening import make_sampler, open_study
 from tuner.study.progress import Progress
 from tuner.study.pruning import NoisePruner, make_pruner
-from tuner.study.run import TuneResult, tune
+from tuner.study.run import Collaborators, RunLimits, RunResult, StudyRun, StudyTarget
 from tuner.study.sampler import BaselineAwareSampler
+from tuner.study.trial import TrialFailed, TrialObjective
 
 __all__ = [
     "BaselineAwareSampler",
+    "Collaborators",
     "Measurer",
     "NoisePruner",
     "Progress",
-    "TuneResult",
+    "RunEvents",
+    "RunLimits",
+    "RunResult",
+    "Silent",
+    "StudyRun",
+    "StudyTarget",
+    "TrialFailed",
+    "TrialObjective",
     "make_pruner",
     "make_sampler",
     "open_study",
-    "tune",
 ]

@@ -18,10 +18,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner import stats
+from tuner.goal import Goal
 from tuner.space.baselines import ROLE_LABELS
 from tuner.space.search_space import config_key
 from tuner.store import records
 from tuner.store.database import claim, counted_trials, live_trials
+from tuner.store.gate import StudyGate
+from tuner.study.events import Say, ignore
 from tuner.study.interleave import Entry, paired, run_rounds
 from tuner.study.measure import Measurer
 from tuner.study.trial import study_floor
@@ -29,7 +32,7 @@ from tuner.study.trial import study_floor
 
 def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
     """Both baselines, then the best ``top`` distinct configurations of the search."""
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    goal = Goal.of(study.direction)
     complete = [t for t in live_trials(study) if t.state == TrialState.COMPLETE]
     entries: list[Entry] = []
     seen: set[str] = set()
@@ -39,9 +42,9 @@ def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
             applied = records.get(trial.user_attrs, "applied") or {}
             entries.append(Entry(label=role, applied=applied, trial=trial.number))
             seen.add(config_key(applied))
-    ranked: list[FrozenTrial] = sorted(
+    ranked: list[FrozenTrial] = goal.ranked(
         (t for t in complete if t.user_attrs.get("role") == "search" and t.value is not None),
-        key=lambda t: float(t.value or 0.0), reverse=maximize)
+        key=lambda t: float(t.value or 0.0))
     for trial in ranked:
         applied = records.get(trial.user_attrs, "applied") or {}
         key = config_key(applied)
@@ -55,8 +58,8 @@ def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
     return entries
 
 
-def confirm(study: optuna.Study, measurer: Measurer, *, gate: Any,
-            say: Any = None) -> dict[str, Any] | None:
+def confirm(study: optuna.Study, measurer: Measurer, *, gate: StudyGate,
+            say: Say = ignore) -> dict[str, Any] | None:
     """Confirm once per state of the study, by the one worker that claims the job."""
     spec = measurer.space.spec.confirm
     if spec.top == 0:
@@ -71,20 +74,20 @@ def confirm(study: optuna.Study, measurer: Measurer, *, gate: Any,
     entries = choose_entries(study, spec.top)
     if len(entries) < 2:
         return None
-    if say:
-        say(f"confirming: {spec.rounds} interleaved rounds of "
-            f"{', '.join(e.label for e in entries)}")
+    say(f"confirming: {spec.rounds} interleaved rounds of "
+        f"{', '.join(e.label for e in entries)}")
     run_rounds(measurer, entries, spec.rounds)
-    result = summarize(entries, floor=study_floor(study),
-                       maximize=measurer.space.spec.objective.direction == "maximize")
+    result = compare(entries, floor=study_floor(study),
+                     goal=Goal.of(measurer.space.spec.objective.direction))
     result["at_trials"] = counted
     result["rounds"] = spec.rounds
     records.put(study.set_user_attr, "confirmation", result, study.user_attrs)
     return result
 
 
-def summarize(entries: list[Entry], *, floor: float, maximize: bool) -> dict[str, Any]:
-    """Speedups of every entry over each baseline, throughput intervals, and the winner."""
+def compare(entries: list[Entry], *, floor: float, goal: Goal) -> dict[str, Any]:
+    """The confirmation's record: speedups of every entry over each baseline with
+    simultaneous intervals, throughput intervals, and the winner."""
     # every entry against each baseline, the baselines against each other once
     comparisons = sum(1 for e in entries for b in entries
                       if b.label in ROLE_LABELS and b is not e) - (
@@ -104,14 +107,14 @@ def summarize(entries: list[Entry], *, floor: float, maximize: bool) -> dict[str
             a, b = paired(entry, base)
             if len(a) >= 2:
                 item["speedups"][role] = stats.paired_speedup(
-                    a, b, floor=floor, maximize=maximize, level=level).to_dict()
+                    a, b, floor=floor, maximize=goal.maximize, level=level).to_dict()
         out.append(item)
-    best = winner(out, maximize=maximize)
+    best = winner(out, goal=goal)
     return {"entries": out, "best": best, "floor": floor, "level": level,
             "comparisons": comparisons}
 
 
-def winner(entries: list[dict[str, Any]], *, maximize: bool) -> str | None:
+def winner(entries: list[dict[str, Any]], *, goal: Goal) -> str | None:
     """The label of the recommendation: the candidate with the best median among those
     measured a win over every baseline; without one, the better baseline (no candidate
     beat it here); without a baseline that ran, the best median."""
@@ -120,8 +123,7 @@ def winner(entries: list[dict[str, Any]], *, maximize: bool) -> str | None:
     def best_of(pool: list[dict[str, Any]]) -> str | None:
         if not pool:
             return None
-        pick = max if maximize else min
-        return str(pick(pool, key=lambda e: float(e["median"]))["label"])
+        return str(goal.best_of(pool, key=lambda e: float(e["median"]))["label"])
 
     bases = [e for e in ran if e["label"] in ROLE_LABELS]
     wins = [e for e in ran if e["label"] not in ROLE_LABELS and all(

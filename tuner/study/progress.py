@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from tuner.goal import Goal
 from tuner.results.render import fmt_value, format_ratio
 
 
@@ -20,14 +21,15 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-    """Told when trials start and finish; draws the state of the study."""
+    """Told when trials start and finish (a ``tuner.study.events.RunEvents``); draws the
+    state of the study."""
 
     def __init__(self, *, planned: int | None, time_budget: float | None, unit: str,
-                 maximize: bool, stream: TextIO | None = None, quiet: bool = False) -> None:
+                 goal: Goal, stream: TextIO | None = None, quiet: bool = False) -> None:
         self.planned = planned
         self.time_budget = time_budget
         self.unit = unit
-        self.maximize = maximize
+        self.goal = goal
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.tty = self.stream.isatty()
@@ -54,7 +56,7 @@ class Progress:
         self.durations.append(time.monotonic() - self._trial_start)
         self.done += 1
         if value is not None and state == "complete":
-            if self.best is None or (value > self.best if self.maximize else value < self.best):
+            if self.best is None or self.goal.better(value, self.best):
                 self.best = value
             if role == "defaults":
                 self.defaults = value
@@ -84,7 +86,7 @@ class Progress:
         if self.best is not None:
             best = f"best search value {fmt_value(self.best, self.unit)}"
             if self.defaults:
-                ratio = (self.best / self.defaults if self.maximize else self.defaults / self.best)
+                ratio = self.goal.ratio(self.best, self.defaults)
                 best += f" ({format_ratio(ratio)} vs defaults, single runs: unconfirmed)"
             parts.append(best)
         left = self.time_left()

@@ -16,9 +16,9 @@ import statistics
 
 import optuna
 from optuna.pruners import BasePruner
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from tuner.goal import Goal
 from tuner.spec.models import PrunerSpec
 from tuner.store import records
 
@@ -32,11 +32,11 @@ class NoisePruner(BasePruner):
         self.min_intervals = min_intervals
         self.interval_cv = interval_cv
 
-    def threshold(self, best: float, intervals_seen: int, maximize: bool,
+    def threshold(self, best: float, intervals_seen: int, goal: Goal,
                   interval_cv: float) -> float:
         """The value below (above, when minimizing) which a trial is pruned."""
         relative = max(self.margin, 3.0 * interval_cv / math.sqrt(intervals_seen))
-        return best * (1.0 - relative) if maximize else best * (1.0 + relative)
+        return goal.bound(best, relative)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         values = list(trial.intermediate_values.values())
@@ -50,10 +50,10 @@ class NoisePruner(BasePruner):
         if interval_cv is None:
             noise = records.get(study.user_attrs, "noise") or {}
             interval_cv = float(noise.get("interval_cv", DEFAULT_INTERVAL_CV))
-        maximize = study.direction == StudyDirection.MAXIMIZE
+        goal = Goal.of(study.direction)
         estimate = statistics.median(values)
-        limit = self.threshold(best, len(values), maximize, interval_cv)
-        return estimate < limit if maximize else estimate > limit
+        limit = self.threshold(best, len(values), goal, interval_cv)
+        return not goal.at_least_as_good(estimate, limit)
 
 
 def make_pruner(spec: PrunerSpec) -> BasePruner:

@@ -24,10 +24,13 @@ from typing import Any
 import optuna
 
 from tuner import stats
+from tuner.goal import Goal
 from tuner.knobs import UNSET, IntDomain, KnobContext
 from tuner.space.search_space import Dimension, SearchSpace
 from tuner.store import records
 from tuner.store.database import claim
+from tuner.store.gate import StudyGate
+from tuner.study.events import Say, ignore
 from tuner.study.interleave import Entry, paired, run_rounds
 from tuner.study.measure import Measurer
 from tuner.study.trial import study_floor
@@ -70,8 +73,8 @@ def margin(floor: float) -> float:
     return max(0.05, 1.5 * floor)
 
 
-def screen(study: optuna.Study, measurer: Measurer, *, gate: Any, rounds: int = ROUNDS,
-           say: Any = None) -> None:
+def screen(study: optuna.Study, measurer: Measurer, *, gate: StudyGate, rounds: int = ROUNDS,
+           say: Say = ignore) -> None:
     """Screen the space's candidate knobs, once per study, by the one worker that claims the
     job; the result is the study attribute ``screening``, which trials read as they start
     (``tuner.study.trial.inert_knobs``)."""
@@ -96,18 +99,17 @@ def _verdict(speedup: stats.Speedup, limit: float) -> str:
 
 
 def _run(study: optuna.Study, measurer: Measurer, dims: list[Dimension], rounds: int,
-         say: Any) -> dict[str, Any]:
+         say: Say) -> dict[str, Any]:
     space = measurer.space
     floor = study_floor(study)
     limit = margin(floor)
-    maximize = space.spec.objective.direction == "maximize"
+    goal = Goal.of(space.spec.objective.direction)
     reference = Entry(label="defaults", applied=dict(space.fixed))
     probes = {d.name: probe_values(d, space.ctx) for d in dims}
     entries = {name: [Entry(label=f"{name}={value}", applied={**space.fixed, name: value})
                       for value in values] for name, values in probes.items()}
-    if say:
-        say(f"screening {', '.join(probes)} for a measurable effect: "
-            f"{1 + sum(map(len, entries.values()))} configurations in interleaved rounds")
+    say(f"screening {', '.join(probes)} for a measurable effect: "
+        f"{1 + sum(map(len, entries.values()))} configurations in interleaved rounds")
     undecided = set(probes)
     verdicts: dict[str, list[str]] = {}
     done = 0
@@ -121,7 +123,7 @@ def _run(study: optuna.Study, measurer: Measurer, dims: list[Dimension], rounds:
                 entry.values += [None] * (len(reference.values) - len(entry.values))
         for name in sorted(undecided):
             verdicts[name] = [_verdict(s, limit) if s else "failed"
-                              for s in (_speedup(e, reference, floor, maximize)
+                              for s in (_speedup(e, reference, floor, goal)
                                         for e in entries[name])]
             if "matters" in verdicts[name] or all(v == "inert" for v in verdicts[name]):
                 undecided.discard(name)
@@ -131,7 +133,7 @@ def _run(study: optuna.Study, measurer: Measurer, dims: list[Dimension], rounds:
         speedups = {}
         lines = []
         for value, entry in zip(probes[name], group, strict=True):
-            speedup = _speedup(entry, reference, floor, maximize)
+            speedup = _speedup(entry, reference, floor, goal)
             if speedup is None:
                 lines.append(f"{name}={value}: runs failed ("
                              + "; ".join(sorted({r for r in entry.reasons if r})) + ")")
@@ -149,14 +151,13 @@ def _run(study: optuna.Study, measurer: Measurer, dims: list[Dimension], rounds:
         evidence = f"{'; '.join(lines)}: {conclusion}"
         results[name] = {"probes": probes[name], "speedups": speedups, "margin": limit,
                          "rounds": done, "inert": inert, "evidence": evidence}
-        if say:
-            say(f"  {evidence}")
+        say(f"  {evidence}")
     return results
 
 
 def _speedup(entry: Entry, reference: Entry, floor: float,
-             maximize: bool) -> stats.Speedup | None:
+             goal: Goal) -> stats.Speedup | None:
     probe, ref = paired(entry, reference)
     if len(probe) < 2:
         return None
-    return stats.paired_speedup(probe, ref, floor=floor, maximize=maximize)
+    return stats.paired_speedup(probe, ref, floor=floor, maximize=goal.maximize)

@@ -14,22 +14,22 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tuner import stats
 from tuner.execution.parsers import Reading
 from tuner.execution.runner import Decision, Outcome, Status
+from tuner.goal import Goal
 from tuner.knobs import UNSET
 from tuner.space.search_space import BaselineTrial, config_key
 from tuner.store import records
 from tuner.store.database import abandoned, retry_abandoned, this_worker
+from tuner.study.events import RunEvents, Silent
 from tuner.study.measure import Measurer
-from tuner.study.progress import Progress
 from tuner.study.sampler import bind_baseline
 
 #: Per-run trial attributes, reset when a trial starts (a retried trial is enqueued with its
@@ -60,17 +60,19 @@ def deserves_more(samples: list[float], study: optuna.Study, statistic: stats.St
         best = study.best_value
     except ValueError:
         return False
+    goal = Goal.of(study.direction)
     estimate = stats.robust(samples, statistic)
-    slack = 2.0 * study_floor(study)
-    if study.direction == StudyDirection.MAXIMIZE:
-        return estimate >= best * (1.0 - slack)
-    return estimate <= best * (1.0 + slack)
+    return goal.at_least_as_good(estimate, goal.bound(best, 2.0 * study_floor(study)))
 
 
-@dataclass
-class Objective:
+@dataclass(kw_only=True)
+class TrialObjective:
+    """The function ``Study.optimize`` calls for each trial: apply the trial's knob values,
+    measure them as many times as the trial deserves, store what happened, return the
+    trial's value (``TrialFailed`` or ``optuna.TrialPruned`` otherwise)."""
+
     measurer: Measurer
-    progress: Progress | None = None
+    events: RunEvents = field(default_factory=Silent)
     hostname: str = ""
 
     def __post_init__(self) -> None:
@@ -116,8 +118,7 @@ class Objective:
         records.put(put, "worker", this_worker(self.hostname))
         if baseline and baseline.approximate:
             records.put(put, "approximate", baseline.approximate)
-        if self.progress:
-            self.progress.trial_started(trial.number, role, applied)
+        self.events.trial_started(trial.number, role, applied)
         if not baseline:
             earlier = self._finished_twin(trial, applied)
             if earlier is not None:
