@@ -93,9 +93,6 @@ class Topology:
     def cpus_of_node(self, node: int) -> list[int]:
         return sorted(c.id for c in self.cpus if c.node == node and c.id in self.allowed)
 
-    def cpus_of_socket(self, socket: int) -> list[int]:
-        return sorted(c.id for c in self.cpus if c.socket == socket and c.id in self.allowed)
-
     def nodes_of_socket(self, socket: int) -> list[int]:
         return sorted({c.node for c in self.cpus if c.socket == socket})
 

@@ -100,11 +100,6 @@ def child_base_environment(controlled: Iterable[str],
     return env
 
 
-def inherited_environment(names: Iterable[str]) -> dict[str, str]:
-    """The values tuner's environment gives to ``names`` (for the 'scrubbed' notice)."""
-    return {name: os.environ[name] for name in names if name in os.environ}
-
-
 def conceal_secrets(settings: Settings) -> None:
     """Hide this process's secrets from the trials it starts (call once settings are read,
     in long-lived processes that run trials: ``tuner serve`` and ``tuner worker``).

@@ -124,11 +124,6 @@ class Knob(ABC):
         return None
 
 
-def fixed_value(spec: KnobSpec) -> Any:
-    """The value of a ``value:`` entry (validated like a one-element choice)."""
-    return spec.value
-
-
 class IntKnob(Knob):
     """A knob over integers (plus ``unset`` where ``allow_unset``), bounded below by
     ``minimum`` and above by ``maximum(ctx)`` when that is a hard limit of the host."""

@@ -37,9 +37,6 @@ class Constraints:
     follow: str | None = None
     siblings: bool = False
 
-    def _placement(self, values: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: values.get(k, fixed.get(k, UNSET)) for k in PLACEMENT}
-
     def cores_and_threads(self, place: Mapping[str, Any]) -> tuple[int, int]:
         """Physical cores the trial is bound to, and hardware threads per core in it."""
         topo = self.host.topology

@@ -159,7 +159,3 @@ BUILTINS: dict[str, Builtin] = {
         ),
     )
 }
-
-
-def builtin_names() -> list[str]:
-    return sorted(BUILTINS)
