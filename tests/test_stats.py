@@ -67,7 +67,8 @@ def test_simultaneous_intervals_keep_false_wins_rare() -> None:
     """Five configurations that are really the same, 6% noise, 4 rounds: the confirmation
     compares 7 pairs; with simultaneous intervals a 'win' or 'loss' on pure noise shows up
     in at most about 5% of confirmations (per-pair 95% intervals: about 30%)."""
-    from tuner.study.confirmation import summarize
+    from tuner.goal import MAXIMIZE
+    from tuner.study.confirmation import compare
     from tuner.study.interleave import Entry
 
     rng = random.Random(3)
@@ -81,7 +82,7 @@ def test_simultaneous_intervals_keep_false_wins_rare() -> None:
             for entry in entries:
                 entry.values.append(1000 * drift * math.exp(rng.gauss(0, 0.06)))
         floor = stats.cv(entries[0].ok_values())
-        result = summarize(entries, floor=floor, maximize=True)
+        result = compare(entries, floor=floor, goal=MAXIMIZE)
         assert result["comparisons"] == 7
         verdicts = [s["verdict"] for e in result["entries"] for s in e["speedups"].values()]
         false += any(v != "no measurable difference" for v in verdicts)
