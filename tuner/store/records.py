@@ -7,7 +7,8 @@ a broken fragment.
 parts of at most ``LIMIT`` characters under ``KEY~V.1``, ``KEY~V.2``, ... and then, last,
 a small marker under ``KEY`` naming them: ``{"tuner:parts": N, "id": V, "json": ...}``.
 ``get`` reassembles it (and returns small values as they are). Readers of a large attribute
-therefore always ask ``get``, never ``user_attrs[KEY]``.
+therefore always ask ``get``, never ``user_attrs[KEY]``; the typed attributes of
+``tuner.store.attributes`` marked *parts* do.
 
 ``V`` is 1 for a first write, so every trial's parts have the same keys (optuna-dashboard
 makes a column of each key). A writer that replaces a value stored in parts passes the
@@ -81,32 +82,34 @@ def is_part(key: str) -> bool:
 
 
 def put_spec(set_attr: Setter, spec: StudySpec, text: str) -> None:
-    """The validated study as the study attribute ``spec``, holding only
-    what differs from the defaults (a few hundred characters: it fits whole, so a worker's
-    ``StudySpec.model_validate(user_attrs["spec"])`` reads it back as it was validated), and
-    the file it came from as ``spec_text``."""
-    put(set_attr, "spec", spec.model_dump(mode="json", by_alias=True, exclude_defaults=True))
-    put(set_attr, "spec_text", text)
+    """Kept for callers not converted yet: ``tuner.store.attributes.put_spec``."""
+    from tuner.store import attributes
+
+    attributes.SPEC.put(_Setter(set_attr), spec.model_dump(mode="json", by_alias=True,
+                                                          exclude_defaults=True))
+    attributes.SPEC_TEXT.put(_Setter(set_attr), text)
 
 
 def spec_of(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored study with every default filled in (as it was stored when it does not
-    validate any more, e.g. under a newer, stricter tuner)."""
-    from pydantic import ValidationError
+    """Kept for callers not converted yet: ``tuner.store.attributes.spec_of``."""
+    from tuner.store import attributes
 
-    from tuner.spec.models import StudySpec
-
-    raw = get(attrs, "spec", {})
-    if not isinstance(raw, dict):
-        return {}
-    try:
-        return StudySpec.model_validate(raw).model_dump(mode="json", by_alias=True)
-    except (ValidationError, ValueError, TypeError):
-        return dict(raw)
+    return attributes.spec_of(attrs)
 
 
 def applied_of(attrs: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """The knob values a trial applied (its params for a trial stored without them: one
-    that never started). Empty for the defaults trial: it applied nothing."""
-    applied = get(attrs, "applied")
-    return dict(params if applied is None else applied)
+    """Kept for callers not converted yet: ``tuner.store.attributes.applied_of``."""
+    from tuner.store import attributes
+
+    return attributes.applied_of(attrs, params)
+
+
+class _Setter:
+    """A bare setter as a write target (its current attributes unknown: first writes)."""
+
+    def __init__(self, set_attr: Setter) -> None:
+        self.set_user_attr = set_attr
+
+    @property
+    def user_attrs(self) -> Mapping[str, Any]:
+        return {}
