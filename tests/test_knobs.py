@@ -16,8 +16,8 @@ from tuner.knobs import (
     Target,
     UnknownKnobError,
     catalogue,
+    close_knob_names,
     make_knob,
-    suggest,
 )
 from tuner.spec.builtin_workloads import BUILTINS
 from tuner.spec.models import KnobSpec
@@ -176,8 +176,8 @@ def test_custom_env_and_flag_knobs(xeon: Host) -> None:
 
 
 def test_unknown_knob_suggests_close_names() -> None:
-    assert suggest("kmp_blocktime") == ["KMP_BLOCKTIME"]
-    assert "intra_op" in suggest("intraop")
+    assert close_knob_names("kmp_blocktime") == ["KMP_BLOCKTIME"]
+    assert "intra_op" in close_knob_names("intraop")
     with pytest.raises(UnknownKnobError) as caught:
         make_knob("omp_threads", KnobSpec(value=1))
     assert "OMP_NUM_THREADS" in str(caught.value)

@@ -30,10 +30,10 @@ knobs:
 def test_vendor_baseline_on_a_two_socket_xeon(xeon: Host) -> None:
     space = space_of(THREADS, xeon)
     vendor = next(b for b in space.baselines if b.name == "vendor")
-    assert vendor.settings == {"intra_op": 28, "inter_op": 2, "OMP_NUM_THREADS": 28,
+    assert vendor.values == {"intra_op": 28, "inter_op": 2, "OMP_NUM_THREADS": 28,
                                "KMP_BLOCKTIME": 1, "KMP_AFFINITY": "granularity=fine,compact,1,0",
                                "cpunodebind": 0, "membind": 0}
-    launch = space.launch(vendor.settings)
+    launch = space.launch(vendor.values)
     assert launch.prefix == ("numactl", "--cpunodebind=0", "--membind=0")
     assert launch.env == {"OMP_NUM_THREADS": "28", "KMP_BLOCKTIME": "1",
                           "KMP_AFFINITY": "granularity=fine,compact,1,0"}
@@ -45,7 +45,7 @@ def test_vendor_baseline_on_a_two_socket_xeon(xeon: Host) -> None:
 def test_defaults_baseline_sets_nothing_but_fixed_knobs(xeon: Host) -> None:
     space = space_of(THREADS, xeon)
     defaults = next(b for b in space.baselines if b.name == "defaults")
-    launch = space.launch(defaults.settings)
+    launch = space.launch(defaults.values)
     assert launch.prefix == () and launch.env == {}
     assert launch.argv[-2:] == ("--batch-size", "32")  # fixed knobs are part of the workload
     # TensorFlow's default pools (all 112 CPUs) lie outside intra_op 1..56 and inter_op
@@ -67,15 +67,15 @@ def test_categorical_domains_grow_to_hold_the_baselines(xeon: Host) -> None:
 def test_vendor_binds_through_physcpubind_when_the_study_tunes_it(xeon: Host) -> None:
     space = space_of("name: p\nworkload: {builtin: resnet}\nknobs: {physcpubind: auto}\n", xeon)
     vendor = next(b for b in space.baselines if b.name == "vendor")
-    assert vendor.settings["physcpubind"] == 28
-    assert space.launch(vendor.settings).prefix == ("numactl", "--physcpubind=0-27",
+    assert vendor.values["physcpubind"] == 28
+    assert space.launch(vendor.values).prefix == ("numactl", "--physcpubind=0-27",
                                                     "--membind=0")
 
 
 def test_vendor_without_numactl_skips_memory_binding_with_a_note(xeon_no_numactl: Host) -> None:
     space = space_of(THREADS, xeon_no_numactl)
     vendor = next(b for b in space.baselines if b.name == "vendor")
-    launch = space.launch(vendor.settings)
+    launch = space.launch(vendor.values)
     assert launch.prefix == ("taskset", "-c", "0-27,56-83")
     assert any("membind" in note and "numactl" in note for note in launch.notes)
 

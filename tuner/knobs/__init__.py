@@ -15,9 +15,9 @@ from tuner.knobs.catalogue import (
     CONTROLLED_ENV,
     UnknownKnobError,
     catalogue,
+    close_knob_names,
     knob_names,
     make_knob,
-    suggest,
 )
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
     "Target",
     "UnknownKnobError",
     "catalogue",
+    "close_knob_names",
     "knob_names",
     "make_knob",
-    "suggest",
 ]

@@ -43,7 +43,8 @@ CONTROLLED_ENV = frozenset({
 })
 
 
-def suggest(name: str) -> list[str]:
+def close_knob_names(name: str) -> list[str]:
+    """Catalogue names close to ``name`` (for "did you mean ...?")."""
     names = knob_names()
     by_lower = {n.lower(): n for n in names}
     close = get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
@@ -59,4 +60,4 @@ def make_knob(name: str, spec: KnobSpec, known: dict[str, Knob] | None = None) -
         return FlagKnob(name=name, flag=spec.flag)
     if name in known:
         return known[name]
-    raise UnknownKnobError(name, suggest(name))
+    raise UnknownKnobError(name, close_knob_names(name))

@@ -48,9 +48,13 @@ def vendor_recipe(ctx: KnobContext, *, tuned_or_fixed: set[str]) -> dict[str, An
     return recipe
 
 
-def baseline_settings(name: BaselineName, ctx: KnobContext, *,
-                      tuned_or_fixed: set[str]) -> dict[str, Any]:
+def baseline_values(name: BaselineName, ctx: KnobContext, *,
+                    tuned_or_fixed: set[str]) -> dict[str, Any]:
     """What the baseline applies, by knob name (empty for the defaults)."""
     if name == "defaults":
         return {}
     return vendor_recipe(ctx, tuned_or_fixed=tuned_or_fixed)
+
+
+# alias until the study room adopts the new name (issue 10)
+baseline_settings = baseline_values

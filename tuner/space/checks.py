@@ -6,20 +6,19 @@ from __future__ import annotations
 from tuner.execution.parsers import PARSER_PRESETS, metric_names
 from tuner.space.workload import parser_of
 from tuner.spec.builtin_workloads import BUILTINS
+from tuner.spec.consistency import FieldPath, Problem
 from tuner.spec.models import StudySpec
 
-Path = tuple[str | int, ...]
 
-
-def check_params(spec: StudySpec) -> list[tuple[Path, str]]:
-    problems: list[tuple[Path, str]] = []
+def check_params(spec: StudySpec) -> list[Problem]:
+    problems: list[Problem] = []
     workload = spec.workload
     if workload.builtin is None:
         return problems
     builtin = BUILTINS[workload.builtin]
     known = builtin.all_params()
     for key, value in workload.params.items():
-        path: Path = ("workload", "params", key)
+        path: FieldPath = ("workload", "params", key)
         if key not in known:
             hint = (f"; {key} is a knob: tune or fix it under knobs" if key in builtin.knob_flags
                     else "")
@@ -39,7 +38,7 @@ def check_params(spec: StudySpec) -> list[tuple[Path, str]]:
     return problems
 
 
-def check_objective(spec: StudySpec) -> list[tuple[Path, str]]:
+def check_objective(spec: StudySpec) -> list[Problem]:
     parser = parser_of(spec.workload)
     if parser.preset is not None and parser.preset not in PARSER_PRESETS:
         return [(("workload", "parser"), f"unknown parser preset {parser.preset!r}; expected "

@@ -25,6 +25,7 @@ from typing import Any
 
 from tuner.host import Host, parse_cpu_list
 from tuner.knobs import UNSET, ChoiceDomain, Domain, IntDomain
+from tuner.spec.consistency import Problem
 
 PLACEMENT = ("cpunodebind", "physcpubind", "instances")
 THREAD_KNOBS = ("intra_op", "OMP_NUM_THREADS")
@@ -132,10 +133,10 @@ def _placements(domains: Mapping[str, Domain], fixed: Mapping[str, Any],
 
 
 def narrow_domains(constraints: Constraints, domains: dict[str, Domain],
-                   fixed: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+                   fixed: Mapping[str, Any]) -> list[Problem]:
     """Narrow placement, instance and thread domains in place so that every value left has
     a valid continuation. Returns problems for domains with nothing valid left."""
-    problems: list[tuple[tuple[str | int, ...], str]] = []
+    problems: list[Problem] = []
     low = thread_low(domains, fixed)
     for name in ("cpunodebind", "physcpubind"):
         if name not in domains:

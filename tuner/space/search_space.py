@@ -31,7 +31,7 @@ from tuner.knobs import (
     catalogue,
     make_knob,
 )
-from tuner.space.baselines import baseline_settings
+from tuner.space.baselines import baseline_values
 from tuner.space.checks import check_objective, check_params
 from tuner.space.constraints import (
     PLACEMENT,
@@ -42,10 +42,10 @@ from tuner.space.constraints import (
     valid_count,
 )
 from tuner.space.workload import base_builder, target_of
+from tuner.spec.consistency import FieldPath, Problem
 from tuner.spec.load import Fit
 from tuner.spec.models import BaselineName, StudySpec
 
-Path = tuple[str | int, ...]
 MAX_GRID = 200_000
 
 
@@ -58,7 +58,7 @@ def config_key(applied: Mapping[str, Any] | None) -> str:
 class SpaceError(ValueError):
     """Problems found while fitting a study to this host, each with its path in the study."""
 
-    def __init__(self, problems: list[tuple[Path, str]]) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(f"{'.'.join(map(str, p))}: {m}" for p, m in problems))
         self.problems = problems
 
@@ -74,12 +74,17 @@ class Dimension:
 class BaselineTrial:
     name: BaselineName
     #: What the baseline applies beyond the study's fixed knobs, by knob name.
-    settings: dict[str, Any]
+    values: dict[str, Any]
     #: The values recorded for the tuned knobs (so the sampler sees a point of its space).
     params: dict[str, Any]
     #: Tuned knobs whose baseline value lies outside an integer domain and was recorded as
-    #: the nearest value in it (what ran is in ``settings``).
+    #: the nearest value in it (what ran is in ``values``).
     approximate: list[str] = field(default_factory=list)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        # alias until the study room adopts the new name (issue 10)
+        return self.values
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,12 +138,12 @@ class SearchSpace:
     def grid(self) -> dict[str, list[Any]]:
         return {d.name: d.domain.values() for d in self.dims}
 
-    def launch(self, settings: Mapping[str, Any]) -> Launch:
-        """The launch of a trial: the workload's base, then ``settings``, then the fixed
+    def launch(self, values: Mapping[str, Any]) -> Launch:
+        """The launch of a trial: the workload's base, then ``values``, then the fixed
         knobs (which no baseline overrides). Knobs this host cannot apply are skipped with
         a note in the launch."""
         builder = base_builder(self.spec.workload)
-        merged = {k: v for k, v in settings.items() if k not in self.fixed}
+        merged = {k: v for k, v in values.items() if k not in self.fixed}
         merged.update(self.fixed)
         for name, value in merged.items():
             knob = self.knobs[name]
@@ -197,7 +202,7 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
     fixed: dict[str, Any] = {}
     dropped: dict[str, str] = {}
     for name, entry in spec.knobs.items():
-        path: Path = ("knobs", name)
+        path: FieldPath = ("knobs", name)
         if entry.is_custom and name in known:
             problems.append((path, f"{name!r} is a catalogue knob; give the custom knob "
                                    "another name"))
@@ -245,7 +250,7 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
         raise SpaceError(problems)
 
     names = set(resolved) | set(fixed) | ({"physcpubind"} if follow else set())
-    recipes = {b: baseline_settings(b, ctx, tuned_or_fixed=names) for b in spec.baselines}
+    recipes = {b: baseline_values(b, ctx, tuned_or_fixed=names) for b in spec.baselines}
     dims: list[Dimension] = []
     for name, domain in resolved.items():
         knob = knobs[name]
@@ -271,7 +276,7 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
                 approximate.append(dim.name)
                 value = dim.domain.nearest(value if isinstance(value, int) else dim.domain.low)
             params[dim.name] = value
-        baselines.append(BaselineTrial(name=b, settings=recipes[b], params=params,
+        baselines.append(BaselineTrial(name=b, values=recipes[b], params=params,
                                        approximate=approximate))
     if spec.sampler.name == "grid":
         if size != full:
@@ -291,7 +296,7 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
 def fit_to(host: Host) -> Fit:
     """What ``tuner.spec.parse_text`` asks of a host: the problems of fitting a study to
     it (knob names, domains, availability), each with its path in the study."""
-    def fit(spec: StudySpec) -> list[tuple[Path, str]]:
+    def fit(spec: StudySpec) -> list[Problem]:
         try:
             build_space(spec, host)
         except SpaceError as exc:

@@ -11,8 +11,10 @@ from tuner.spec import limits
 from tuner.spec.builtin_workloads import BUILTINS
 from tuner.spec.models import StudySpec
 
-Path = tuple[str | int, ...]
-Problem = tuple[Path, str]
+#: Where a value sits in a study (keys and list indexes): ``("knobs", "intra_op", "high")``.
+FieldPath = tuple[str | int, ...]
+#: A problem found in a study: where it is, and what was expected.
+Problem = tuple[FieldPath, str]
 #: What the built-in workloads report (``workloads._common.measure``); replay reports the
 #: metric its surface file names, so it is not checked here.
 BUILTIN_METRICS: dict[str, tuple[str, ...]] = {
@@ -58,7 +60,7 @@ def _baselines(spec: StudySpec) -> Iterator[Problem]:
 
 def _params(spec: StudySpec) -> Iterator[Problem]:
     for key, value in spec.workload.params.items():
-        path: Path = ("workload", "params", key)
+        path: FieldPath = ("workload", "params", key)
         if key in SEED_PARAMS and isinstance(value, int) and not isinstance(value, bool) \
                 and not 0 <= value <= limits.MAX_SEED:
             yield path, f"expected a seed, an integer in 0..{limits.MAX_SEED}, got {value!r}"

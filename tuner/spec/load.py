@@ -15,11 +15,9 @@ from pydantic import BaseModel, ValidationError
 
 from tuner.errors import SpecError, SpecIssue
 from tuner.spec import limits, models
-from tuner.spec.consistency import study_problems
+from tuner.spec.consistency import FieldPath, Problem, study_problems
 from tuner.spec.text import read
 from tuner.spec.yaml_source import Located, load_yaml
-
-Loc = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,7 @@ class StudyFileText:
     source: str
     text: str
     studies: list[models.StudySpec]
-    prefixes: list[Loc]
+    prefixes: list[FieldPath]
 
 
 @cache
@@ -84,19 +82,19 @@ _BOUNDS = {"finite_number", "less_than_equal", "greater_than_equal", "less_than"
            "greater_than", "too_long", "string_too_long", "too_short"}
 
 
-def _clean_loc(loc: Sequence[str | int]) -> Loc:
+def _clean_loc(loc: Sequence[str | int]) -> FieldPath:
     """Drop pydantic's union-member tags (``int``, ``literal['a','b']``, ``list[str]``...)
     from an error location; YAML keys of a study file never contain brackets."""
     return tuple(p for p in loc if not (isinstance(p, str) and (
         p in _UNION_TAGS or p.startswith(("function-", "constrained-")) or "[" in p)))
 
 
-def _issues_from_validation(exc: ValidationError, located: Located, prefix: Loc,
-                            shown_prefix: Loc, budget: int) -> tuple[list[SpecIssue], int]:
+def _issues_from_validation(exc: ValidationError, located: Located, prefix: FieldPath,
+                            shown_prefix: FieldPath, budget: int) -> tuple[list[SpecIssue], int]:
     """Pydantic errors, with union alternatives of one field merged into one issue: the first
     ``budget`` of them (a line and a hint cost a walk and a fuzzy match), and how many more
     there are."""
-    grouped: dict[Loc, list[dict[str, Any]]] = {}
+    grouped: dict[FieldPath, list[dict[str, Any]]] = {}
     for error in exc.errors():
         loc = _clean_loc(error["loc"])
         grouped.setdefault(loc, []).append(dict(error))
@@ -119,7 +117,7 @@ def _issues_from_validation(exc: ValidationError, located: Located, prefix: Loc,
     return issues, len(grouped) - len(issues)
 
 
-def _split_studies(located: Located) -> tuple[list[Any], list[Loc]] | SpecIssue:
+def _split_studies(located: Located) -> tuple[list[Any], list[FieldPath]] | SpecIssue:
     data = located.data
     if isinstance(data, dict) and "studies" in data:
         extra = sorted(set(data) - {"studies"})
@@ -161,7 +159,7 @@ def _split_studies(located: Located) -> tuple[list[Any], list[Loc]] | SpecIssue:
 
 #: Fits one validated study to a host: the problems found, each with its path in the study.
 #: ``tuner.space.fit_to(host)`` makes one; the loader only places the problems on lines.
-Fit = Callable[[models.StudySpec], list[tuple[Loc, str]]]
+Fit = Callable[[models.StudySpec], list[Problem]]
 
 
 def parse_text(text: str, source: str, *, fit: Fit | None = None,
@@ -177,7 +175,7 @@ def parse_text(text: str, source: str, *, fit: Fit | None = None,
     issues: list[SpecIssue] = []
     hidden = 0  # issues found but not listed
     studies: list[models.StudySpec] = []
-    valid_prefixes: list[Loc] = []
+    valid_prefixes: list[FieldPath] = []
     for raw, prefix in zip(raw_studies, prefixes, strict=True):
         shown = ("studies", prefix[-1]) if prefix else ()
         try:
@@ -190,7 +188,7 @@ def parse_text(text: str, source: str, *, fit: Fit | None = None,
             hidden += more
     seen: set[str] = set()
     for study, prefix in zip(studies, valid_prefixes, strict=True):
-        shown_prefix: Loc = ("studies", prefix[-1]) if prefix else ()
+        shown_prefix: FieldPath = ("studies", prefix[-1]) if prefix else ()
         for path, message in study_problems(study):
             issues.append(SpecIssue(source=source, line=located.key_line(prefix + path),
                                     field=format_field(shown_prefix + path), message=message))
@@ -216,14 +214,14 @@ def parse_text(text: str, source: str, *, fit: Fit | None = None,
     return StudyFileText(source=source, text=text, studies=studies, prefixes=valid_prefixes)
 
 
-def _host_issues(studies: list[models.StudySpec], prefixes: list[Loc], located: Located,
+def _host_issues(studies: list[models.StudySpec], prefixes: list[FieldPath], located: Located,
                  fit: Fit, budget: int) -> list[SpecIssue]:
     """What fitting each study finds, until ``budget`` issues are found."""
     issues: list[SpecIssue] = []
     for study, prefix in zip(studies, prefixes, strict=True):
         if len(issues) >= budget:
             break
-        shown: Loc = ("studies", prefix[-1]) if prefix else ()
+        shown: FieldPath = ("studies", prefix[-1]) if prefix else ()
         for path, message in fit(study):
             issues.append(SpecIssue(source=located.source, line=located.key_line(prefix + path),
                                     field=format_field(shown + path), message=message))
