@@ -1,5 +1,6 @@
 """What machine this is: CPU topology from /sys and /proc, the binding tools present, and a
-fingerprint of the environment recorded with every study.
+fingerprint of the environment recorded with every study, and ``exclusive_file_lock`` (the
+``flock`` that the host lock and the study gate hold).
 
 The probe reads files under a root directory (``/`` on a real host) so tests can describe a
 2-socket, 56-core server with SMT as a fake tree and check every knob domain against it.

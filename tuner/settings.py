@@ -1,7 +1,7 @@
 """Settings of tuner itself. The only module that reads tuner's own environment.
 
-Knobs write the *child's* environment and never read ``os.environ``; the runner starts each
-trial from ``child_base_environment()``, which is tuner's environment with every variable a
+Knobs write the *child's* environment and never read ``os.environ``; every trial starts
+from ``child_base_environment()``, which is tuner's environment with every variable a
 knob controls removed, so that "framework defaults" really means defaults and not whatever
 the user's shell happened to export, and with every secret of the service removed (a trial
 runs code the service does not vouch for: it never sees a token).

@@ -35,8 +35,9 @@ def knob_names() -> list[str]:
     return list(catalogue())
 
 
-#: Environment variables a catalogue knob may set. The runner removes them from the
-#: environment it inherits, so that leaving a knob unset really means the runtime default.
+#: Environment variables a catalogue knob may set. Every trial's environment starts without
+#: them (``SearchSpace.controlled_env``, ``tuner.settings.child_base_environment``), so that
+#: leaving a knob unset really means the runtime default.
 CONTROLLED_ENV = frozenset({
     "OMP_NUM_THREADS", "KMP_AFFINITY", "KMP_BLOCKTIME", "KMP_HW_SUBSET",
     "TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS",

@@ -1,5 +1,6 @@
-"""Load and validate study files: YAML with line numbers, pydantic for structure, then the
-knob catalogue and the host for meaning. Every problem comes back as ``file:line: field:
+"""Load and validate study files: YAML with line numbers, pydantic for structure, the checks
+across fields, then (with a ``fit`` function: ``tuner.space.fit_to(host)``) the knob
+catalogue and the host for meaning. Every problem comes back as ``file:line: field:
 what was expected``; all problems of a file are reported at once."""
 
 from __future__ import annotations
