@@ -1,29 +1,29 @@
 """The study database: Optuna's relational storage (SQLite by default, PostgreSQL when
 workers on several machines share a study), with heartbeats so that a trial whose process
-died is failed and retried, and helpers to read what tuner keeps as attributes.
-
-Study user attributes: ``spec`` (the validated study, JSON), ``spec_text`` (the file it came
-from), ``space`` and ``space_key``, ``fingerprint`` and ``host_class``, ``unit``, ``status``.
-Trial user attributes: ``role`` (defaults, vendor, search), ``applied`` (the knob values
-the launch applied), ``launch`` and ``shell``, ``samples``, ``runs`` (status, reason, output
-tail of each run), ``reported`` (the SETTINGS the workload printed), ``worker``, ``reason``.
+died is failed and retried; which trials count; the claims of once-per-study jobs. What
+tuner keeps in it as attributes is ``tuner.store.attributes``.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-import os
 import time
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
 import sqlalchemy
-from optuna.storages import RDBStorage
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.errors import NotFoundError, StorageError
 from tuner.settings import get_settings
+from tuner.store import attributes
+from tuner.store.attributes import ABANDONED, CLAIMS, ROLE, WORKER
+from tuner.store.gate import StudyGate
+from tuner.store.values import Claim, Worker
 
 logger = logging.getLogger(__name__)
 
@@ -46,39 +46,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-ABANDONED = "abandoned:"
-
-
 def retry_abandoned(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
     """Record that ``trial`` failed through no fault of its workload (its tuner died or was
     interrupted) so it does not count against the budget, and enqueue it again.
 
-    The mark is a study attribute of its own (``abandoned:<number>``): a finished trial's
-    attributes cannot change, and one row per trial means concurrent workers never race.
-    The retry keeps the trial's parameters, role and sampler bookkeeping (grid id), nothing
-    of the dead run.
+    The mark is a study attribute of its own (``ABANDONED``, one per trial number): a
+    finished trial's attributes cannot change, and one row per trial means concurrent
+    workers never race. The retry is Optuna's ``RetryHeartbeatStaleTrialCallback`` (its
+    ``failed_trial`` and ``retry_history`` system attributes, at most ``MAX_RETRIES``
+    retries) given a copy of the trial that keeps of its user attributes only the role:
+    the retry keeps the trial's params, distributions and sampler bookkeeping (grid id,
+    ``SAMPLER_PARAMS``), nothing of the dead run.
     """
-    study.set_user_attr(f"{ABANDONED}{trial.number}", reason)
-    history = [*trial.system_attrs.get("retry_history", []), trial.number]
-    if len(history) > MAX_RETRIES:
-        return
-    system_attrs = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history}
-    study.add_trial(optuna.trial.create_trial(
-        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-        user_attrs={"role": trial.user_attrs.get("role", "search")},
-        system_attrs=system_attrs))
+    ABANDONED.put(study, trial.number, reason)
+    retry = copy.deepcopy(trial)  # the callback extends the retry history in place
+    retry.user_attrs = ROLE.entry(ROLE.get(trial))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(study, retry)
 
 
 def abandoned(study: optuna.Study) -> dict[int, str]:
     """Numbers of abandoned trials, with why."""
-    return {int(key[len(ABANDONED):]): str(value) for key, value in study.user_attrs.items()
-            if key.startswith(ABANDONED)}
+    return {int(number): reason for number, reason in ABANDONED.items(study).items()}
 
 
 def _on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
-    worker = trial.user_attrs.get("worker", {})
-    retry_abandoned(study, trial, f"abandoned: no heartbeat from worker {worker.get('host')} "
-                                  f"pid {worker.get('pid')}; retried")
+    worker = WORKER.get(trial) or Worker()
+    retry_abandoned(study, trial, f"abandoned: no heartbeat from worker {worker.host} "
+                                  f"pid {worker.pid}; retried")
 
 
 def open_storage(url: str, *, heartbeat: bool = True) -> RDBStorage:
@@ -134,51 +130,36 @@ def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in live_trials(study) if t.state != TrialState.WAITING]
 
 
-def process_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot (None if no such process)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return int(fields[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def this_worker(hostname: str) -> dict[str, Any]:
-    pid = os.getpid()
-    return {"host": hostname, "pid": pid, "started": process_start_time(pid)}
+    """This process, as the JSON of ``WORKER`` (``Worker.here`` is the typed one)."""
+    return Worker.here(hostname).to_dict()
 
 
-def claim(study: optuna.Study, gate: Any, job: str, hostname: str, *,
+def claim(study: optuna.Study, gate: StudyGate, job: str, hostname: str, *,
           timeout: float) -> bool:
     """Claim a once-per-study job (screening, confirmation) for this process. True if it is
     ours: unclaimed, already ours, or claimed by a worker that died or went silent for
     ``timeout`` seconds."""
-    me = this_worker(hostname)
+    me = Worker.here(hostname)
     with gate.hold():
-        current = study.user_attrs.get(f"claim:{job}")
+        current = CLAIMS.get(study, job)
         if current is not None:
-            holder = current.get("worker", {})
+            holder = current.worker
             if holder == me:
                 return True
-            fresh = time.time() - float(current.get("at", 0)) < timeout
-            if fresh and not worker_is_dead(holder, hostname):
+            fresh = time.time() - current.at < timeout
+            if fresh and not holder.is_dead(hostname):
                 return False
-        study.set_user_attr(f"claim:{job}", {"worker": me, "at": time.time()})
+        CLAIMS.put(study, job, Claim(worker=me, at=time.time()))
         return True
 
 
-def worker_is_dead(worker: dict[str, Any], hostname: str) -> bool:
+def worker_is_dead(worker: Worker | Mapping[str, Any], hostname: str) -> bool:
     """True only when we can tell: the worker ran on this host and its process is gone."""
-    if worker.get("host") != hostname or not isinstance(worker.get("pid"), int):
-        return False
-    started = process_start_time(worker["pid"])
-    return started is None or started != worker.get("started")
+    if not isinstance(worker, Worker):
+        worker = Worker.from_dict(worker)
+    return worker.is_dead(hostname)
 
 
-def set_status(study: optuna.Study, status: str, reason: str = "") -> None:
-    """The study's place in the service's life: queued, running, stopped, done, failed. The
-    reason is one line for people, cut to fit optuna-dashboard's 1,024 characters."""
-    study.set_user_attr("status", status)
-    study.set_user_attr("status_reason", reason if len(reason) <= 1000 else reason[:997] + "...")
-    study.set_user_attr("status_at", time.time())
+#: ``tuner.store.attributes.set_status``, where callers found it before.
+set_status = attributes.set_status

@@ -1,7 +1,7 @@
 """What the sampler sees of a stored trial. A baseline trial keeps as params only what it set
 (the defaults trial none); the point of the space it stands for is stored as the system
-attribute ``tuner:sampler_params``. ``as_sampled`` fills those params in (a copy), and
-``with_sampler_params`` gives a whole study that view (for knob importance)."""
+attribute ``tuner.store.attributes.SAMPLER_PARAMS``. ``as_sampled`` fills those params in
+(a copy), and ``with_sampler_params`` gives a whole study that view (for knob importance)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ import optuna
 from optuna.distributions import json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 
-SAMPLER_PARAMS = "tuner:sampler_params"
+from tuner.store import attributes
+
+#: The key of ``attributes.SAMPLER_PARAMS``, for ``create_trial(system_attrs=...)``.
+SAMPLER_PARAMS = attributes.SAMPLER_PARAMS.key
 
 
 def as_sampled(trial: FrozenTrial) -> FrozenTrial:
     """``trial`` with the params the sampler sees (a copy, for a baseline trial)."""
-    view = trial.system_attrs.get(SAMPLER_PARAMS)
-    if not isinstance(view, dict):
+    view = attributes.SAMPLER_PARAMS.get(trial)
+    if view is None:
         return trial
     clone = copy.copy(trial)
     clone.distributions = {**{k: json_to_distribution(v)
