@@ -1,4 +1,4 @@
-"""tuner's answer where Optuna's own tools look: the study attribute ``tuner_best`` and an
+"""tuner's answer where Optuna's own tools look: the study attribute ``TUNER_BEST`` and an
 optuna-dashboard note on the study (and one on each baseline trial, saying what it set).
 
 Optuna's ``study.best_trial`` cannot be told otherwise: it is the trial with the best single
@@ -16,10 +16,9 @@ import optuna
 from tuner.results.render import format_speedup
 from tuner.results.summary import Summary, summarize
 from tuner.space.baselines import ROLE_LABELS
-from tuner.store import records
+from tuner.store.attributes import APPLIED, ROLE, SAMPLER_PARAMS, TUNER_BEST
 
 logger = logging.getLogger(__name__)
-BEST = "tuner_best"
 
 
 def _cell(value: Any) -> str:
@@ -44,7 +43,7 @@ def note_body(summary: Summary, optuna_best: optuna.trial.FrozenTrial | None) ->
                       f"{optuna_best.value:.4g}) is the best single search value; "
                       + ("the interleaved confirmation did not support it over the answer "
                          "above." if answer.confirmed else "it is not confirmed.")]
-    lines += ["", f"The same answer is the study attribute `{BEST}`, `tuner best "
+    lines += ["", f"The same answer is the study attribute `{TUNER_BEST.key}`, `tuner best "
                   f"{_cell(summary.name)}` and `GET /studies/{_cell(summary.name)}/best`. "
                   "The baseline trials have params only for what they set: the framework "
                   "defaults trial set nothing."]
@@ -55,22 +54,22 @@ def baseline_note(role: str, applied: dict[str, Any]) -> str:
     if not applied:
         return (f"**{ROLE_LABELS.get(role, role)}**: nothing applied, so this trial has no "
                 "params. The sampler learns from it at the values the runtime chooses by "
-                "itself (system attribute `tuner:sampler_params`).")
+                f"itself (system attribute `{SAMPLER_PARAMS.key}`).")
     shown = ", ".join(f"{_cell(k)}={_cell(v)}" for k, v in sorted(applied.items()))
     return (f"**{ROLE_LABELS.get(role, role)}**: applied {shown}. Its params are the tuned "
             "knobs it set exactly; the rest of its point for the sampler is in the system "
-            "attribute `tuner:sampler_params`.")
+            f"attribute `{SAMPLER_PARAMS.key}`.")
 
 
 def publish(study: optuna.Study) -> bool:
-    """Write the answer as ``tuner_best`` and as notes, unless it is there already.
+    """Write the answer as ``TUNER_BEST`` and as notes, unless it is there already.
     True when something was written."""
     summary = summarize(study)
     answer = summary.answer
     if answer is None:
         return False
     data = answer.to_dict()
-    if records.get(study.user_attrs, BEST) == data:
+    if TUNER_BEST.get(study) == data:
         return False
     from optuna_dashboard import save_note
     from optuna_dashboard._note import note_ver_key, save_note_with_version
@@ -83,11 +82,11 @@ def publish(study: optuna.Study) -> bool:
     storage, study_id = study._storage, study._study_id
     system = storage.get_study_system_attrs(study_id)
     for trial in study.get_trials(deepcopy=False):
-        role = trial.user_attrs.get("role")
+        role = ROLE.get(trial)
         if role in ROLE_LABELS and note_ver_key(trial._trial_id) not in system:
-            applied = records.get(trial.user_attrs, "applied") or {}
+            applied = APPLIED.get(trial) or {}
             save_note_with_version(storage, study_id, trial._trial_id, 1,
-                                   baseline_note(str(role), dict(applied)))
-    records.put(study.set_user_attr, BEST, data, study.user_attrs)
+                                   baseline_note(role, applied))
+    TUNER_BEST.put(study, data)
     logger.debug("study %s: published %s", study.study_name, answer.label)
     return True

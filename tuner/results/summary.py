@@ -14,10 +14,25 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.execution.launch import Launch
+from tuner.goal import Goal
 from tuner.results.answer import Answer, Confirmed, confirmed_entries
 from tuner.space.baselines import ROLE_LABELS
 from tuner.space.search_space import config_key
-from tuner.store import records
+from tuner.store.attributes import (
+    CONFIRMATION,
+    DUPLICATE_OF,
+    FINGERPRINT,
+    LAUNCH,
+    NOISE,
+    REASON,
+    ROLE,
+    SAMPLES,
+    SCREENING,
+    SPACE,
+    UNIT,
+    applied_of,
+    spec_of,
+)
 from tuner.store.database import abandoned, counted_trials, live_trials
 from tuner.store.sampled import with_sampler_params
 
@@ -38,14 +53,13 @@ class TrialView:
     @classmethod
     def of(cls, trial: FrozenTrial) -> TrialView:
         attrs = trial.user_attrs
-        stored = records.get(attrs, "launch")
-        launch = Launch.from_dict(stored) if isinstance(stored, dict) else None
+        stored = LAUNCH.get(attrs)
         return cls(number=trial.number, state=trial.state.name.lower(),
-                   role=str(attrs.get("role", "search")), value=trial.value,
-                   applied=records.applied_of(attrs, trial.params),
-                   samples=list(records.get(attrs, "samples") or []),
-                   reason=str(records.get(attrs, "reason") or ""), launch=launch,
-                   duplicate_of=attrs.get("duplicate_of"))
+                   role=ROLE.get(attrs), value=trial.value,
+                   applied=applied_of(attrs, trial.params), samples=SAMPLES.get(attrs),
+                   reason=REASON.get(attrs),
+                   launch=Launch.from_dict(stored) if stored is not None else None,
+                   duplicate_of=DUPLICATE_OF.get(attrs))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,7 +68,7 @@ class Summary:
     workload: str
     metric: str
     unit: str
-    maximize: bool
+    goal: Goal
     planned: int | None
     counted: int
     states: dict[str, int]
@@ -81,6 +95,10 @@ class Summary:
     fingerprint: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def maximize(self) -> bool:
+        return self.goal.maximize
+
+    @property
     def best_value(self) -> float | None:
         """The answer's value: the confirmed mean once confirmed, else the search value."""
         return self.answer.value if self.answer else None
@@ -90,9 +108,10 @@ class Summary:
         return {k: v["evidence"] for k, v in self.screening.items() if v.get("inert")}
 
     def ratio(self, value: float, reference: float) -> float:
-        if self.maximize:
-            return value / reference if reference else float("inf")
-        return reference / value if value else float("inf")
+        """How many times better ``value`` is than ``reference`` (inf over nothing)."""
+        if not (reference if self.goal.maximize else value):
+            return float("inf")
+        return self.goal.ratio(value, reference)
 
 
 def _value(trial: FrozenTrial) -> float:
@@ -121,65 +140,64 @@ def why_unreadable(exc: BaseException) -> str:
 
 def summarize(study: optuna.Study) -> Summary:
     attrs = study.user_attrs
-    spec = records.spec_of(attrs)
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    spec = spec_of(attrs)
+    goal = Goal.of(study.direction)
     metric = str(spec.get("objective", {}).get("metric", "value"))
-    unit = str(attrs.get("unit", ""))
+    unit = UNIT.get(attrs)
     trials = live_trials(study)
     by_number = {t.number: t for t in trials}
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    baselines = {str(t.user_attrs["role"]): TrialView.of(t) for t in complete
-                 if t.user_attrs.get("role") in ROLE_LABELS}
-    confirmation = dict(records.get(attrs, "confirmation") or {})
+    baselines = {ROLE.get(t): TrialView.of(t) for t in complete if ROLE.get(t) in ROLE_LABELS}
+    confirmation = CONFIRMATION.get(attrs)
     best: TrialView | None = None
     answer: Answer | None = None
     speedups: dict[str, dict[str, Any]] = {}
     interval = None
-    winner = next((e for e in confirmation.get("entries", [])
-                   if e["label"] == confirmation.get("best")), None)
+    winner = confirmation.winner if confirmation is not None else None
     if winner is not None and (winner.get("trial") not in by_number
                                or not winner.get("throughput")):
         winner = None
-    if winner is not None:
+    if confirmation is not None and winner is not None:
         best = TrialView.of(by_number[winner["trial"]])
         speedups = dict(winner.get("speedups", {}))
         interval = dict(winner["throughput"])
         answer = Answer(trial=best.number, role=best.role, knobs=best.applied,
                         value=float(interval["mean"]), low=float(interval["low"]),
                         high=float(interval["high"]), unit=unit, metric=metric,
-                        confirmed=True, runs=int(confirmation.get("rounds") or sum(
+                        confirmed=True, runs=int(confirmation.rounds or sum(
                             v is not None for v in winner.get("values", []))))
     elif complete:
-        top = (max if maximize else min)(complete, key=_value)
+        top = goal.best_of(complete, key=_value)
         best = TrialView.of(top)
         if best.duplicate_of is not None and best.duplicate_of in by_number:
             best = TrialView.of(by_number[best.duplicate_of])  # the trial that measured it
         for role, view in baselines.items():
             if view.value is not None and best.value is not None and view.number != best.number:
-                ratio = (best.value / view.value) if maximize else (view.value / best.value)
-                speedups[role] = {"ratio": ratio}
+                speedups[role] = {"ratio": goal.ratio(best.value, view.value)}
         answer = Answer(trial=best.number, role=best.role, knobs=best.applied,
                         value=_value(top), unit=unit, metric=metric, confirmed=False,
                         runs=len(best.samples))
     states: dict[str, int] = {}
     for trial in trials:
         states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
-    configs = {config_key(records.applied_of(t.user_attrs, t.params))
+    configs = {config_key(applied_of(t.user_attrs, t.params))
                for t in trials if t.state != TrialState.WAITING}
+    noise, screening = NOISE.get(attrs), SCREENING.get(attrs)
+    stored = confirmation.to_dict() if confirmation is not None else {}
     return Summary(
         name=study.study_name, workload=_workload_label(spec.get("workload", {})),
-        metric=metric, unit=unit, maximize=maximize,
+        metric=metric, unit=unit, goal=goal,
         planned=spec.get("budget", {}).get("n_trials"), counted=len(counted_trials(study)),
         states=states, best=best, answer=answer, confirmed=winner is not None,
         speedups=speedups, best_interval=interval, baselines=baselines, explored=len(configs),
-        space_size=int((records.get(attrs, "space") or {}).get("size", 0)),
-        samples=sum(len(records.get(t.user_attrs, "samples") or []) for t in trials),
+        space_size=int(SPACE.get(attrs).get("size", 0)),
+        samples=sum(len(SAMPLES.get(t)) for t in trials),
         failures=[TrialView.of(t) for t in trials
                   if t.state in (TrialState.FAIL, TrialState.PRUNED)],
-        abandoned=abandoned(study), noise=dict(records.get(attrs, "noise") or {}),
-        screening=dict(records.get(attrs, "screening") or {}), confirmation=confirmation,
-        confirmed_entries=confirmed_entries(confirmation),
-        fingerprint=dict(records.get(attrs, "fingerprint") or {}))
+        abandoned=abandoned(study), noise=noise.to_dict() if noise is not None else {},
+        screening=screening.to_dict() if screening is not None else {},
+        confirmation=stored, confirmed_entries=confirmed_entries(stored),
+        fingerprint=FINGERPRINT.get(attrs))
 
 
 def importance(study: optuna.Study) -> dict[str, float]:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The JSON a value was read from (empty for a value built in code).
+#: The JSON a value was read from (None for a value built in code).
 Stored = Mapping[str, Any]
 
 
@@ -82,7 +82,7 @@ class Noise:
     warning: str | None = None
     #: The defaults trial that measured it.
     trial: int | None = None
-    stored: Stored = field(default_factory=dict, compare=False, repr=False)
+    stored: Stored | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, raw: Any) -> Noise:
@@ -95,7 +95,7 @@ class Noise:
                    trial=_integer(data.get("trial"), "noise.trial"), stored=data)
 
     def to_dict(self) -> dict[str, Any]:
-        if self.stored:
+        if self.stored is not None:
             return dict(self.stored)
         return {"samples": list(self.samples), "run_cv": self.run_cv,
                 "interval_cv": self.interval_cv, "floor": self.floor,
@@ -114,7 +114,7 @@ class Screened:
     speedups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     margin: float | None = None
     rounds: int | None = None
-    stored: Stored = field(default_factory=dict, compare=False, repr=False)
+    stored: Stored | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, raw: Any) -> Screened:
@@ -127,7 +127,7 @@ class Screened:
                    rounds=_integer(data.get("rounds"), "screening rounds"), stored=data)
 
     def to_dict(self) -> dict[str, Any]:
-        if self.stored:
+        if self.stored is not None:
             return dict(self.stored)
         return {"probes": list(self.probes), "speedups": dict(self.speedups),
                 "margin": self.margin, "rounds": self.rounds, "inert": self.inert,
@@ -169,7 +169,7 @@ class Confirmation:
     #: The counted trials when it ran (a study that goes on is confirmed again).
     at_trials: int | None = None
     rounds: int | None = None
-    stored: Stored = field(default_factory=dict, compare=False, repr=False)
+    stored: Stored | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, raw: Any) -> Confirmation:
@@ -184,7 +184,7 @@ class Confirmation:
                    rounds=_integer(data.get("rounds"), "confirmation rounds"), stored=data)
 
     def to_dict(self) -> dict[str, Any]:
-        if self.stored:
+        if self.stored is not None:
             return dict(self.stored)
         out: dict[str, Any] = {"entries": [dict(e) for e in self.entries], "best": self.best,
                                "floor": self.floor, "level": self.level,
@@ -212,7 +212,7 @@ class Run:
     seconds: float = 0.0
     returncode: int | None = None
     tail: str | tuple[str, ...] = ""
-    stored: Stored = field(default_factory=dict, compare=False, repr=False)
+    stored: Stored | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, raw: Any) -> Run:
@@ -231,7 +231,7 @@ class Run:
         return cls.from_dict(outcome)
 
     def to_dict(self) -> dict[str, Any]:
-        if self.stored:
+        if self.stored is not None:
             return dict(self.stored)
         return {"status": self.status, "reason": self.reason, "metrics": dict(self.metrics),
                 "returncode": self.returncode, "seconds": self.seconds,
