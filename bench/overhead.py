@@ -32,7 +32,7 @@ import optuna
 
 from tuner.execution.launch import Launch
 from tuner.execution.parsers import ProtocolParser
-from tuner.execution.runner import run
+from tuner.execution.runner import RunRequest, run
 from tuner.host import Fingerprint, probe_host
 from tuner.settings import get_settings
 from tuner.space.search_space import build_space
@@ -83,8 +83,8 @@ def launch_seconds(rounds: int = 15) -> float:
         subprocess.run(argv, capture_output=True, check=True)
         bare.append(time.perf_counter() - tick)
         tick = time.perf_counter()
-        outcome = run(Launch(argv=tuple(argv)), parser=ProtocolParser(), metric="throughput",
-                      timeout=30, base_env={"PATH": "/usr/bin:/bin"})
+        outcome = run(RunRequest(launch=Launch(argv=tuple(argv)), metric="throughput",
+                                 timeout=30, base_env={"PATH": "/usr/bin:/bin"}))
         ours.append(time.perf_counter() - tick)
         assert outcome.ok, outcome.reason
     return max(0.0, statistics.median(ours) - statistics.median(bare))

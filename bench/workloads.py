@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner import stats
-from tuner.execution.parsers import ProtocolParser
-from tuner.execution.runner import run
+from tuner.execution.runner import RunRequest, run
 from tuner.host import fingerprint, probe_host
 from tuner.settings import child_base_environment, get_settings
 from tuner.space.search_space import build_space
@@ -87,9 +86,9 @@ def wavenet_weights(preset: str) -> float:
     host = probe_host()
     space = build_space(spec_for("wavenet", {"seconds": 0.2, "intervals": 1,
                                              "warmup_steps": 1}, preset, 0.2), host)
-    outcome = run(space.launch({}), parser=ProtocolParser(), metric="throughput",
-                  timeout=600, base_env=child_base_environment(space.controlled_env))
-    return float((outcome.settings or {}).get("weight_bytes_per_sample", 0.0))
+    outcome = run(RunRequest(launch=space.launch({}), metric="throughput", timeout=600,
+                             base_env=child_base_environment(space.controlled_env)))
+    return float((outcome.reported or {}).get("weight_bytes_per_sample", 0.0))
 
 
 def proxy_bandwidth(tail: str) -> dict[str, float]:
@@ -103,8 +102,8 @@ def proxy_bandwidth(tail: str) -> dict[str, float]:
 def proxy_line(preset: str) -> dict[str, float]:
     host = probe_host()
     space = build_space(spec_for("proxy", {"backend": "numpy"}, preset, 5.0), host)
-    outcome = run(space.launch({}), parser=ProtocolParser(), metric="throughput",
-                  timeout=600, base_env=child_base_environment(space.controlled_env))
+    outcome = run(RunRequest(launch=space.launch({}), metric="throughput", timeout=600,
+                             base_env=child_base_environment(space.controlled_env)))
     return proxy_bandwidth(outcome.tail)
 
 

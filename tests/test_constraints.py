@@ -9,8 +9,7 @@ import optuna
 import pytest
 
 from tests.conftest import FAKE_WORKLOAD, PYTHON
-from tuner.execution.parsers import ProtocolParser
-from tuner.execution.runner import run
+from tuner.execution.runner import RunRequest, run
 from tuner.host import Host, parse_cpu_list
 from tuner.knobs import IntDomain
 from tuner.space.search_space import SpaceError, build_space
@@ -108,12 +107,12 @@ knobs: {{instances: 2}}
 """
     space = build_space(parse_text(text, "m.yaml").studies[0], local_host)
     launch = space.launch(space.fixed)
-    outcome = run(launch, parser=ProtocolParser, metric="throughput", timeout=30,
-                  base_env={"PATH": "/usr/bin:/bin"})
+    outcome = run(RunRequest(launch=launch, metric="throughput", timeout=30,
+                             base_env={"PATH": "/usr/bin:/bin"}))
     assert outcome.ok, outcome.reason
     assert outcome.metrics["throughput"] == pytest.approx(2 * 1000 * 0.975, rel=0.01)
     assert len(outcome.intervals["throughput"]) == 2
-    assert outcome.settings is not None
-    affinities = [set(s["affinity"]) for s in outcome.settings["instances"]]
+    assert outcome.reported is not None
+    affinities = [set(s["affinity"]) for s in outcome.reported["instances"]]
     assert len(affinities) == 2 and not affinities[0] & affinities[1]
     assert "[0] " in outcome.tail and "[1] " in outcome.tail

@@ -30,7 +30,7 @@ def test_protocol_intervals_final_and_settings() -> None:
     parser = feed(ProtocolParser(), PROTOCOL_OUTPUT)
     assert parser.intervals("throughput") == [258.8615, 273.2515]
     assert parser.result() == {"throughput": 265.0}
-    assert parser.settings == {"inter_op": 1, "intra_op": 2, "affinity": [0, 1]}
+    assert parser.reported == {"inter_op": 1, "intra_op": 2, "affinity": [0, 1]}
     assert [r.interval for r in parser.readings if not r.final] == [1, 2]
 
 
@@ -43,7 +43,7 @@ def test_protocol_without_final_uses_the_last_interval_and_numbers_them() -> Non
 def test_protocol_ignores_non_finite_and_malformed() -> None:
     parser = feed(ProtocolParser(), "METRIC throughput=nan\nMETRIC throughput=inf\n"
                                     "METRIC throughput=abc\nFINAL\nSETTINGS {broken\n")
-    assert parser.result() == {} and parser.settings is None
+    assert parser.result() == {} and parser.reported is None
 
 
 def test_tf_cnn_benchmarks_preset_reads_real_style_output() -> None:

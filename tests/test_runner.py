@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import FAKE_WORKLOAD, PYTHON
 from tuner.execution.launch import Launch
-from tuner.execution.parsers import ProtocolParser, Reading
-from tuner.execution.runner import Decision, Status, run
+from tuner.execution.parsers import Reading
+from tuner.execution.runner import Decision, RunHooks, RunRequest, Status, run
 
 ENV = {"PATH": os.environ["PATH"], "PYTHONUNBUFFERED": "1"}
 
@@ -19,9 +19,11 @@ def launch(*args: str, env: dict[str, str] | None = None, **kw) -> Launch:  # ty
     return Launch(argv=(PYTHON, FAKE_WORKLOAD, *args), env=env or {}, **kw)
 
 
-def go(lnch: Launch, timeout: float = 20.0, **kw):  # type: ignore[no-untyped-def]
-    return run(lnch, parser=ProtocolParser(), metric="throughput", timeout=timeout,
-               base_env=ENV, tail_lines=10, kill_grace=1.0, **kw)
+def go(lnch: Launch, timeout: float = 20.0, on_reading=None,  # type: ignore[no-untyped-def]
+       hooks: RunHooks | None = None):
+    request = RunRequest(launch=lnch, metric="throughput", timeout=timeout, base_env=ENV,
+                         tail_lines=10, kill_grace=1.0)
+    return run(request, on_reading, hooks)
 
 
 def test_a_good_run_yields_its_metric_intervals_and_settings() -> None:
@@ -29,8 +31,8 @@ def test_a_good_run_yields_its_metric_intervals_and_settings() -> None:
     assert outcome.status is Status.OK, outcome.reason
     assert outcome.metrics["throughput"] == pytest.approx(1000.0, rel=0.01)
     assert len(outcome.intervals["throughput"]) == 3
-    assert outcome.settings is not None
-    assert outcome.settings["env"]["KMP_BLOCKTIME"] == "1"
+    assert outcome.reported is not None
+    assert outcome.reported["env"]["KMP_BLOCKTIME"] == "1"
     assert outcome.returncode == 0
     assert "FINAL throughput=" in outcome.tail
 
@@ -120,19 +122,20 @@ def test_on_reading_can_end_a_run_that_is_precise_enough() -> None:
 def test_affinity_fallback_pins_the_child() -> None:
     cpu = sorted(os.sched_getaffinity(0))[0]
     outcome = go(launch(affinity=(cpu,)))
-    assert outcome.ok and outcome.settings is not None
-    assert outcome.settings["affinity"] == [cpu]
+    assert outcome.ok and outcome.reported is not None
+    assert outcome.reported["affinity"] == [cpu]
 
 
 def test_environment_is_exactly_base_plus_launch() -> None:
     outcome = go(launch(env={"FAKE_KNOB": "7"}))
-    assert outcome.settings is not None
-    assert outcome.settings["env"] == {"FAKE_KNOB": "7"}
+    assert outcome.reported is not None
+    assert outcome.reported["env"] == {"FAKE_KNOB": "7"}
 
 
 def test_on_tick_heartbeats_while_the_child_runs() -> None:
     ticks: list[float] = []
-    outcome = go(launch("--sleep", "1.2"), on_tick=lambda: ticks.append(time.monotonic()),
-                 tick_seconds=0.3)
+    outcome = go(launch("--sleep", "1.2"),
+                 hooks=RunHooks(on_tick=lambda: ticks.append(time.monotonic()),
+                                tick_seconds=0.3))
     assert outcome.ok
     assert len(ticks) >= 2

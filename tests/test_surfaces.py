@@ -87,7 +87,7 @@ def test_a_study_on_the_replay_workload_finds_the_optimum(
     from tuner.settings import get_settings
     from tuner.space.search_space import build_space
     from tuner.spec import load_file
-    from tuner.study.run import tune
+    from tuner.study.run import Collaborators, StudyRun, StudyTarget
 
     tiny_surface(tmp_path / "s.json")
     path = write_study(f"""
@@ -103,9 +103,10 @@ confirm: {{top: 1, rounds: 3}}
 """)
     loaded = load_file(path, fit=fit_to(local_host))
     space = build_space(loaded.studies[0], local_host)
-    result = tune(space, storage_url=f"sqlite:///{tmp_path / 'r.db'}",
-                  fingerprint=fingerprint(local_host, cache_dir=get_settings().cache_dir),
-                  spec_text=loaded.text, settings=get_settings())
+    target = StudyTarget(space=space, storage_url=f"sqlite:///{tmp_path / 'r.db'}",
+                         fingerprint=fingerprint(local_host, cache_dir=get_settings().cache_dir),
+                         spec_text=loaded.text)
+    result = StudyRun(target, collaborators=Collaborators(settings=get_settings())).run()
     summary = summarize(result.study)
     assert summary.best is not None
     assert summary.best.applied == {"intra_op": 2, "inter_op": 2}

@@ -106,8 +106,8 @@ def test_a_forked_trial_sees_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
         server_env = Path(f"/proc/{server.proc.pid}/environ").read_bytes()
     finally:
         backend.close()
-    assert outcome.settings is not None, outcome.tail
-    seen = outcome.settings["env"]
+    assert outcome.reported is not None, outcome.tail
+    seen = outcome.reported["env"]
     assert seen.get("KMP_VISIBLE") == "shown", seen
     assert "KMP_INNOCENT" not in seen and "admin-token-for-forks" not in json.dumps(seen)
     assert b"admin-token-for-forks" not in server_env

@@ -37,7 +37,7 @@ def measure(backend, host: Host, knobs: str):  # type: ignore[no-untyped-def]
     space = build_space(parse_text(text, "f.yaml").studies[0], host)
     outcome = Measurer(space, get_settings(), backend).run(space.fixed)
     assert outcome.status is Status.OK, outcome.reason + "\n" + outcome.tail
-    assert outcome.settings is not None
+    assert outcome.reported is not None
     return outcome
 
 
@@ -66,8 +66,8 @@ def test_forked_trials_honour_their_settings_like_fresh_ones(fork: ForkServerBac
     bind = local_host.tools.numactl is not None
     knobs = "intra_op: 1, inter_op: 1, physcpubind: 1, KMP_BLOCKTIME: 0" + (
         ", membind: 0" if bind else "")
-    forked = measure(fork, local_host, knobs).settings
-    fresh = measure(ProcessBackend(), local_host, knobs).settings
+    forked = measure(fork, local_host, knobs).reported
+    fresh = measure(ProcessBackend(), local_host, knobs).reported
     for key in ("intra_op", "inter_op", "affinity", "mempolicy", "env", "batch_size"):
         assert forked[key] == fresh[key], key
     assert forked["affinity"] == local_host.topology.first_physical_cores(1)
@@ -76,8 +76,8 @@ def test_forked_trials_honour_their_settings_like_fresh_ones(fork: ForkServerBac
 
 
 def test_forked_pools_really_have_their_size(fork: ForkServerBackend, local_host: Host) -> None:
-    small = measure(fork, local_host, "intra_op: 1, inter_op: 1").settings
-    large = measure(fork, local_host, "intra_op: 8, inter_op: 8").settings
+    small = measure(fork, local_host, "intra_op: 1, inter_op: 1").reported
+    large = measure(fork, local_host, "intra_op: 8, inter_op: 8").reported
     assert large["threads"] - small["threads"] >= 10, (small["threads"], large["threads"])
 
 
@@ -89,7 +89,7 @@ def test_one_server_serves_many_trials_and_skips_the_import(local_host: Host) ->
         assert len(fork.servers) == 1 and not fork.failures
     finally:
         fork.close()
-    assert first.settings["pid"] != second.settings["pid"]
+    assert first.reported["pid"] != second.reported["pid"]
     # done before the fork: importing TensorFlow takes seconds (more on a slower machine);
     # a forked child only finds it imported
     assert second.timing is not None and second.timing["imports"] < 1.0
@@ -98,8 +98,8 @@ def test_one_server_serves_many_trials_and_skips_the_import(local_host: Host) ->
 def test_import_time_variables_get_their_own_server(local_host: Host) -> None:
     backend = ForkServerBackend()
     try:
-        off = measure(backend, local_host, "TF_ENABLE_ONEDNN_OPTS: 0").settings
-        on = measure(backend, local_host, "TF_ENABLE_ONEDNN_OPTS: 1").settings
+        off = measure(backend, local_host, "TF_ENABLE_ONEDNN_OPTS: 0").reported
+        on = measure(backend, local_host, "TF_ENABLE_ONEDNN_OPTS: 1").reported
         assert len(backend.servers) == 2
         assert off["onednn_opts"] == "0" and on["onednn_opts"] == "1"
     finally:
@@ -113,7 +113,7 @@ def test_a_forked_trial_past_its_timeout_is_stopped(fork: ForkServerBackend,
     space = build_space(parse_text(text, "t.yaml").studies[0], local_host)
     outcome = Measurer(space, get_settings(), fork).run({})
     assert outcome.status is Status.TIMEOUT
-    pid = (outcome.settings or {}).get("pid")
+    pid = (outcome.reported or {}).get("pid")
     if pid:
         assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(
             f"/proc/{pid}/status").read().lower()

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROGRAMS, PYTHON, reported_settings
-from tuner.execution.parsers import ProtocolParser, make_parser
-from tuner.execution.runner import Status, run
+from tuner.execution.runner import RunRequest, Status, run
 from tuner.host import Host
 from tuner.settings import child_base_environment
 from tuner.space.search_space import build_space
@@ -28,8 +27,9 @@ def run_space(text: str, host: Host, settings: dict[str, object] | None = None,
               parser=None):  # type: ignore[no-untyped-def]
     space = build_space(parse_text(text, "t.yaml").studies[0], host)
     launch = space.launch(settings or {})
-    outcome = run(launch, parser=parser or ProtocolParser(), metric="throughput",
-                  timeout=180, base_env=child_base_environment(space.controlled_env))
+    outcome = run(RunRequest(launch=launch, parser_spec=parser or ParserSpec(preset="protocol"),
+                             metric="throughput", timeout=180,
+                             base_env=child_base_environment(space.controlled_env)))
     assert outcome.status is Status.OK, outcome.reason + "\n" + outcome.tail
     return launch, outcome
 
@@ -44,7 +44,7 @@ workload: {{builtin: resnet, {QUICK}}}
 knobs: {{intra_op: 1, inter_op: 1, physcpubind: 1, KMP_BLOCKTIME: 0, batch_size: 4
          {", membind: 0" if bind else ""}}}
 """, local_host)
-    reported = outcome.settings
+    reported = outcome.reported
     assert reported is not None
     assert reported["intra_op"] == 1 and reported["inter_op"] == 1
     assert reported["affinity"] == first
@@ -57,15 +57,15 @@ knobs: {{intra_op: 1, inter_op: 1, physcpubind: 1, KMP_BLOCKTIME: 0, batch_size:
 
 def test_defaults_report_tensorflows_own_choice(local_host: Host) -> None:
     _, outcome = run_space(f"name: d\nworkload: {{builtin: resnet, {QUICK}}}\n", local_host)
-    assert outcome.settings is not None
+    assert outcome.reported is not None
     cpus = local_host.topology.logical_cpus
-    assert outcome.settings["intra_op_requested"] == 0 and outcome.settings["intra_op"] == cpus
-    assert outcome.settings["mempolicy"] == "default"
+    assert outcome.reported["intra_op_requested"] == 0 and outcome.reported["intra_op"] == cpus
+    assert outcome.reported["mempolicy"] == "default"
 
 
 def test_tf_cnn_benchmarks_parser_reads_the_workloads_own_line(local_host: Host) -> None:
     _, outcome = run_space(f"name: p\nworkload: {{builtin: resnet, {QUICK}}}\n", local_host,
-                           parser=make_parser(ParserSpec(preset="tf_cnn_benchmarks")))
+                           parser=ParserSpec(preset="tf_cnn_benchmarks"))
     assert outcome.metrics["throughput"] > 0
 
 
@@ -82,10 +82,10 @@ knobs: {{intra_op: INTRA, inter_op: INTER}}
     for pools in (1, 8):
         text = study.replace("INTRA", str(pools)).replace("INTER", str(pools))
         _, outcome = run_space(text, local_host)
-        assert outcome.settings is not None
-        assert outcome.settings["env"] == {"TF_NUM_INTRAOP_THREADS": str(pools),
+        assert outcome.reported is not None
+        assert outcome.reported["env"] == {"TF_NUM_INTRAOP_THREADS": str(pools),
                                            "TF_NUM_INTEROP_THREADS": str(pools)}
-        threads[pools] = outcome.settings["threads"]
+        threads[pools] = outcome.reported["threads"]
     # 7 more threads in each pool: TensorFlow really sized its pools from the variables
     assert threads[8] - threads[1] >= 10, threads
 
@@ -97,8 +97,8 @@ workload: {builtin: resnet, params: {preset: small, mode: train, seconds: 1.0, i
             warmup_steps: 1, image_size: 32}}
 knobs: {precision: bf16, batch_size: 2}
 """, local_host)
-    assert outcome.settings is not None
-    assert outcome.settings["mode"] == "train" and outcome.settings["precision"] == "bf16"
+    assert outcome.reported is not None
+    assert outcome.reported["mode"] == "train" and outcome.reported["precision"] == "bf16"
 
 
 def test_workload_rejects_bad_flags_clearly() -> None:

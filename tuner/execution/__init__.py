@@ -1,14 +1,22 @@
-"""Running one launch: the ``Launch`` value object (argument list, environment, command
-prefix per instance), the parsers that turn output lines into readings, the runner that
-starts fresh processes and returns an ``Outcome``, and the backends that run a
-``RunRequest`` (a fresh process, a fork of a pre-imported server) with the host lock.
+"""Running one launch. ``Launch`` (launch.py) is what a trial runs: argument list,
+environment, binding prefix per instance. A ``RunRequest`` (the launch, the metric and its
+``ParserSpec``, the timeout, the environment) goes to a ``Backend`` (backend.py: fresh
+processes; forkserver.py: forks of a pre-imported server; host_lock.py: any backend under the
+per-NUMA-node host lock), which answers an ``Outcome`` (outcome.py) and never raises for what
+the workload does. The runner (runner.py, ``run``) is the fresh-process path: children.py
+starts and stops the processes, read_loop.py streams their output line by line through the
+parsers (parsers.py) to the ``OnReading`` callback, whose ``Decision`` may prune the run or
+end it early, and outcome.py builds the answer.
 
-May import: the top-level modules (``host``, ``settings``, ``errors``) and ``spec``."""
+May import: the top-level modules (``errors``, ``settings``, ``host``, ``stats``, ``goal``)
+and ``spec``; nothing higher."""
 
-from tuner.execution.backend import Backend, ProcessBackend, RunRequest
+from tuner.execution.backend import Backend, ProcessBackend
+from tuner.execution.children import Process, Spawn
 from tuner.execution.forkserver import ForkServer, ForkServerBackend, backend_for
 from tuner.execution.host_lock import HostLock, LockedBackend
 from tuner.execution.launch import Instance, Launch, LaunchBuilder
+from tuner.execution.outcome import Decision, OnReading, Outcome, Status
 from tuner.execution.parsers import (
     PARSER_PRESETS,
     JsonLineParser,
@@ -16,14 +24,17 @@ from tuner.execution.parsers import (
     ProtocolParser,
     Reading,
     RegexParser,
+    final_values,
+    interval_values,
     make_parser,
     metric_names,
 )
-from tuner.execution.runner import Outcome, Status, run
+from tuner.execution.runner import RunHooks, RunRequest, run
 
 __all__ = [
     "PARSER_PRESETS",
     "Backend",
+    "Decision",
     "ForkServer",
     "ForkServerBackend",
     "HostLock",
@@ -32,15 +43,21 @@ __all__ = [
     "Launch",
     "LaunchBuilder",
     "LockedBackend",
+    "OnReading",
     "Outcome",
     "Parser",
     "ProcessBackend",
+    "Process",
     "ProtocolParser",
     "Reading",
     "RegexParser",
+    "RunHooks",
     "RunRequest",
+    "Spawn",
     "Status",
     "backend_for",
+    "final_values",
+    "interval_values",
     "make_parser",
     "metric_names",
     "run",

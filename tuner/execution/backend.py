@@ -1,41 +1,36 @@
 """How one launch is run: a ``RunRequest`` (the launch and how to read it) goes to a
 ``Backend``, which returns an ``Outcome``. ``ProcessBackend`` runs a fresh process; the fork
-server (``tuner.execution.forkserver``) forks a pre-imported one; ``tuner.testing`` has a
-replay backend that draws from a recorded surface."""
+server (``tuner.execution.forkserver``) forks a pre-imported one; the host lock
+(``tuner.execution.host_lock``) wraps any backend; ``tuner.testing`` has a replay backend that
+draws from a recorded surface and an instant one."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from tuner.execution import runner
-from tuner.execution.launch import Launch
-from tuner.execution.parsers import make_parser
-from tuner.execution.runner import OnReading, Outcome
-from tuner.goal import MAXIMIZE, Goal
+from tuner.execution.outcome import OnReading, Outcome
+from tuner.execution.runner import RunRequest
 
-
-@dataclass(frozen=True, kw_only=True)
-class RunRequest:
-    launch: Launch
-    applied: Mapping[str, Any]
-    metric: str
-    timeout: float
-    base_env: Mapping[str, str]
-    parser_spec: Any
-    tail_lines: int
-    kill_grace: float
-    goal: Goal = MAXIMIZE
+__all__ = ["Backend", "ProcessBackend", "RunRequest"]
 
 
 class Backend(ABC):
-    """How a launch is run. ``run`` must never raise for anything the workload does."""
+    """How a launch is run: the plug-in point between a trial and its processes.
+
+    Call order: ``run`` once per measurement, one at a time (a backend need not be
+    thread-safe), then ``close`` once when no more runs will come; a closed backend is not
+    run again.
+
+    ``run`` must never raise for anything the workload does: a crash, a hang, output without
+    the metric, a program that cannot start are all outcomes (see ``Outcome``). It calls
+    ``on_reading`` with every reading of the trial's metrics as it arrives, in order, and
+    stops as the ``Decision`` it answers says: ``PRUNE`` gives a PRUNED outcome, ``ENOUGH``
+    an OK one valued at the mean of the metric's intervals so far.
+    """
 
     @abstractmethod
-    def run(self, request: RunRequest,
-            on_reading: OnReading | None) -> Outcome:
+    def run(self, request: RunRequest, on_reading: OnReading | None) -> Outcome:
         """Run once and return the outcome."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
@@ -43,10 +38,7 @@ class Backend(ABC):
 
 
 class ProcessBackend(Backend):
-    def run(self, request: RunRequest,
-            on_reading: OnReading | None) -> Outcome:
-        return runner.run(request.launch, parser=lambda: make_parser(request.parser_spec),
-                          metric=request.metric, timeout=request.timeout,
-                          base_env=request.base_env, tail_lines=request.tail_lines,
-                          kill_grace=request.kill_grace, goal=request.goal,
-                          on_reading=on_reading)
+    """Every run in fresh processes (``tuner.execution.runner``)."""
+
+    def run(self, request: RunRequest, on_reading: OnReading | None) -> Outcome:
+        return runner.run(request, on_reading)

@@ -1,9 +1,9 @@
 """A pre-imported fork server for built-in workloads: the interpreter start and the
 TensorFlow import (2-3 s of every trial) are paid once, not per trial.
 
-The server (``python -m tuner.execution.forkserver MODULE FD``) imports the workload module and
-TensorFlow, runs no TensorFlow op, and then, for each trial, forks. The child is a fresh
-TensorFlow runtime: no context, no thread pool exists before the fork, so the child's own
+The server (``tuner.execution.fork_child``, its own process) imports the workload module and
+TensorFlow (``PRELOAD``), runs no TensorFlow op, and then, for each trial, forks. The child
+is a fresh TensorFlow runtime: no context, no thread pool exists before the fork, so the child's own
 ``--inter-op``/``--intra-op`` and ``TF_NUM_*`` settings size its pools exactly as in a new
 process (the tests compare the two). In the child, before the workload's ``main`` runs:
 a new session and PR_SET_PDEATHSIG (it dies with the server, which dies with tuner), its
@@ -25,39 +25,39 @@ instances, or set a working directory go to fresh processes.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import io
 import itertools
 import json
 import logging
 import os
-import platform
-import runpy
 import signal
 import socket
 import subprocess
 import sys
 import time
-import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 from tuner.execution import runner
-from tuner.execution.backend import Backend, ProcessBackend, RunRequest
+from tuner.execution.backend import Backend, ProcessBackend
+from tuner.execution.children import child_setup
+from tuner.execution.fork_child import PRELOAD, main, set_mempolicy
 from tuner.execution.launch import Instance, Launch
-from tuner.execution.parsers import make_parser
-from tuner.execution.runner import OnReading, Outcome
-from tuner.host import parse_cpu_list
+from tuner.execution.outcome import OnReading, Outcome
+from tuner.execution.runner import RunHooks, RunRequest
+
+__all__ = ["PRELOAD", "ForkServer", "ForkServerBackend", "Forked", "backend_for",
+           "import_time_env", "plan", "set_mempolicy"]
 
 IMPORT_TIME = ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_", "TF_XLA_", "OMP_", "KMP_", "MKL_", "GOMP_",
                "ONEDNN_", "DNNL_", "PYTHON")
-_SET_MEMPOLICY = {"x86_64": 238, "aarch64": 237}
-_MPOL = {"bind": 2, "interleave": 3, "local": 4}
-_PR_SET_PDEATHSIG = 1
 
 logger = logging.getLogger(__name__)
+
+
+#: One server per workload module and import-time environment.
+ServerKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
 def import_time_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -73,108 +73,6 @@ def plan(launch: Launch) -> tuple[str, list[str]] | None:
     return None
 
 
-# --- the server side -------------------------------------------------------------------------
-
-
-def _send(sock: socket.socket, message: dict[str, Any]) -> None:
-    sock.sendall((json.dumps(message) + "\n").encode())
-
-
-def set_mempolicy(option: str) -> None:
-    """Apply a numactl memory option (--membind=, --interleave=, --localalloc) to this
-    process with the set_mempolicy system call."""
-    number = _SET_MEMPOLICY.get(platform.machine())
-    if number is None:
-        raise OSError(f"set_mempolicy is not wired for {platform.machine()}")
-    if option == "--localalloc":
-        mode, nodes = _MPOL["local"], []
-    else:
-        name, _, value = option.lstrip("-").partition("=")
-        mode = _MPOL["bind" if name == "membind" else "interleave"]
-        if value == "all":
-            with open("/sys/devices/system/node/online", encoding="ascii") as online:
-                value = online.read()
-        nodes = parse_cpu_list(value)
-        if not nodes:
-            raise ValueError(f"no NUMA node in {option!r}")
-    bits = ctypes.c_ulong * (max(nodes, default=0) // 64 + 1)
-    mask = bits()
-    for node in nodes:
-        mask[node // 64] |= 1 << (node % 64)
-    libc = ctypes.CDLL(None, use_errno=True)
-    maxnode = (max(nodes, default=0) // 64 + 1) * 64 + 1
-    if libc.syscall(number, mode, mask if nodes else None, maxnode if nodes else 0) != 0:
-        raise OSError(ctypes.get_errno(), f"set_mempolicy({option}) failed")
-
-
-def _child(module: str, request: dict[str, Any], out_fd: int, control: socket.socket) -> None:
-    """Runs in the forked child; never returns."""
-    code = 1
-    try:
-        os.setsid()
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        control.close()
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-        os.close(out_fd)
-        sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), line_buffering=True)
-        sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), line_buffering=True)
-        os.environ.clear()
-        os.environ.update(request["env"])
-        if request.get("cpus"):
-            os.sched_setaffinity(0, request["cpus"])
-        if request.get("memory"):
-            set_mempolicy(request["memory"])
-        common = sys.modules.get("workloads._common")
-        if common is not None:
-            common.forked()
-        sys.argv = [module, *request["args"]]
-        try:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            if not isinstance(exc.code, int | None):
-                print(exc.code, file=sys.stderr)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
-
-
-def serve(module: str, fd: int) -> None:
-    """The server's loop: one fork per request, its pid, then its exit status."""
-    control = socket.socket(fileno=fd)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import importlib
-
-    importlib.import_module(module)
-    with contextlib.suppress(ImportError):
-        importlib.import_module("tensorflow")
-    _send(control, {"ready": True, "threads": len(os.listdir("/proc/self/task")),
-                    "pid": os.getpid()})
-    reader = control.makefile("rb")
-    while True:
-        message, fds, _, _ = socket.recv_fds(control, 1 << 20, 1)
-        if not message:
-            return
-        request = json.loads(message)
-        ident = request.get("id")
-        pid = os.fork()
-        if pid == 0:
-            reader.close()
-            _child(module, request, fds[0], control)
-        os.close(fds[0])
-        _send(control, {"id": ident, "pid": pid})
-        _, status = os.waitpid(pid, 0)
-        _send(control, {"id": ident, "exit": pid, "status": os.waitstatus_to_exitcode(status)})
-
-
 # --- the tuner side --------------------------------------------------------------------------
 
 
@@ -182,7 +80,8 @@ class Forked:
     """A child of the server, as the runner sees a process (pid, stdout, wait). Its exit
     status is the server's answer that names its request and its pid, nothing else."""
 
-    def __init__(self, server: ForkServer, request: int, pid: int, stdout: Any) -> None:
+    def __init__(self, server: ForkServer, request: int, pid: int,
+                 stdout: BinaryIO) -> None:
         self.server = server
         self.request = request
         self.pid = pid
@@ -198,17 +97,19 @@ class Forked:
 
 
 class ForkServer:
-    """One server process, pre-imported for one module and one import-time environment."""
+    """One server process, pre-imported for one module (and ``preload``) and one
+    import-time environment."""
 
     def __init__(self, module: str, env: Mapping[str, str], python: str = sys.executable,
-                 start_timeout: float = 300.0) -> None:
+                 start_timeout: float = 300.0, preload: tuple[str, ...] = PRELOAD) -> None:
         ours, theirs = socket.socketpair()
         self.module = module
         self.proc = subprocess.Popen(
-            [python, "-m", "tuner.execution.forkserver", module, str(theirs.fileno())],
+            [python, "-m", "tuner.execution.fork_child", module, str(theirs.fileno()),
+             ",".join(preload)],
             env=dict(env),
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, preexec_fn=runner._child_setup(None), close_fds=True)
+            stderr=subprocess.PIPE, preexec_fn=child_setup(None), close_fds=True)
         theirs.close()
         self.sock = ours
         self.buffer = b""
@@ -331,17 +232,20 @@ class ForkServer:
 
 class ForkServerBackend(Backend):
     """Runs built-in workloads as forks of pre-imported servers; anything else as fresh
-    processes. At most ``max_servers`` servers live at once (least recently used go)."""
+    processes. At most ``max_servers`` servers live at once (least recently used go);
+    each imports ``preload`` (TensorFlow) once, before its first fork."""
 
-    def __init__(self, *, python: str = sys.executable, max_servers: int = 3) -> None:
+    def __init__(self, *, python: str = sys.executable, max_servers: int = 3,
+                 preload: tuple[str, ...] = PRELOAD) -> None:
         self.python = python
         self.max_servers = max_servers
-        self.servers: OrderedDict[tuple[Any, ...], ForkServer] = OrderedDict()
+        self.preload = preload
+        self.servers: OrderedDict[ServerKey, ForkServer] = OrderedDict()
         self.fresh = ProcessBackend()
-        self.failures: dict[tuple[Any, ...], str] = {}
+        self.failures: dict[ServerKey, str] = {}
 
     def server_for(self, module: str, env: Mapping[str, str]) -> ForkServer | None:
-        key = (module, import_time_env(env))
+        key: ServerKey = (module, import_time_env(env))
         if key in self.failures:
             return None
         server = self.servers.get(key)
@@ -355,7 +259,7 @@ class ForkServerBackend(Backend):
             old.close()
         base = {k: v for k, v in env.items() if not k.startswith("TF_NUM_")}
         try:
-            server = ForkServer(module, base, python=self.python)
+            server = ForkServer(module, base, python=self.python, preload=self.preload)
         except OSError as exc:
             self.failures[key] = str(exc)
             return None
@@ -374,11 +278,7 @@ class ForkServerBackend(Backend):
         def spawn(launch: Launch, copy: Instance, child_env: Mapping[str, str]) -> Forked:
             return server.spawn(args, child_env, copy)
 
-        return runner.run(request.launch, parser=lambda: make_parser(request.parser_spec),
-                          metric=request.metric, timeout=request.timeout,
-                          base_env=request.base_env, tail_lines=request.tail_lines,
-                          kill_grace=request.kill_grace, goal=request.goal,
-                          on_reading=on_reading, spawn=spawn)
+        return runner.run(request, on_reading, RunHooks(spawn=spawn))
 
     def close(self) -> None:
         for server in self.servers.values():
@@ -386,11 +286,12 @@ class ForkServerBackend(Backend):
         self.servers.clear()
 
 
-if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
-
 
 def backend_for(launcher: str) -> Backend:
     """The backend a study's ``launcher`` setting asks for: forks of a pre-imported server
     (``fork``, the default) or fresh processes."""
     return ForkServerBackend() if launcher == "fork" else ProcessBackend()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -7,12 +7,12 @@ side and nothing else does.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any
 
-from tuner.execution.backend import Backend, RunRequest
-from tuner.execution.runner import OnReading, Outcome
+from tuner.execution.backend import Backend
+from tuner.execution.outcome import OnReading, Outcome
+from tuner.execution.runner import RunRequest
 from tuner.host import Host, exclusive_file_lock
 
 
@@ -23,7 +23,8 @@ class HostLock:
         self.host = host
         self.directory = directory
 
-    def nodes_for(self, cpus: Any) -> list[int]:
+    def nodes_for(self, cpus: Collection[int] | None) -> list[int]:
+        """The NUMA nodes ``cpus`` sit on, in order (every node when None or empty)."""
         topo = self.host.topology
         if not cpus:
             return list(topo.nodes)
@@ -31,7 +32,7 @@ class HostLock:
         return sorted({c.node for c in topo.cpus if c.id in wanted}) or list(topo.nodes)
 
     @contextlib.contextmanager
-    def hold(self, cpus: Any = None) -> Iterator[None]:
+    def hold(self, cpus: Collection[int] | None = None) -> Iterator[None]:
         """Hold the locks of the nodes ``cpus`` sit on (all nodes when None), in node order
         so two workers never wait on each other in a cycle."""
         with contextlib.ExitStack() as stack:
@@ -47,8 +48,7 @@ class LockedBackend(Backend):
         self.inner = inner
         self.lock = lock
 
-    def run(self, request: RunRequest,
-            on_reading: OnReading | None) -> Outcome:
+    def run(self, request: RunRequest, on_reading: OnReading | None) -> Outcome:
         copies = request.launch.copies()
         cpus = None if any(c.cpus is None for c in copies) else [
             cpu for c in copies for cpu in (c.cpus or ())]

@@ -10,6 +10,11 @@
 * presets for known programs: ``tf_cnn_benchmarks`` (``total images/sec: X``), ``wavenet``
   (``Average Throughput of whole run: Samples / sec: X``), ``gnmt`` (``Overall Throughput :
   X sentences per sec.``).
+
+What readings come to is defined once, here: ``final_values`` (each metric's FINAL reading,
+else its last) and ``interval_values`` (each metric's per-interval values). A parser answers
+them for its own readings; the runner asks them of a trial's readings (its instances
+combined).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import math
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,13 +41,36 @@ class Reading:
     final: bool = False
 
 
+def final_values(readings: Iterable[Reading]) -> dict[str, float]:
+    """Each metric's value: its FINAL reading if any, else its last interval reading."""
+    out: dict[str, float] = {}
+    finals: dict[str, float] = {}
+    for reading in readings:
+        (finals if reading.final else out)[reading.name] = reading.value
+    out.update(finals)
+    return out
+
+
+def interval_values(readings: Iterable[Reading]) -> dict[str, list[float]]:
+    """Each metric's per-interval values, in order (FINAL readings left out)."""
+    out: dict[str, list[float]] = {}
+    for reading in readings:
+        if not reading.final:
+            out.setdefault(reading.name, []).append(reading.value)
+    return out
+
+
 class Parser(ABC):
     """Call order: ``feed`` each output line as it arrives (it returns the readings in that
-    line), then ``result`` once the process has exited."""
+    line), then ``result`` once the process has exited.
+
+    Besides its readings a parser keeps what the workload said about itself: ``reported``,
+    the values it actually ran with (its ``SETTINGS`` line), and ``timing``, where its
+    seconds went (its ``TIMING`` line)."""
 
     def __init__(self) -> None:
         self.readings: list[Reading] = []
-        self.settings: dict[str, Any] | None = None
+        self.reported: dict[str, Any] | None = None
         self.timing: dict[str, float] | None = None
 
     @abstractmethod
@@ -55,12 +84,11 @@ class Parser(ABC):
 
     def result(self) -> dict[str, float]:
         """Final value of each metric: its FINAL reading if any, else its last reading."""
-        out = {r.name: r.value for r in self.readings if not r.final}
-        out.update({r.name: r.value for r in self.readings if r.final})
-        return out
+        return final_values(self.readings)
 
     def intervals(self, name: str) -> list[float]:
-        return [r.value for r in self.readings if r.name == name and not r.final]
+        """The per-interval values of one metric."""
+        return interval_values(self.readings).get(name, [])
 
 
 def _number(text: str) -> float | None:
@@ -82,7 +110,7 @@ class ProtocolParser(Parser):
                     return []
                 if isinstance(parsed, dict):
                     if tag == "SETTINGS ":
-                        self.settings = parsed
+                        self.reported = parsed
                     else:
                         self.timing = parsed
                 return []

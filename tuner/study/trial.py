@@ -192,8 +192,8 @@ class TrialObjective:
                 intervals.append(outcome.intervals.get(self.measurer.metric, []))
                 record["tail"] = outcome.tail.splitlines()[-5:]
             runs.append(record)
-            if outcome.settings is not None and "reported" not in trial.user_attrs:
-                records.put(trial.set_user_attr, "reported", outcome.settings)
+            if outcome.reported is not None and "reported" not in trial.user_attrs:
+                records.put(trial.set_user_attr, "reported", outcome.reported)
             if not outcome.ok:
                 failure = outcome
                 break

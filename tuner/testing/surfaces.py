@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from tuner.execution.backend import Backend, RunRequest
+from tuner.execution.outcome import Decision, OnReading, Outcome, Status
 from tuner.execution.parsers import Reading
-from tuner.execution.runner import Decision, OnReading, Outcome, Status
 from tuner.knobs import UNSET
 from tuner.space.search_space import config_key
 
