@@ -29,7 +29,7 @@ from tuner.spec.models import StudySpec
 from tuner.store import records
 from tuner.store.database import open_storage
 from tuner.store.gate import StudyGate
-from tuner.study.run import tune
+from tuner.study.run import Collaborators, RunLimits, StudyRun, StudyTarget
 
 pytestmark = pytest.mark.postgres
 SERVER = os.environ.get("TUNER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -179,9 +179,9 @@ def open_together(database: str, name: str, space: SearchSpace, print_: Fingerpr
         gate = StudyGate(database, name)
         barrier.wait()
         try:
-            tune(space, storage_url=database, fingerprint=print_, spec_text="",
-                 settings=get_settings(), max_trials=0, gate=gate, recover_local=False,
-                 confirm=False)
+            StudyRun(StudyTarget(space=space, storage_url=database, fingerprint=print_),
+                     collaborators=Collaborators(settings=get_settings(), gate=gate),
+                     limits=RunLimits(max_trials=0, recover_local=False, confirm=False)).run()
         except BaseException as exc:  # noqa: BLE001 - collected for the assertion
             errors.append(exc)
         finally:
