@@ -1,9 +1,29 @@
 """Test support shared by the tests and the benchmarks: recorded surfaces and the replay
-backend that draws from them.
+backend that draws from them (surfaces.py), an instant fake backend (fakes.py), and every
+backend mode with a supplier of ready backends for contract tests (backends.py), as
+Optuna's ``testing`` package has its storage modes.
 
 May import: anything in ``tuner``; nothing in ``tuner`` imports it."""
 
+from tuner.testing.backends import (
+    BACKEND_MODES,
+    PROCESS_MODES,
+    BackendSupplier,
+    flat_surface,
+    replay_launch,
+)
 from tuner.testing.fakes import InstantBackend
 from tuner.testing.surfaces import ReplayBackend, Sample, Surface, replay
 
-__all__ = ["InstantBackend", "ReplayBackend", "Sample", "Surface", "replay"]
+__all__ = [
+    "BACKEND_MODES",
+    "PROCESS_MODES",
+    "BackendSupplier",
+    "InstantBackend",
+    "ReplayBackend",
+    "Sample",
+    "Surface",
+    "flat_surface",
+    "replay",
+    "replay_launch",
+]
