@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     configs: list[dict[str, Any]] = [dict(zip(names, values, strict=True))
                                      for values in _product(grid)]
     for baseline in space.baselines:
-        surface.baselines.setdefault(baseline.name, {"applied": {**baseline.settings,
+        surface.baselines.setdefault(baseline.name, {"applied": {**baseline.values,
                                                                  **space.fixed},
                                                      "samples": []})
     rng = random.Random(args.seed)

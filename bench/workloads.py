@@ -64,7 +64,7 @@ def measure_case(label: str, builtin: str, params: dict[str, Any], preset: str,
     host = probe_host()
     space = build_space(spec_for(builtin, params, preset, full_seconds), host)
     measurer = Measurer(space, get_settings())
-    entries = [Entry(label=b.name, applied={**b.settings, **space.fixed})
+    entries = [Entry(label=b.name, applied={**b.values, **space.fixed})
                for b in space.baselines]
     run_rounds(measurer, entries, rounds)
     defaults, vendor = entries

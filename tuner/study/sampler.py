@@ -46,8 +46,8 @@ def baseline_trial(space: SearchSpace, baseline: BaselineTrial) -> FrozenTrial:
         space.suggest(point)  # the distributions a search trial would draw these from
     distributions = {name: point.distributions[name] for name in baseline.params}
     fixed = {name: value for name, value in baseline.params.items()
-             if name in baseline.settings and name not in baseline.approximate
-             and baseline.settings[name] == value}
+             if name in baseline.values and name not in baseline.approximate
+             and baseline.values[name] == value}
     return optuna.trial.create_trial(
         state=TrialState.WAITING, user_attrs={"role": baseline.name},
         system_attrs={"fixed_params": fixed, SAMPLER_PARAMS: {

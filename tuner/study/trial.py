@@ -100,7 +100,7 @@ class TrialObjective:
         if baseline:
             if not bind_baseline(trial):  # only the values it set: the defaults have none
                 self.space.suggest(trial)  # enqueued by an older tuner, every value fixed
-            applied = dict(baseline.settings)
+            applied = dict(baseline.values)
         else:
             inert = inert_knobs(trial.study)  # read anew: another worker may have screened
             values = self.space.suggest(trial, skip=set(inert))
