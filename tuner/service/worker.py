@@ -36,7 +36,7 @@ from tuner.settings import Settings
 from tuner.space.search_space import SpaceError, build_space
 from tuner.spec.models import StudySpec
 from tuner.store import database as store
-from tuner.store import records
+from tuner.store.attributes import HOST_CLASS, SPEC, SPEC_TEXT, STATUS
 from tuner.store.database import set_status
 from tuner.store.gate import StudyGate
 from tuner.study.run import Collaborators, RunLimits, StudyRun, StudyTarget
@@ -91,9 +91,9 @@ class Worker:
         mine = self.fingerprint.host_class
         for summary in optuna.get_all_study_summaries(self.storage, include_best_trial=False):
             attrs = summary.user_attrs
-            if attrs.get("status") not in RUNNABLE or summary._study_id in self.unfit:
+            if STATUS.get(attrs) not in RUNNABLE or summary._study_id in self.unfit:
                 continue
-            host_class = attrs.get("host_class")
+            host_class = HOST_CLASS.get(attrs)
             if host_class in (None, mine):
                 out.append(summary.study_name)
             else:
@@ -154,7 +154,7 @@ class Worker:
         study = optuna.load_study(study_name=name, storage=self.storage)
         attrs = study.user_attrs
         try:
-            spec = StudySpec.model_validate(records.get(attrs, "spec"))
+            spec = StudySpec.model_validate(SPEC.get(attrs))
         except (KeyError, TypeError, ValueError) as exc:
             self.fail(study, f"its stored study file is invalid: {exc}")
             return False
@@ -169,13 +169,13 @@ class Worker:
 
         def should_stop() -> bool:
             return self.stop_event.is_set() or (
-                study.user_attrs.get("status") not in RUNNABLE)
+                STATUS.get(study) not in RUNNABLE)
 
         gate = StudyGate(self.storage_url, name)
         try:
             target = StudyTarget(space=space, storage_url=self.storage_url,
                                  fingerprint=self.fingerprint,
-                                 spec_text=str(records.get(attrs, "spec_text", "")))
+                                 spec_text=SPEC_TEXT.get(attrs))
             backend = LockedBackend(backend_for(spec.launcher), self.host_lock)
             result = StudyRun(target, collaborators=Collaborators(
                 settings=self.settings, backend=backend, gate=gate, should_stop=should_stop),

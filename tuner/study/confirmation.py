@@ -21,9 +21,10 @@ from tuner import stats
 from tuner.goal import Goal
 from tuner.space.baselines import ROLE_LABELS
 from tuner.space.search_space import config_key
-from tuner.store import records
+from tuner.store.attributes import APPLIED, CONFIRMATION, ROLE
 from tuner.store.database import claim, counted_trials, live_trials
 from tuner.store.gate import StudyGate
+from tuner.store.values import Confirmation
 from tuner.study.events import Say, ignore
 from tuner.study.interleave import Entry, paired, run_rounds
 from tuner.study.measure import Measurer
@@ -37,16 +38,16 @@ def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
     entries: list[Entry] = []
     seen: set[str] = set()
     for role in ROLE_LABELS:
-        trial = next((t for t in complete if t.user_attrs.get("role") == role), None)
+        trial = next((t for t in complete if ROLE.get(t) == role), None)
         if trial is not None:
-            applied = records.get(trial.user_attrs, "applied") or {}
+            applied = APPLIED.get(trial) or {}
             entries.append(Entry(label=role, applied=applied, trial=trial.number))
             seen.add(config_key(applied))
     ranked: list[FrozenTrial] = goal.ranked(
-        (t for t in complete if t.user_attrs.get("role") == "search" and t.value is not None),
+        (t for t in complete if ROLE.get(t) == "search" and t.value is not None),
         key=lambda t: float(t.value or 0.0))
     for trial in ranked:
-        applied = records.get(trial.user_attrs, "applied") or {}
+        applied = APPLIED.get(trial) or {}
         key = config_key(applied)
         if key in seen:
             continue
@@ -65,9 +66,9 @@ def confirm(study: optuna.Study, measurer: Measurer, *, gate: StudyGate,
     if spec.top == 0:
         return None
     counted = len(counted_trials(study))
-    previous = records.get(study.user_attrs, "confirmation")
-    if previous and previous.get("at_trials") == counted:
-        return dict(previous)
+    previous = CONFIRMATION.get(study)
+    if previous and previous.at_trials == counted:
+        return previous.to_dict()
     if not claim(study, gate, f"confirmation-{counted}", socket.gethostname(),
                  timeout=measurer.settings.claim_timeout):
         return None
@@ -81,7 +82,7 @@ def confirm(study: optuna.Study, measurer: Measurer, *, gate: StudyGate,
                      goal=Goal.of(measurer.space.spec.objective.direction))
     result["at_trials"] = counted
     result["rounds"] = spec.rounds
-    records.put(study.set_user_attr, "confirmation", result, study.user_attrs)
+    CONFIRMATION.put(study, Confirmation.from_dict(result))
     return result
 
 

@@ -5,7 +5,6 @@ baselines that have not run."""
 from __future__ import annotations
 
 import warnings
-from typing import Literal
 
 import optuna
 from optuna.trial import TrialState
@@ -14,8 +13,19 @@ from tuner.errors import StudyConflictError
 from tuner.host import Fingerprint
 from tuner.space.search_space import SearchSpace
 from tuner.space.workload import unit_of
-from tuner.store import records
-from tuner.store.database import live_trials, open_storage, retry_abandoned, worker_is_dead
+from tuner.store.attributes import (
+    FINGERPRINT,
+    HOST_CLASS,
+    ROLE,
+    SPACE,
+    SPACE_KEY,
+    SPEC,
+    SPEC_TEXT,
+    UNIT,
+    WORKER,
+    put_spec,
+)
+from tuner.store.database import live_trials, open_storage, retry_abandoned
 from tuner.study.pruning import make_pruner
 from tuner.study.sampler import BaselineAwareSampler, baseline_trial
 
@@ -38,10 +48,6 @@ def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
                                           n_startup_trials=startup, constant_liar=True)
 
 
-def _direction(space: SearchSpace) -> Literal["maximize", "minimize"]:
-    return space.spec.objective.direction
-
-
 def open_study(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint,
                spec_text: str, sampler: optuna.samplers.BaseSampler | None = None
                ) -> optuna.Study:
@@ -58,36 +64,35 @@ def open_study(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint
                                   pruner=pruner)
     except KeyError:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
-                                    pruner=pruner, direction=_direction(space),
+                                    pruner=pruner, direction=space.spec.objective.direction,
                                     load_if_exists=True)
     attrs = study.user_attrs
-    if "space_key" in attrs:
-        if attrs["space_key"] != key:
-            stored_space = records.get(attrs, "space")
+    if SPACE_KEY.present(attrs):
+        if SPACE_KEY.get(attrs) != key:
+            stored_space = SPACE.get(attrs)
             raise StudyConflictError(
                 f"study {name!r} already exists with a different workload, objective or knob "
                 f"space (stored {stored_space}, now {space.describe()}); its trials "
                 f"would not be comparable. Give the study a new name, or delete the old one "
                 f"with `tuner delete {name}`")
-        if attrs.get("host_class") != fingerprint.host_class:
-            stored_model = (records.get(attrs, "fingerprint") or {}).get("cpu_model")
+        if HOST_CLASS.get(attrs) != fingerprint.host_class:
+            stored_model = FINGERPRINT.get(attrs).get("cpu_model")
             raise StudyConflictError(
                 f"study {name!r} was measured on another kind of machine (host class "
-                f"{attrs.get('host_class')}, {stored_model}); "
+                f"{HOST_CLASS.get(attrs)}, {stored_model}); "
                 f"this one is {fingerprint.host_class} ({fingerprint.cpu_model}). Trials from "
                 f"different machines must not be mixed: use a new study name")
     else:
-        put = study.set_user_attr
-        if "spec_text" in attrs:  # submitted through the API: its text is stored already
-            records.put(put, "spec", space.spec.model_dump(mode="json", by_alias=True,
-                                                           exclude_defaults=True))
+        if SPEC_TEXT.present(attrs):  # submitted through the API: its text is stored already
+            SPEC.put(study, space.spec.model_dump(mode="json", by_alias=True,
+                                                  exclude_defaults=True))
         else:
-            records.put_spec(put, space.spec, spec_text)
-        records.put(put, "space", space.describe())
-        put("space_key", key)
-        records.put(put, "fingerprint", fingerprint.to_dict())
-        put("host_class", fingerprint.host_class)
-        put("unit", unit_of(space.spec.workload))
+            put_spec(study, space.spec, spec_text)
+        SPACE.put(study, space.describe())
+        SPACE_KEY.put(study, key)
+        FINGERPRINT.put(study, fingerprint.to_dict())
+        HOST_CLASS.put(study, fingerprint.host_class)
+        UNIT.put(study, unit_of(space.spec.workload))
     if not study.metric_names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -99,21 +104,21 @@ def recover_abandoned(study: optuna.Study, hostname: str) -> list[int]:
     """Fail and retry trials left RUNNING by a tuner process on this host that has died."""
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker", {})
-        if worker_is_dead(worker, hostname):
+        worker = WORKER.get(trial)
+        if worker is not None and worker.is_dead(hostname):
             try:
                 study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another process got there first
             retry_abandoned(study, trial, f"abandoned: the tuner process (pid "
-                                          f"{worker.get('pid')}) died mid-trial; retried")
+                                          f"{worker.pid}) died mid-trial; retried")
             recovered.append(trial.number)
     return recovered
 
 
 def enqueue_baselines(study: optuna.Study, space: SearchSpace) -> list[str]:
     """Enqueue each baseline that has no trial yet (one that ran and failed is a result)."""
-    present = {t.user_attrs.get("role") for t in live_trials(study)}
+    present = {ROLE.get(t) for t in live_trials(study)}
     enqueued: list[str] = []
     for baseline in space.baselines:
         if baseline.name not in present:

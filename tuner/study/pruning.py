@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial
 
 from tuner.goal import Goal
 from tuner.spec.models import PrunerSpec
-from tuner.store import records
+from tuner.store.attributes import NOISE
 
 DEFAULT_INTERVAL_CV = 0.05
 
@@ -48,8 +48,9 @@ class NoisePruner(BasePruner):
             return False  # nothing completed yet
         interval_cv = self.interval_cv
         if interval_cv is None:
-            noise = records.get(study.user_attrs, "noise") or {}
-            interval_cv = float(noise.get("interval_cv", DEFAULT_INTERVAL_CV))
+            noise = NOISE.get(study)
+            interval_cv = (noise.interval_cv if noise and noise.interval_cv is not None
+                           else DEFAULT_INTERVAL_CV)
         goal = Goal.of(study.direction)
         estimate = statistics.median(values)
         limit = self.threshold(best, len(values), goal, interval_cv)

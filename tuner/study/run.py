@@ -40,7 +40,7 @@ from tuner.host import Fingerprint
 from tuner.results.publish import publish
 from tuner.settings import Settings
 from tuner.space.search_space import SearchSpace
-from tuner.store import records
+from tuner.store.attributes import CONFIRMATION, NOISE, REASON, ROLE, STARTED_AT, STATUS
 from tuner.store.database import counted_trials, live_trials, set_status
 from tuner.store.gate import StudyGate
 from tuner.study import confirmation, screening
@@ -182,11 +182,11 @@ class StudyRun:
                                fingerprint=target.fingerprint, spec_text=target.spec_text,
                                sampler=self.with_.sampler)
         self._study = study
-        status = study.user_attrs.get("status")
+        status = STATUS.get(study)
         if status in (None, "queued") or (self.limits.resume_stopped and status == "stopped"):
             set_status(study, "running")
-            if "started_at" not in study.user_attrs:
-                study.set_user_attr("started_at", time.time())
+            if not STARTED_AT.present(study):
+                STARTED_AT.put(study, time.time())
         if self.limits.recover_local:
             self.recovered = recover_abandoned(study, self.hostname)
         with self.gate.hold():
@@ -197,17 +197,17 @@ class StudyRun:
         """Run the enqueued baselines that have not run (the first trials of a study)."""
         names = {b.name for b in self.space.baselines}
         waiting = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-                   if t.user_attrs.get("role") in names]
+                   if ROLE.get(t) in names]
         left = self.remaining()
         self._optimize(len(waiting) if left is None else min(len(waiting), left))
 
     def screening(self) -> None:
         """Screen the knobs that may be inert, once the noise floor is known."""
-        noise = records.get(self.study.user_attrs, "noise")
+        noise = NOISE.get(self.study)
         if not noise or self.remaining() == 0 or self.stopping():
             return
-        if noise.get("warning"):
-            self.events.note("warning: " + noise["warning"])
+        if noise.warning:
+            self.events.note("warning: " + noise.warning)
         screening.screen(self.study, self.measurer, gate=self.gate, say=self.events.note)
 
     def search(self) -> None:
@@ -229,8 +229,8 @@ class StudyRun:
         study = self.study
         publish(study)
         complete = (self.space.spec.confirm.top == 0 or not self.limits.confirm
-                    or "confirmation" in study.user_attrs)
-        if complete and study.user_attrs.get("status") == "running":
+                    or CONFIRMATION.present(study))
+        if complete and STATUS.get(study) == "running":
             set_status(study, "done")
 
     # -- state ------------------------------------------------------------------------
@@ -279,8 +279,7 @@ class StudyRun:
         if self.allowance is not None:
             self.allowance -= 1
         self.events.trial_finished(trial.number, trial.state.name.lower(), trial.value,
-                                   str(trial.user_attrs.get("role", "search")),
-                                   str(records.get(trial.user_attrs, "reason", "")))
+                                   ROLE.get(trial), REASON.get(trial))
         if self.remaining() == 0:
             study.stop()
 
@@ -303,8 +302,7 @@ class StudyRun:
         if not complete:
             return None, None
         best = self.goal.best(float(t.value) for t in complete if t.value is not None)
-        defaults = next((t.value for t in complete if t.user_attrs.get("role") == "defaults"),
-                        None)
+        defaults = next((t.value for t in complete if ROLE.get(t) == "defaults"), None)
         return best, defaults
 
 

@@ -30,7 +30,8 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from tuner.store.sampled import SAMPLER_PARAMS, with_sampler_params
+from tuner.store.attributes import FIXED_PARAMS, ROLE, SAMPLER_PARAMS
+from tuner.store.sampled import with_sampler_params
 
 if TYPE_CHECKING:
     from tuner.space.search_space import BaselineTrial, SearchSpace
@@ -49,8 +50,8 @@ def baseline_trial(space: SearchSpace, baseline: BaselineTrial) -> FrozenTrial:
              if name in baseline.values and name not in baseline.approximate
              and baseline.values[name] == value}
     return optuna.trial.create_trial(
-        state=TrialState.WAITING, user_attrs={"role": baseline.name},
-        system_attrs={"fixed_params": fixed, SAMPLER_PARAMS: {
+        state=TrialState.WAITING, user_attrs=ROLE.entry(baseline.name),
+        system_attrs={FIXED_PARAMS.key: fixed, SAMPLER_PARAMS.key: {
             "params": dict(baseline.params),
             "distributions": {k: distribution_to_json(d) for k, d in distributions.items()}}})
 
@@ -59,10 +60,10 @@ def bind_baseline(trial: Trial) -> bool:
     """Give a running baseline trial the params it set (its fixed params). False for a
     trial enqueued without ``SAMPLER_PARAMS`` (by an older tuner): the caller binds it."""
     system = trial.storage.get_trial(trial._trial_id).system_attrs
-    view = system.get(SAMPLER_PARAMS)
+    view = SAMPLER_PARAMS.get(system)
     if not isinstance(view, dict):
         return False
-    for name, value in system.get("fixed_params", {}).items():
+    for name, value in FIXED_PARAMS.get(system).items():
         distribution = json_to_distribution(view["distributions"][name])
         _suggest(trial, name, value, distribution)
     return True

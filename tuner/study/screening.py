@@ -27,9 +27,10 @@ from tuner import stats
 from tuner.goal import Goal
 from tuner.knobs import UNSET, IntDomain, KnobContext
 from tuner.space.search_space import Dimension, SearchSpace
-from tuner.store import records
+from tuner.store.attributes import SCREENING
 from tuner.store.database import claim
 from tuner.store.gate import StudyGate
+from tuner.store.values import Screening
 from tuner.study.events import Say, ignore
 from tuner.study.interleave import Entry, paired, run_rounds
 from tuner.study.measure import Measurer
@@ -78,16 +79,16 @@ def screen(study: optuna.Study, measurer: Measurer, *, gate: StudyGate, rounds: 
     """Screen the space's candidate knobs, once per study, by the one worker that claims the
     job; the result is the study attribute ``screening``, which trials read as they start
     (``tuner.study.trial.inert_knobs``)."""
-    if "screening" in study.user_attrs:
+    if SCREENING.present(study):
         return
     dims = candidates(measurer.space)
     if not dims:
-        records.put(study.set_user_attr, "screening", {})
+        SCREENING.put(study, Screening())
         return
     if not claim(study, gate, "screening", socket.gethostname(),
                  timeout=measurer.settings.claim_timeout):
         return
-    records.put(study.set_user_attr, "screening", _run(study, measurer, dims, rounds, say))
+    SCREENING.put(study, Screening.from_dict(_run(study, measurer, dims, rounds, say)))
 
 
 def _verdict(speedup: stats.Speedup, limit: float) -> str:

@@ -26,15 +26,33 @@ from tuner.execution.runner import Decision, Outcome, Status
 from tuner.goal import Goal
 from tuner.knobs import UNSET
 from tuner.space.search_space import BaselineTrial, config_key
-from tuner.store import records
-from tuner.store.database import abandoned, retry_abandoned, this_worker
+from tuner.store.access import Attr
+from tuner.store.attributes import (
+    APPLIED,
+    APPROXIMATE,
+    DUPLICATE_OF,
+    LAUNCH,
+    NOISE,
+    REASON,
+    REPORTED,
+    ROLE,
+    RUN_SECONDS,
+    RUNS,
+    SAMPLES,
+    SCREENING,
+    SHELL,
+    WORKER,
+)
+from tuner.store.database import abandoned, retry_abandoned
+from tuner.store.values import Noise, Run, Worker
 from tuner.study.events import RunEvents, Silent
 from tuner.study.measure import Measurer
 from tuner.study.sampler import bind_baseline
 
 #: Per-run trial attributes, reset when a trial starts (a retried trial is enqueued with its
 #: role only, but a trial can also be re-asked after an interrupted start).
-FRESH_ATTRS: dict[str, Any] = {"samples": [], "runs": [], "reason": "", "approximate": []}
+FRESH_ATTRS: tuple[tuple[Attr[Any], Any], ...] = (
+    (SAMPLES, []), (RUNS, []), (REASON, ""), (APPROXIMATE, []))
 DEFAULT_FLOOR = 0.05
 
 
@@ -43,14 +61,14 @@ class TrialFailed(Exception):
 
 
 def study_floor(study: optuna.Study) -> float:
-    noise = records.get(study.user_attrs, "noise")
-    return float(noise["floor"]) if noise else DEFAULT_FLOOR
+    noise = NOISE.get(study)
+    return float(noise.floor) if noise and noise.floor is not None else DEFAULT_FLOOR
 
 
 def inert_knobs(study: optuna.Study) -> dict[str, Any]:
     """Knobs screening found inert, with the value they are left at (the runtime's)."""
-    screened = records.get(study.user_attrs, "screening") or {}
-    return {name: UNSET for name, result in screened.items() if result.get("inert")}
+    screened = SCREENING.get(study)
+    return {name: UNSET for name in (screened.inert if screened else {})}
 
 
 def deserves_more(samples: list[float], study: optuna.Study, statistic: stats.Statistic) -> bool:
@@ -92,10 +110,10 @@ class TrialObjective:
         setting = self.spec.pruner.stable_error
         if setting != "auto":
             return float(setting)
-        return study_floor(study) / 2 if "noise" in study.user_attrs else 0.01
+        return study_floor(study) / 2 if NOISE.present(study) else 0.01
 
     def __call__(self, trial: Trial) -> float:
-        role = str(trial.user_attrs.get("role", "search"))
+        role = ROLE.get(trial)
         baseline = self.baselines.get(role)
         if baseline:
             if not bind_baseline(trial):  # only the values it set: the defaults have none
@@ -107,17 +125,16 @@ class TrialObjective:
             applied = {**values, **inert}
         applied.update(self.space.fixed)
         launch = self.space.launch(applied)
-        put = trial.set_user_attr
-        for key, empty in FRESH_ATTRS.items():
-            if key in trial.user_attrs:
-                records.put(put, key, empty)
-        put("role", role)
-        records.put(put, "applied", applied)
-        records.put(put, "launch", launch.to_dict())
-        records.put(put, "shell", launch.shell_line())
-        records.put(put, "worker", this_worker(self.hostname))
+        for attribute, empty in FRESH_ATTRS:
+            if attribute.present(trial):
+                attribute.put(trial, empty)
+        ROLE.put(trial, role)
+        APPLIED.put(trial, applied)
+        LAUNCH.put(trial, launch.to_dict())
+        SHELL.put(trial, launch.shell_line())
+        WORKER.put(trial, Worker.here(self.hostname))
         if baseline and baseline.approximate:
-            records.put(put, "approximate", baseline.approximate)
+            APPROXIMATE.put(trial, list(baseline.approximate))
         self.events.trial_started(trial.number, role, applied)
         if not baseline:
             earlier = self._finished_twin(trial, applied)
@@ -139,7 +156,7 @@ class TrialObjective:
         gone = abandoned(trial.study)
         for other in trial.study.get_trials(deepcopy=False, states=finished):
             if other.number != trial.number and other.number not in gone \
-                    and config_key(records.get(other.user_attrs, "applied")) == key:
+                    and config_key(APPLIED.get(other)) == key:
                 return other
         return None
 
@@ -147,13 +164,13 @@ class TrialObjective:
     def _reuse(trial: Trial, earlier: FrozenTrial) -> float:
         """The sampler proposed a configuration already measured: every run costs real
         seconds, so the trial takes the earlier result instead of measuring it again."""
-        trial.set_user_attr("duplicate_of", earlier.number)
-        records.put(trial.set_user_attr, "samples", [])
+        DUPLICATE_OF.put(trial, earlier.number)
+        SAMPLES.put(trial, [])
         if earlier.state == TrialState.COMPLETE and earlier.value is not None:
             return float(earlier.value)
         reason = f"same configuration as trial {earlier.number} ({earlier.state.name.lower()}" \
-                 f": {records.get(earlier.user_attrs, 'reason', '')})"
-        records.put(trial.set_user_attr, "reason", reason)
+                 f": {REASON.get(earlier)})"
+        REASON.put(trial, reason)
         if earlier.state == TrialState.PRUNED:
             raise optuna.TrialPruned(reason)
         raise TrialFailed(reason)
@@ -192,25 +209,24 @@ class TrialObjective:
                 intervals.append(outcome.intervals.get(self.measurer.metric, []))
                 record["tail"] = outcome.tail.splitlines()[-5:]
             runs.append(record)
-            if outcome.reported is not None and "reported" not in trial.user_attrs:
-                records.put(trial.set_user_attr, "reported", outcome.reported)
+            if outcome.reported is not None and not REPORTED.present(trial):
+                REPORTED.put(trial, outcome.reported)
             if not outcome.ok:
                 failure = outcome
                 break
             if len(samples) >= low and not deserves_more(samples, trial.study, statistic):
                 break
-        records.put(trial.set_user_attr, "samples", samples)
-        records.put(trial.set_user_attr, "runs", runs)
-        trial.set_user_attr("run_seconds", sum(r["seconds"] for r in runs))
+        SAMPLES.put(trial, samples)
+        RUNS.put(trial, [Run.of(run) for run in runs])
+        RUN_SECONDS.put(trial, sum(run["seconds"] for run in runs))
         if failure is not None:
-            records.put(trial.set_user_attr, "reason", failure.reason)
+            REASON.put(trial, failure.reason)
             if failure.status is Status.PRUNED:
                 raise optuna.TrialPruned(failure.reason)
             raise TrialFailed(failure.reason)
         if role == "defaults":
             floor = stats.noise_floor(samples, intervals)
             warning = stats.noise_warning(floor, limit=self.spec.noise.max_cv)
-            records.put(trial.study.set_user_attr, "noise",
-                        {**floor.to_dict(), "warning": warning, "trial": trial.number},
-                        trial.study.user_attrs)
+            NOISE.put(trial.study, Noise.from_dict(
+                {**floor.to_dict(), "warning": warning, "trial": trial.number}))
         return stats.robust(samples, statistic)
