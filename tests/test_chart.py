@@ -7,6 +7,7 @@ import re
 from typing import Any
 from xml.etree import ElementTree
 
+from tuner.goal import MAXIMIZE
 from tuner.results.answer import Answer, Confirmed
 from tuner.service.api.schemas import Trial
 from tuner.service.dashboard import chart
@@ -46,7 +47,7 @@ def test_stored_strings_are_escaped_and_roles_checked() -> None:
     trials = [trial(0, 112.8, role="defaults"), trial(1, 120.0, role=PAYLOAD),
               trial(2, None, state="fail", reason=PAYLOAD),
               trial(3, None, state="pruned", reason=PAYLOAD, intervals=[100.0])]
-    svg = chart.render(trials, maximize=True, unit=PAYLOAD, baselines={"defaults": 112.8},
+    svg = chart.render(trials, goal=MAXIMIZE, unit=PAYLOAD, baselines={"defaults": 112.8},
                        answer=answer(role=PAYLOAD, unit=PAYLOAD),
                        confirmed=[Confirmed(label=PAYLOAD, trial=1, mean=120.0, low=119.0,
                                             high=121.0, rounds=3, best=True)])
@@ -61,7 +62,7 @@ def test_stored_strings_are_escaped_and_roles_checked() -> None:
 def test_a_reused_trial_is_marked_and_not_a_new_measurement() -> None:
     trials = [trial(0, 100.0, role="defaults"), trial(1, 130.0), trial(2, 130.0, duplicate_of=1,
                                                                         samples=[])]
-    root = parse(chart.render(trials, maximize=True, unit="items/s",
+    root = parse(chart.render(trials, goal=MAXIMIZE, unit="items/s",
                               baselines={"defaults": 100.0}))
     reused = root.findall(".//*[@class='trial reused']")
     assert [(e.get("data-trial"), e.get("data-duplicate-of")) for e in reused] == [("2", "1")]
@@ -78,7 +79,7 @@ def test_the_confirmation_intervals_and_the_answer_not_the_max_single_run() -> N
     0.94x the defaults; the label says the defaults' confirmed value."""
     trials = [trial(0, 112.8, role="defaults"), trial(1, 118.0, role="vendor"),
               trial(9, 137.4)]
-    svg = chart.render(trials, maximize=True, unit="images/s",
+    svg = chart.render(trials, goal=MAXIMIZE, unit="images/s",
                        baselines={"defaults": 112.8, "vendor": 118.0}, answer=answer(),
                        confirmed=confirmed())
     root = parse(svg)
@@ -100,7 +101,7 @@ def test_the_confirmation_intervals_and_the_answer_not_the_max_single_run() -> N
 
 def test_an_unconfirmed_answer_says_so() -> None:
     trials = [trial(0, 100.0, role="defaults"), trial(1, 130.0)]
-    svg = chart.render(trials, maximize=True, unit="", baselines={"defaults": 100.0},
+    svg = chart.render(trials, goal=MAXIMIZE, unit="", baselines={"defaults": 100.0},
                        answer=answer(trial=1, role="search", value=130.0, low=None, high=None,
                                      confirmed=False, runs=2))
     root = parse(svg)

@@ -14,7 +14,19 @@ from tuner.errors import TunerError
 from tuner.results.render import best_as
 from tuner.results.summary import MALFORMED, Summary, summarize, why_unreadable
 from tuner.service.api import schemas
-from tuner.store import records
+from tuner.store.attributes import (
+    DUPLICATE_OF,
+    HOST_CLASS,
+    REASON,
+    ROLE,
+    SAMPLES,
+    SHELL,
+    SPACE,
+    SPEC_TEXT,
+    applied_of,
+    spec_of,
+    status_of,
+)
 from tuner.store.database import abandoned
 
 logger = logging.getLogger(__name__)
@@ -39,9 +51,11 @@ def best_of(summary: Summary) -> schemas.Best | None:
 def item(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyItem:
     summary = summary or summarize(study)
     attrs = study.user_attrs
+    status = status_of(attrs)
     return schemas.StudyItem(
-        name=summary.name, workload=summary.workload, status=str(attrs.get("status", "new")),
-        status_reason=str(attrs.get("status_reason", "")), host_class=attrs.get("host_class"),
+        name=summary.name, workload=summary.workload,
+        status="new" if status.state is None else status.state,
+        status_reason=status.reason, host_class=HOST_CLASS.get(attrs),
         trials=summary.counted, planned=summary.planned, metric=summary.metric,
         unit=summary.unit, best=summary.best_value, confirmed=summary.confirmed,
         speedup_over_defaults=_speedup(summary.speedups.get("defaults")),
@@ -87,11 +101,10 @@ def items(storage: optuna.storages.BaseStorage, names: list[str]) -> list[schema
 def detail(study: optuna.Study, summary: Summary | None = None) -> schemas.StudyDetail:
     summary = summary or summarize(study)
     attrs = study.user_attrs
-    spec = records.spec_of(attrs)
+    spec = spec_of(attrs)
     return schemas.StudyDetail(
         **item(study, summary).model_dump(), description=str(spec.get("description", "")),
-        spec=spec, spec_text=str(records.get(attrs, "spec_text", "")),
-        space=records.get(attrs, "space") or {},
+        spec=spec, spec_text=SPEC_TEXT.get(attrs), space=SPACE.get(attrs),
         fingerprint=summary.fingerprint, noise=summary.noise or None,
         baselines={role: schemas.Baseline(trial=v.number, value=v.value, applied=v.applied)
                    for role, v in summary.baselines.items()},
@@ -104,13 +117,12 @@ def trial(frozen: FrozenTrial, gone: dict[int, str]) -> schemas.Trial:
     attrs = frozen.user_attrs
     return schemas.Trial(
         number=frozen.number, state=frozen.state.name.lower(),
-        role=str(attrs.get("role", "search")), value=frozen.value, params=frozen.params,
-        applied=records.applied_of(attrs, frozen.params),
-        samples=list(records.get(attrs, "samples") or []),
+        role=ROLE.get(attrs), value=frozen.value, params=frozen.params,
+        applied=applied_of(attrs, frozen.params), samples=SAMPLES.get(attrs),
         intervals=[frozen.intermediate_values[k] for k in sorted(frozen.intermediate_values)],
-        reason=str(gone.get(frozen.number) or records.get(attrs, "reason") or ""),
-        duplicate_of=attrs.get("duplicate_of"), abandoned=frozen.number in gone,
-        launch=records.get(attrs, "shell"),
+        reason=gone.get(frozen.number) or REASON.get(attrs),
+        duplicate_of=DUPLICATE_OF.get(attrs), abandoned=frozen.number in gone,
+        launch=SHELL.get(attrs),
         started=frozen.datetime_start.isoformat() if frozen.datetime_start else None,
         finished=frozen.datetime_complete.isoformat() if frozen.datetime_complete else None)
 

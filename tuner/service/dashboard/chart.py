@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from tuner.goal import Goal
 from tuner.results.answer import Answer, Confirmed
 from tuner.service.api.schemas import Trial
 
@@ -62,7 +63,7 @@ def role_of(trial: Trial) -> str:
     return trial.role if trial.role in ROLES else "unknown"
 
 
-def render(trials: list[Trial], *, maximize: bool, unit: str,
+def render(trials: list[Trial], *, goal: Goal, unit: str,
            baselines: dict[str, float | None], answer: Answer | None = None,
            confirmed: Sequence[Confirmed] = ()) -> str:
     values = [t.value for t in trials if t.state == "complete" and t.value is not None]
@@ -117,7 +118,7 @@ def render(trials: list[Trial], *, maximize: bool, unit: str,
                      f'y2="{y(value):.1f}" stroke="{COLORS[role]}" stroke-dasharray="6 4" '
                      f'stroke-width="1.5"><title>{escape(role)}: search value '
                      f'{escape(_fmt(value))} (single runs)</title></line>')
-    parts += _search(trials, maximize, x, y, count)
+    parts += _search(trials, goal, x, y, count)
     parts += _confirmation(confirmed, y, panel_x)
     if answer is not None:
         parts.append(_answer(answer, y(answer.value), panel_x + PANEL_W + 6))
@@ -125,13 +126,13 @@ def render(trials: list[Trial], *, maximize: bool, unit: str,
     return "".join(parts)
 
 
-def _search(trials: list[Trial], maximize: bool, x: Any, y: Any, count: int) -> list[str]:
+def _search(trials: list[Trial], goal: Goal, x: Any, y: Any, count: int) -> list[str]:
     parts: list[str] = []
     best: float | None = None
     steps: list[tuple[float, float]] = []
     for trial in sorted(trials, key=lambda t: t.number):
         if trial.state == "complete" and trial.value is not None and trial.duplicate_of is None:
-            if best is None or (trial.value > best if maximize else trial.value < best):
+            if best is None or goal.better(trial.value, best):
                 if steps:  # hold the previous best up to this trial, then step
                     steps.append((x(trial.number), steps[-1][1]))
                 best = trial.value

@@ -52,7 +52,7 @@ def study_page(name: str, request: Request, service: ServiceDep, _: ReadAccess) 
         scores = importance(study)
         service.importance[name] = (key, scores)
     baselines = {role: b.value for role, b in detail.baselines.items()}
-    svg = chart.render(trials, maximize=summary.maximize, unit=detail.unit,
+    svg = chart.render(trials, goal=summary.goal, unit=detail.unit,
                        baselines=baselines, answer=summary.answer,
                        confirmed=summary.confirmed_entries)
     failures = [t for t in trials if t.state in ("fail", "pruned") or t.abandoned]

@@ -19,8 +19,7 @@ from tuner.service.api.limits import parse_submission
 from tuner.service.api.privilege import admin_reasons, stored_admin_reasons
 from tuner.space.workload import unit_of
 from tuner.spec.models import StudySpec
-from tuner.store import records
-from tuner.store.database import set_status
+from tuner.store.attributes import SPEC, STATUS, SUBMITTED_AT, UNIT, put_spec, set_status
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -82,10 +81,10 @@ async def submit(request: Request, service: ServiceDep,
 def queue(storage: optuna.storages.BaseStorage, spec: StudySpec, text: str) -> None:
     study = optuna.create_study(study_name=spec.name, storage=storage,
                                 direction=spec.objective.direction)
-    records.put_spec(study.set_user_attr, spec, text)  # in parts when over 1,000 chars
-    study.set_user_attr("unit", unit_of(spec.workload))
+    put_spec(study, spec, text)  # in parts when over 1,000 chars
+    UNIT.put(study, unit_of(spec.workload))
     set_status(study, "queued")
-    study.set_user_attr("submitted_at", time.time())
+    SUBMITTED_AT.put(study, time.time())
 
 
 @router.get("", response_model=schemas.Page[schemas.StudyItem])
@@ -98,7 +97,7 @@ def list_studies(service: ServiceDep, _: ReadAccess,
     """Studies with their status, progress, best so far and host class."""
     summaries = optuna.get_all_study_summaries(service.storage, include_best_trial=False)
     names = sorted(s.study_name for s in summaries
-                   if state is None or s.user_attrs.get("status") == state)
+                   if state is None or STATUS.get(s) == state)
     page = names[offset:offset + limit]
     return schemas.Page(items=views.items(service.storage, page), total=len(names),
                         offset=offset, limit=limit)
@@ -149,14 +148,14 @@ def _manage(name: str, request: Request, service: ServiceDep) -> optuna.Study:
     """The study ``name``, once the token may manage it: a study that can run code on the
     workers (one that needed the admin token to submit) needs it to stop, resume or delete."""
     study = load_study(service, name)
-    reasons = stored_admin_reasons(records.get(study.user_attrs, "spec"))
+    reasons = stored_admin_reasons(SPEC.get(study))
     if reasons:
         require_admin(request, service, "; ".join(reasons))
     return study
 
 
 def _set(study: optuna.Study, to: str, allowed: tuple[str, ...]) -> schemas.StudyItem:
-    current = study.user_attrs.get("status")
+    current = STATUS.get(study)
     if current not in allowed:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"study {study.study_name!r} is {current}; it cannot become {to}")
@@ -185,7 +184,7 @@ def delete(name: str, request: Request, service: ServiceDep, _: WriteAccess) -> 
     """Delete the study and its trials; a queued or running study is stopped first, so
     that workers let it go."""
     study = _manage(name, request, service)
-    if study.user_attrs.get("status") in ("queued", "running"):
+    if STATUS.get(study) in ("queued", "running"):
         set_status(study, "stopped", "deleted")
     optuna.delete_study(study_name=name, storage=service.storage)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
