@@ -1,12 +1,12 @@
 """Running one launch. ``Launch`` (launch.py) is what a trial runs: argument list,
 environment, binding prefix per instance. A ``RunRequest`` (the launch, the metric and its
 ``ParserSpec``, the timeout, the environment) goes to a ``Backend`` (backend.py: fresh
-processes; forkserver.py: forks of a pre-imported server; host_lock.py: any backend under the
-per-NUMA-node host lock), which answers an ``Outcome`` (outcome.py) and never raises for what
-the workload does. The runner (runner.py, ``run``) is the fresh-process path: children.py
-starts and stops the processes, read_loop.py streams their output line by line through the
-parsers (parsers.py) to the ``OnReading`` callback, whose ``Decision`` may prune the run or
-end it early, and outcome.py builds the answer.
+processes; forkserver.py: forks of a pre-imported server, whose own process is fork_child.py;
+host_lock.py: any backend under the per-NUMA-node host lock), which answers an ``Outcome``
+(outcome.py) and never raises for what the workload does. The runner (runner.py, ``run``) is
+the fresh-process path: children.py starts and stops the processes, read_loop.py streams
+their output line by line through the parsers (parsers.py) to the ``OnReading`` callback,
+whose ``Decision`` may prune the run or end it early, and outcome.py builds the answer.
 
 May import: the top-level modules (``errors``, ``settings``, ``host``, ``stats``, ``goal``)
 and ``spec``; nothing higher."""

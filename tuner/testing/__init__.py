@@ -1,7 +1,8 @@
 """Test support shared by the tests and the benchmarks: recorded surfaces and the replay
 backend that draws from them (surfaces.py), an instant fake backend (fakes.py), and every
 backend mode with a supplier of ready backends for contract tests (backends.py), as
-Optuna's ``testing`` package has its storage modes.
+Optuna's ``testing`` package has its storage modes; study files built from data
+(specs.py).
 
 May import: anything in ``tuner``; nothing in ``tuner`` imports it."""
 
@@ -13,6 +14,7 @@ from tuner.testing.backends import (
     replay_launch,
 )
 from tuner.testing.fakes import InstantBackend
+from tuner.testing.specs import study_spec, study_yaml
 from tuner.testing.surfaces import ReplayBackend, Sample, Surface, replay
 
 __all__ = [
@@ -26,4 +28,6 @@ __all__ = [
     "flat_surface",
     "replay",
     "replay_launch",
+    "study_spec",
+    "study_yaml",
 ]
