@@ -19,10 +19,8 @@ from tuner.execution.runner import Status
 from tuner.host import Host
 from tuner.settings import get_settings
 from tuner.space.search_space import build_space
-from tuner.spec import parse_text
 from tuner.study.measure import Measurer
-
-QUICK = "params: {preset: small, seconds: 0.5, intervals: 1, warmup_steps: 1}"
+from tuner.testing import study_spec
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +30,8 @@ def fork() -> ForkServerBackend:
     backend.close()
 
 
-def measure(backend, host: Host, knobs: str):  # type: ignore[no-untyped-def]
-    text = f"name: f\nworkload: {{builtin: resnet, {QUICK}}}\nknobs: {{{knobs}}}\n"
-    space = build_space(parse_text(text, "f.yaml").studies[0], host)
+def measure(backend, host: Host, **knobs):  # type: ignore[no-untyped-def]
+    space = build_space(study_spec(name="f", knobs=knobs), host)
     outcome = Measurer(space, get_settings(), backend).run(space.fixed)
     assert outcome.status is Status.OK, outcome.reason + "\n" + outcome.tail
     assert outcome.reported is not None
@@ -48,7 +45,7 @@ def test_importing_tensorflow_starts_no_thread_beyond_numpys_blas_pool(
     TensorFlow and the workload module must start none."""
     backend = ForkServerBackend()
     try:
-        measure(backend, local_host, "intra_op: 1")
+        measure(backend, local_host, intra_op=1)
         (server,) = backend.servers.values()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "KMP_"))}
         numpy_only = subprocess.run(
@@ -64,10 +61,10 @@ def test_forked_trials_honour_their_settings_like_fresh_ones(fork: ForkServerBac
     """Memory binding is compared where numactl exists (a fresh process needs it; the fork
     server sets the policy itself)."""
     bind = local_host.tools.numactl is not None
-    knobs = "intra_op: 1, inter_op: 1, physcpubind: 1, KMP_BLOCKTIME: 0" + (
-        ", membind: 0" if bind else "")
-    forked = measure(fork, local_host, knobs).reported
-    fresh = measure(ProcessBackend(), local_host, knobs).reported
+    knobs = {"intra_op": 1, "inter_op": 1, "physcpubind": 1, "KMP_BLOCKTIME": 0,
+             **({"membind": 0} if bind else {})}
+    forked = measure(fork, local_host, **knobs).reported
+    fresh = measure(ProcessBackend(), local_host, **knobs).reported
     for key in ("intra_op", "inter_op", "affinity", "mempolicy", "env", "batch_size"):
         assert forked[key] == fresh[key], key
     assert forked["affinity"] == local_host.topology.first_physical_cores(1)
@@ -76,16 +73,16 @@ def test_forked_trials_honour_their_settings_like_fresh_ones(fork: ForkServerBac
 
 
 def test_forked_pools_really_have_their_size(fork: ForkServerBackend, local_host: Host) -> None:
-    small = measure(fork, local_host, "intra_op: 1, inter_op: 1").reported
-    large = measure(fork, local_host, "intra_op: 8, inter_op: 8").reported
+    small = measure(fork, local_host, intra_op=1, inter_op=1).reported
+    large = measure(fork, local_host, intra_op=8, inter_op=8).reported
     assert large["threads"] - small["threads"] >= 10, (small["threads"], large["threads"])
 
 
 def test_one_server_serves_many_trials_and_skips_the_import(local_host: Host) -> None:
     fork = ForkServerBackend()
     try:
-        first = measure(fork, local_host, "intra_op: 2")
-        second = measure(fork, local_host, "intra_op: 1")
+        first = measure(fork, local_host, intra_op=2)
+        second = measure(fork, local_host, intra_op=1)
         assert len(fork.servers) == 1 and not fork.failures
     finally:
         fork.close()
@@ -98,8 +95,8 @@ def test_one_server_serves_many_trials_and_skips_the_import(local_host: Host) ->
 def test_import_time_variables_get_their_own_server(local_host: Host) -> None:
     backend = ForkServerBackend()
     try:
-        off = measure(backend, local_host, "TF_ENABLE_ONEDNN_OPTS: 0").reported
-        on = measure(backend, local_host, "TF_ENABLE_ONEDNN_OPTS: 1").reported
+        off = measure(backend, local_host, TF_ENABLE_ONEDNN_OPTS=0).reported
+        on = measure(backend, local_host, TF_ENABLE_ONEDNN_OPTS=1).reported
         assert len(backend.servers) == 2
         assert off["onednn_opts"] == "0" and on["onednn_opts"] == "1"
     finally:
@@ -108,9 +105,9 @@ def test_import_time_variables_get_their_own_server(local_host: Host) -> None:
 
 def test_a_forked_trial_past_its_timeout_is_stopped(fork: ForkServerBackend,
                                                     local_host: Host) -> None:
-    text = ("name: t\nworkload: {builtin: resnet, timeout: 2, params: {preset: small, "
-            "seconds: 60}}\n")
-    space = build_space(parse_text(text, "t.yaml").studies[0], local_host)
+    spec = study_spec(name="t", workload={"builtin": "resnet", "timeout": 2,
+                                          "params": {"preset": "small", "seconds": 60}})
+    space = build_space(spec, local_host)
     outcome = Measurer(space, get_settings(), fork).run({})
     assert outcome.status is Status.TIMEOUT
     pid = (outcome.reported or {}).get("pid")
