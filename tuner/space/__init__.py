@@ -4,7 +4,7 @@ space, and what the study's workload means as a launch (command, parser, timeout
 
 May import: the top-level modules, ``spec``, ``execution`` (the launch), ``knobs``."""
 
-from tuner.space.baselines import ROLE_LABELS, baseline_settings, baseline_values, vendor_recipe
+from tuner.space.baselines import ROLE_LABELS, baseline_values, vendor_recipe
 from tuner.space.search_space import (
     BaselineTrial,
     Dimension,
@@ -22,7 +22,6 @@ __all__ = [
     "Dimension",
     "SearchSpace",
     "SpaceError",
-    "baseline_settings",
     "baseline_values",
     "build_space",
     "config_key",

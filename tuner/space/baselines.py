@@ -54,7 +54,3 @@ def baseline_values(name: BaselineName, ctx: KnobContext, *,
     if name == "defaults":
         return {}
     return vendor_recipe(ctx, tuned_or_fixed=tuned_or_fixed)
-
-
-# alias until the study room adopts the new name (issue 10)
-baseline_settings = baseline_values

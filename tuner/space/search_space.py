@@ -81,11 +81,6 @@ class BaselineTrial:
     #: the nearest value in it (what ran is in ``values``).
     approximate: list[str] = field(default_factory=list)
 
-    @property
-    def settings(self) -> dict[str, Any]:
-        # alias until the study room adopts the new name (issue 10)
-        return self.values
-
 
 @dataclass(frozen=True, kw_only=True)
 class SearchSpace:
