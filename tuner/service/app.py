@@ -22,14 +22,17 @@ from fastapi.staticfiles import StaticFiles
 
 from tuner.errors import NotFoundError, SpecError, StorageError, StudyConflictError, TunerError
 from tuner.host import package_version
-from tuner.service.api.auth import AuthMiddleware
-from tuner.service.api.deps import Service
-from tuner.service.api.headers import SecurityHeaders
-from tuner.service.api.limits import BodyLimit, start_validator_server
+from tuner.service.api import (
+    AuthMiddleware,
+    BodyLimit,
+    SecurityHeaders,
+    Service,
+    UnreadableStudyError,
+    start_validator_server,
+)
 from tuner.service.api.routes import health, studies
-from tuner.service.api.views import UnreadableStudyError
+from tuner.service.dashboard import PREFIX, OptunaDashboard
 from tuner.service.dashboard import views as dashboard
-from tuner.service.dashboard.optuna_mount import PREFIX, OptunaDashboard
 from tuner.settings import Settings
 from tuner.store import database as store
 

@@ -3,3 +3,8 @@ optuna-dashboard mounted under /optuna (``optuna_mount``). It reads studies thro
 API's views (``tuner.service.api``); the API never imports it.
 
 May import: every room below ``service``, and ``service.api``."""
+
+from tuner.service.dashboard import chart, views
+from tuner.service.dashboard.optuna_mount import PREFIX, OptunaDashboard
+
+__all__ = ["PREFIX", "OptunaDashboard", "chart", "views"]
