@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from tuner.results.render import render
 from tuner.results.summary import summarize
-from tuner.store import records
+from tuner.store import attributes, records
 
 THREADS = IntDistribution(1, 8)
 
@@ -23,7 +23,7 @@ def study_with(values: list[float], *, duplicate: dict[int, int] | None = None
     ``n`` has the value ``values[n]``."""
     study = optuna.create_study(direction="maximize")
     study.set_user_attr("unit", "images/s")
-    records.put_spec(study.set_user_attr, _spec(), "name: demo\n")
+    attributes.put_spec(study, _spec(), "name: demo\n")
     for number, value in enumerate(values):
         role = {0: "defaults", 1: "vendor"}.get(number, "search")
         applied: dict[str, Any] = {} if role == "defaults" else {"threads": number}

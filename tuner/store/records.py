@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from tuner.spec.models import StudySpec
+from typing import Any
 
 LIMIT = 1000
 MARK = "tuner:parts"
@@ -79,37 +76,3 @@ def get(attrs: Mapping[str, Any], key: str, default: Any = None) -> Any:
 def is_part(key: str) -> bool:
     """True for the key of one part of a larger value (not a value of its own)."""
     return "~" in key and key.rsplit(".", 1)[-1].isdigit()
-
-
-def put_spec(set_attr: Setter, spec: StudySpec, text: str) -> None:
-    """Kept for callers not converted yet: ``tuner.store.attributes.put_spec``."""
-    from tuner.store import attributes
-
-    attributes.SPEC.put(_Setter(set_attr), spec.model_dump(mode="json", by_alias=True,
-                                                          exclude_defaults=True))
-    attributes.SPEC_TEXT.put(_Setter(set_attr), text)
-
-
-def spec_of(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """Kept for callers not converted yet: ``tuner.store.attributes.spec_of``."""
-    from tuner.store import attributes
-
-    return attributes.spec_of(attrs)
-
-
-def applied_of(attrs: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Kept for callers not converted yet: ``tuner.store.attributes.applied_of``."""
-    from tuner.store import attributes
-
-    return attributes.applied_of(attrs, params)
-
-
-class _Setter:
-    """A bare setter as a write target (its current attributes unknown: first writes)."""
-
-    def __init__(self, set_attr: Setter) -> None:
-        self.set_user_attr = set_attr
-
-    @property
-    def user_attrs(self) -> Mapping[str, Any]:
-        return {}
