@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -24,27 +25,36 @@ from tuner.space.search_space import build_space
 from tuner.spec import load_file
 from tuner.store import records
 from tuner.study.run import Collaborators, RunLimits, RunResult, StudyRun, StudyTarget
-
-STUDY = f"""
-name: fake
-workload:
-  command: [{PYTHON}, {FAKE_WORKLOAD}, --intervals, "2"]
-  parser: protocol
-  timeout: 20
-knobs:
-  threads: {{flag: --threads, low: 1, high: 6}}
-  KMP_BLOCKTIME: [0, 1, 200]
-budget: {{n_trials: 12}}
-sampler: {{name: tpe, seed: 3}}
-noise: {{runs: 3}}
-confirm: {{top: 2, rounds: 3}}
-"""
+from tuner.testing.specs import study_yaml
 
 
-def override(text: str, **keys: str) -> str:
-    """``text`` with top-level ``key: value`` lines replaced (or added)."""
-    lines = [line for line in text.splitlines() if line.split(":", 1)[0] not in keys]
-    return "\n".join(lines + [f"{k}: {v}" for k, v in keys.items()]) + "\n"
+def fake_workload(*, intervals: str = "2", env: dict[str, str] | None = None
+                  ) -> dict[str, Any]:
+    """The fake workload as a command (``--intervals`` per run, ``env`` for its noise)."""
+    workload: dict[str, Any] = {"command": [PYTHON, FAKE_WORKLOAD, "--intervals", intervals],
+                                "parser": "protocol", "timeout": 20}
+    if env:
+        workload["env"] = env
+    return workload
+
+
+def fake_knobs(*, threads_high: int = 6, blocktime: bool = True,
+               **more: Any) -> dict[str, Any]:
+    knobs: dict[str, Any] = {"threads": {"flag": "--threads", "low": 1, "high": threads_high}}
+    if blocktime:
+        knobs["KMP_BLOCKTIME"] = [0, 1, 200]
+    return {**knobs, **more}
+
+
+def fake_study(**overrides: Any) -> str:
+    """The study file of the fake workload, with top-level keys replaced (``study_yaml``)."""
+    return study_yaml(**{"name": "fake", "workload": fake_workload(), "knobs": fake_knobs(),
+                         "budget": {"n_trials": 12}, "sampler": {"name": "tpe", "seed": 3},
+                         "noise": {"runs": 3}, "confirm": {"top": 2, "rounds": 3},
+                         **overrides})
+
+
+STUDY = fake_study()
 
 
 def run_study(path: Path, host: Host, storage: str, *,
@@ -95,9 +105,8 @@ def test_study_runs_baselines_first_and_finds_the_optimum(
 
 def test_repeats_adapt_and_bad_trials_are_pruned(
         write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
-    text = override(STUDY.replace("n_trials: 12", "n_trials: 14"),
-                    repeats="{min: 1, max: 3}", screening="off", confirm="{top: 0}")
-    text = text.replace('"2"]', '"4"]')
+    text = fake_study(budget={"n_trials": 14}, repeats={"min": 1, "max": 3}, screening="off",
+                      confirm={"top": 0}, workload=fake_workload(intervals="4"))
     result = run_study(write_study(text), local_host, storage)
     trials = result.study.get_trials()
     assert len(records.get(trials[0].user_attrs, "samples")) == 3  # noise runs
@@ -120,9 +129,9 @@ def test_repeats_adapt_and_bad_trials_are_pruned(
 
 def test_screening_fixes_inert_knobs_and_keeps_the_others(
         write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
-    noop = "  noop: {env: FAKE_UNUSED, choices: [a, b]}\n"
-    text = STUDY.replace("  KMP_BLOCKTIME: [0, 1, 200]\n", "  KMP_BLOCKTIME: [0, 1, 200]\n" + noop)
-    text = override(text, screening="[KMP_BLOCKTIME, noop]", confirm="{top: 0}")
+    noop = {"env": "FAKE_UNUSED", "choices": ["a", "b"]}
+    text = fake_study(knobs=fake_knobs(noop=noop), screening=["KMP_BLOCKTIME", "noop"],
+                      confirm={"top": 0})
     result = run_study(write_study(text), local_host, storage)
     screening = records.get(result.study.user_attrs, "screening")
     assert screening["noop"]["inert"] and "inert, fixed at unset" in screening["noop"]["evidence"]
@@ -166,11 +175,12 @@ def test_a_second_seed_confirms_within_the_first_runs_interval(
         write_study: Callable[[str], Path], local_host: Host, tmp_path: Path) -> None:
     picks = []
     for seed in (1, 2):
-        text = STUDY.replace("seed: 3", f"seed: {seed}").replace("name: fake", f"name: s{seed}")
         # 2% noise, seeded (each study its own draws): the same on every run of the suite,
         # where unseeded draws would miss the interval now and then by chance alone
-        noise = f'FAKE_NOISE: "0.02", FAKE_SEED: "{seed}", FAKE_COUNTER: "{tmp_path / "runs"}"'
-        text = text.replace("  timeout: 20", f"  timeout: 20\n  env: {{{noise}}}")
+        noise = {"FAKE_NOISE": "0.02", "FAKE_SEED": str(seed),
+                 "FAKE_COUNTER": str(tmp_path / "runs")}
+        text = fake_study(name=f"s{seed}", sampler={"name": "tpe", "seed": seed},
+                          workload=fake_workload(env=noise))
         result = run_study(write_study(text), local_host, f"sqlite:///{tmp_path / 'r.db'}")
         summary = summarize(result.study)
         assert summary.best_interval is not None
@@ -215,7 +225,7 @@ confirm: {{top: 0}}
 
 def test_fixed_repeats_store_samples_and_use_the_median(
         write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
-    text = override(STUDY.replace("n_trials: 12", "n_trials: 3"), repeats="3", pruner="none")
+    text = fake_study(budget={"n_trials": 3}, repeats=3, pruner="none")
     result = run_study(write_study(text), local_host, storage)
     for trial in result.study.get_trials()[1:]:
         samples = records.get(trial.user_attrs, "samples")
@@ -225,7 +235,7 @@ def test_fixed_repeats_store_samples_and_use_the_median(
 
 def test_resume_keeps_the_budget(write_study: Callable[[str], Path], local_host: Host,
                                  storage: str) -> None:
-    path = write_study(STUDY.replace("n_trials: 12", "n_trials: 5"))
+    path = write_study(fake_study(budget={"n_trials": 5}))
     first = run_study(path, local_host, storage, limits=RunLimits(max_trials=3))
     assert len(first.study.get_trials()) == 3
     second = run_study(path, local_host, storage)
@@ -236,8 +246,8 @@ def test_resume_keeps_the_budget(write_study: Callable[[str], Path], local_host:
 
 def test_changed_space_or_machine_refuses_to_resume(
         write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
-    run_study(write_study(STUDY.replace("n_trials: 12", "n_trials: 2")), local_host, storage)
-    changed = write_study(STUDY.replace("high: 6", "high: 8"))
+    run_study(write_study(fake_study(budget={"n_trials": 2})), local_host, storage)
+    changed = write_study(fake_study(knobs=fake_knobs(threads_high=8)))
     with pytest.raises(StudyConflictError, match="different workload, objective or knob space"):
         run_study(changed, local_host, storage)
     loaded = load_file(write_study(STUDY), fit=fit_to(local_host))
@@ -315,10 +325,9 @@ confirm: {{top: 0}}
 
 def test_a_configuration_already_measured_is_not_measured_again(
         write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
-    text = override(STUDY.replace("high: 6", "high: 2").replace("  KMP_BLOCKTIME: [0, 1, 200]\n",
-                                                                 ""),
-                    budget="{n_trials: 9}", sampler="{name: random, seed: 1}",
-                    confirm="{top: 0}")
+    text = fake_study(knobs=fake_knobs(threads_high=2, blocktime=False),
+                      budget={"n_trials": 9}, sampler={"name": "random", "seed": 1},
+                      confirm={"top": 0})
     result = run_study(write_study(text), local_host, storage)
     trials = result.study.get_trials()
     twins = [t for t in trials if "duplicate_of" in t.user_attrs]

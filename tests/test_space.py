@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import yaml
 
 from tuner.host import Host
 from tuner.knobs import UNSET
 from tuner.space import fit_to
 from tuner.space.search_space import SpaceError, build_space
 from tuner.spec import parse_text
+from tuner.testing.specs import study_data, study_yaml
 
 
 def space_of(text: str, host: Host):  # type: ignore[no-untyped-def]
     return build_space(parse_text(text, "t.yaml").studies[0], host)
 
 
-THREADS = """
-name: t
-workload: {builtin: resnet, params: {preset: small}}
-knobs:
-  intra_op: {low: 1, high: 56}
-  inter_op: {low: 1, high: 4}
-  KMP_BLOCKTIME: [0, 10]
-  KMP_AFFINITY: auto
-  batch_size: 32
-"""
+SMALL_RESNET = {"builtin": "resnet", "params": {"preset": "small"}}
+THREAD_KNOBS = {"intra_op": {"low": 1, "high": 56}, "inter_op": {"low": 1, "high": 4},
+                "KMP_BLOCKTIME": [0, 10], "KMP_AFFINITY": "auto", "batch_size": 32}
+
+
+def threads_study(**overrides: Any) -> str:
+    """The thread-knob study (``THREADS``) with top-level keys replaced."""
+    return study_yaml(**{"name": "t", "workload": SMALL_RESNET, "knobs": THREAD_KNOBS,
+                         **overrides})
+
+
+THREADS = threads_study()
 
 
 def test_vendor_baseline_on_a_two_socket_xeon(xeon: Host) -> None:
@@ -89,8 +95,9 @@ def test_single_value_domains_become_fixed(xeon: Host) -> None:
 
 def test_space_key_changes_with_the_space_not_the_budget(xeon: Host) -> None:
     a = space_of(THREADS, xeon).key()
-    assert space_of(THREADS + "budget: {n_trials: 99}\n", xeon).key() == a
-    assert space_of(THREADS.replace("high: 4", "high: 8"), xeon).key() != a
+    assert space_of(threads_study(budget={"n_trials": 99}), xeon).key() == a
+    wider = {**THREAD_KNOBS, "inter_op": {"low": 1, "high": 8}}
+    assert space_of(threads_study(knobs=wider), xeon).key() != a
 
 
 def test_suggest_uses_optuna_distributions(xeon: Host) -> None:
@@ -105,8 +112,9 @@ def test_suggest_uses_optuna_distributions(xeon: Host) -> None:
 
 
 def test_oversized_grid_is_refused(xeon: Host) -> None:
-    text = THREADS.replace("sampler", "x") + "  OMP_NUM_THREADS: auto\n" \
-        "  physcpubind: auto\nsampler: {name: grid}\nthreads_within_binding: false\n"
+    text = threads_study(knobs={**THREAD_KNOBS, "OMP_NUM_THREADS": "auto",
+                                "physcpubind": "auto"},
+                         sampler={"name": "grid"}, threads_within_binding=False)
     with pytest.raises(SpaceError, match="too large"):
         space_of(text, xeon)
 
@@ -123,18 +131,15 @@ def test_units_follow_the_mode() -> None:
     assert unit("{command: [x], parser: protocol}") == ""
 
 
-MEMBIND = """
-name: m
-workload: {builtin: resnet, params: {preset: small}}
-knobs:
-  intra_op: {low: 1, high: 4}
-  membind: MEMBIND
-"""
+def membind_data(domain: Any) -> dict[str, Any]:
+    """A study whose ``membind`` knob has ``domain``, as data."""
+    return study_data(name="m", workload=SMALL_RESNET,
+                      knobs={"intra_op": {"low": 1, "high": 4}, "membind": domain})
 
 
 def test_an_auto_domain_this_host_cannot_apply_is_dropped_with_a_note(
         xeon_no_numactl: Host) -> None:
-    space = space_of(MEMBIND.replace("MEMBIND", "auto"), xeon_no_numactl)
+    space = space_of(yaml.safe_dump(membind_data("auto"), sort_keys=False), xeon_no_numactl)
     assert "membind" not in space.names and "membind" not in space.fixed
     assert list(space.dropped) == ["membind"]
     [note] = space.notes
@@ -143,15 +148,12 @@ def test_an_auto_domain_this_host_cannot_apply_is_dropped_with_a_note(
 
 def test_an_explicit_domain_this_host_cannot_apply_still_fails(xeon_no_numactl: Host) -> None:
     with pytest.raises(SpaceError, match="membind: cannot be applied here"):
-        space_of(MEMBIND.replace("MEMBIND", "[0, 1]"), xeon_no_numactl)
+        space_of(yaml.safe_dump(membind_data([0, 1]), sort_keys=False), xeon_no_numactl)
 
 
 def test_only_the_studies_about_to_run_are_fitted_to_the_host(xeon_no_numactl: Host) -> None:
-    text = ("studies:\n"
-            + "\n".join("  - " + line if i == 0 else "    " + line
-                        for i, line in enumerate(MEMBIND.strip().splitlines()))
-            .replace("membind: MEMBIND", "membind: [0, 1]") + "\n"
-            "  - name: ok\n    workload: {builtin: resnet}\n    knobs: {intra_op: [1, 2]}\n")
+    ok = {"name": "ok", "workload": {"builtin": "resnet"}, "knobs": {"intra_op": [1, 2]}}
+    text = yaml.safe_dump({"studies": [membind_data([0, 1]), ok]}, sort_keys=False)
     with pytest.raises(Exception, match="membind"):
         parse_text(text, "t.yaml", fit=fit_to(xeon_no_numactl))
     loaded = parse_text(text, "t.yaml", fit=fit_to(xeon_no_numactl), only={"ok"})
