@@ -10,14 +10,12 @@ imported, so this runs in well under a second):
 * no function or method takes more than ``MAX_PARAMETERS`` parameters (``self``/``cls`` not
   counted; ``*args`` and ``**kwargs`` one each).
 
-Each finding has a key (no line number, so that edits elsewhere in a file keep it); a key in
-``PENDING`` is a known finding that is expected to go, any other fails the test.
+Each finding names the file and line and what rule it breaks.
 """
 
 from __future__ import annotations
 
 import ast
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +38,6 @@ NOT_FROM_API = ("tuner.service.dashboard", "tuner.service.app")
 MAX_TOP_LEVEL = 8
 MAX_PARAMETERS = 7
 
-#: Known findings, being removed in issue 10 (other rooms are mid-way); empty it as they land.
-PENDING: frozenset[str] = frozenset({
-    "__all__ tuner/service/api/__init__.py",
-    "__all__ tuner/service/api/routes/__init__.py",
-    "__all__ tuner/service/dashboard/__init__.py",
-})
 
 
 @dataclass(frozen=True)
@@ -239,7 +231,7 @@ def parameter_findings() -> Iterator[Finding]:
 
 
 def _check(findings: Iterator[Finding], kind: str) -> None:
-    new = [f.message for f in findings if f.key not in PENDING]
+    new = [f.message for f in findings]
     assert not new, f"{len(new)} {kind}:\n" + "\n".join(new)
 
 
@@ -257,16 +249,6 @@ def test_every_package_has_a_front() -> None:
 
 def test_no_function_takes_too_many_parameters() -> None:
     _check(parameter_findings(), "functions with too many parameters")
-
-
-def test_pending_findings_still_exist() -> None:
-    """A pending finding that has gone should leave ``PENDING`` (a warning, not a failure,
-    so that the room that fixes it does not break this test meanwhile)."""
-    found = {f.key for f in (*import_findings(), *top_level_findings(), *package_findings(),
-                             *parameter_findings())}
-    for key in sorted(PENDING - found):
-        warnings.warn(f"PENDING holds {key!r}, which is no longer found: remove it",
-                      stacklevel=1)
 
 
 def test_the_checks_see_what_they_should(tmp_path: Path) -> None:

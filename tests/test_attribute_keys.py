@@ -13,8 +13,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 from tuner.store import attributes
 from tuner.store.attributes import ATTRIBUTES, Family, key_of
 
@@ -22,8 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tuner"
 #: The one module that spells keys.
 HOME = "tuner/store/attributes.py"
-#: Not converted yet (another change converts them): their findings are expected failures.
-PENDING = ("tuner/study/", "tuner/cli.py", "tuner/service/worker.py")
 HOLDERS = {"user_attrs", "system_attrs", "attrs"}
 SETTERS = {"set_user_attr", "set_system_attr"}
 #: Keys that are no plain word: a literal equal to one is a key wherever it appears.
@@ -106,16 +102,9 @@ def _all_findings() -> list[str]:
 
 
 def test_no_module_but_the_attributes_module_spells_a_key() -> None:
-    found = [f for f in _all_findings() if not f.startswith(PENDING)]
+    found = _all_findings()
     assert not found, "attribute keys spelled outside tuner/store/attributes.py (use its " \
                       "typed attributes):\n" + "\n".join(found)
-
-
-@pytest.mark.xfail(strict=False, reason="the study room, tuner/cli.py and the worker are "
-                                        "converted to tuner.store.attributes separately")
-def test_the_study_room_the_cli_and_the_worker_spell_no_key() -> None:
-    found = [f for f in _all_findings() if f.startswith(PENDING)]
-    assert not found, "\n".join(found)
 
 
 def test_the_check_finds_each_kind_of_literal_key() -> None:

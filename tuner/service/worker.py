@@ -36,7 +36,7 @@ from tuner.settings import Settings
 from tuner.space.search_space import SpaceError, build_space
 from tuner.spec.models import StudySpec
 from tuner.store import database as store
-from tuner.store.attributes import HOST_CLASS, SPEC, SPEC_TEXT, STATUS
+from tuner.store.attributes import HOST_CLASS, SPEC, SPEC_TEXT, STARTED_AT, STATUS
 from tuner.store.database import set_status
 from tuner.store.gate import StudyGate
 from tuner.study.run import Collaborators, RunLimits, StudyRun, StudyTarget
@@ -179,7 +179,7 @@ class Worker:
             backend = LockedBackend(backend_for(spec.launcher), self.host_lock)
             result = StudyRun(target, collaborators=Collaborators(
                 settings=self.settings, backend=backend, gate=gate, should_stop=should_stop),
-                limits=RunLimits(recover_local=False, started_at=attrs.get("started_at"))).run()
+                limits=RunLimits(recover_local=False, started_at=STARTED_AT.get(attrs))).run()
         except StudyConflictError as exc:
             # another host class claimed it first, or its stored space differs from the one
             # this host builds (tools such as numactl differ): others may run it
