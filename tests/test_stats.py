@@ -8,6 +8,7 @@ import random
 import pytest
 
 from tuner import stats
+from tuner.goal import MINIMIZE
 
 
 def test_cv_trimmed_mean_and_robust() -> None:
@@ -38,7 +39,7 @@ def test_paired_speedup_is_the_geometric_mean_of_paired_ratios() -> None:
     assert s.ratio == pytest.approx(1.1)
     assert s.low == pytest.approx(1.1) and s.high == pytest.approx(1.1)  # no spread at all
     assert s.verdict == "win"
-    latency = stats.paired_speedup([9.0, 10.0], [10.0, 11.0], floor=0.02, maximize=False)
+    latency = stats.paired_speedup([9.0, 10.0], [10.0, 11.0], floor=0.02, goal=MINIMIZE)
     assert latency.ratio > 1.0  # lower latency is better
 
 

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from tuner.goal import MAXIMIZE, Goal
+
 
 def t_quantile(dof: int, level: float = 0.95) -> float:
     """The two-sided ``level`` quantile of Student's t (e.g. 2.776 for 4 dof at 95%)."""
@@ -154,7 +156,7 @@ def verdict(ratio: float, low: float, high: float, floor: float) -> Verdict:
 
 
 def paired_speedup(candidate: Sequence[float], reference: Sequence[float], *, floor: float,
-                   maximize: bool = True, level: float = 0.95) -> Speedup:
+                   goal: Goal = MAXIMIZE, level: float = 0.95) -> Speedup:
     """Speedup of ``candidate`` over ``reference`` from runs paired by round (same length),
     with a ``level`` interval. For a metric to minimize (a latency), the ratio is
     reference / candidate."""
@@ -162,8 +164,7 @@ def paired_speedup(candidate: Sequence[float], reference: Sequence[float], *, fl
         raise ValueError("paired samples must have the same length")
     if len(candidate) < 2:
         raise ValueError("need at least 2 rounds")
-    logs = [math.log(c / r) if maximize else math.log(r / c)
-            for c, r in zip(candidate, reference, strict=True)]
+    logs = [goal.log_ratio(c, r) for c, r in zip(candidate, reference, strict=True)]
     mean = statistics.fmean(logs)
     half = t_quantile(len(logs) - 1, level) * statistics.stdev(logs) / math.sqrt(len(logs))
     ratio, low, high = math.exp(mean), math.exp(mean - half), math.exp(mean + half)

@@ -19,6 +19,7 @@ from tuner.knobs.base import (
     DomainError,
     IntDomain,
     IntKnob,
+    Knob,
     KnobContext,
 )
 
@@ -65,7 +66,16 @@ class TensorFlowPool(IntKnob):
             builder.set_env(self.env, str(value))
 
 
-class IntEnvKnob(IntKnob):
+class SetsItsVariable(Knob):
+    """A knob applied as the environment variable of its own name (``unset``: left out, so
+    the runtime's default holds)."""
+
+    def apply(self, value: Any, builder: LaunchBuilder, ctx: KnobContext) -> None:
+        if value != UNSET:
+            builder.set_env(self.name, str(value))
+
+
+class IntEnvKnob(SetsItsVariable, IntKnob):
     """An integer environment variable of the OpenMP runtime."""
 
     family = "openmp"
@@ -92,12 +102,8 @@ class IntEnvKnob(IntKnob):
     def note(self, ctx: KnobContext) -> str | None:
         return OPENMP_NOTE
 
-    def apply(self, value: Any, builder: LaunchBuilder, ctx: KnobContext) -> None:
-        if value != UNSET:
-            builder.set_env(self.name, str(value))
 
-
-class StringEnvKnob(ChoiceKnob):
+class StringEnvKnob(SetsItsVariable, ChoiceKnob):
     """A string environment variable (KMP_AFFINITY, KMP_HW_SUBSET, TF_ENABLE_ONEDNN_OPTS)."""
 
     def __init__(self, *, name: str, family: str, summary: str,
@@ -118,10 +124,6 @@ class StringEnvKnob(ChoiceKnob):
 
     def note(self, ctx: KnobContext) -> str | None:
         return self._note
-
-    def apply(self, value: Any, builder: LaunchBuilder, ctx: KnobContext) -> None:
-        if value != UNSET:
-            builder.set_env(self.name, str(value))
 
 
 class BuiltinFlagKnob(ChoiceKnob):

@@ -108,7 +108,7 @@ def compare(entries: list[Entry], *, floor: float, goal: Goal) -> dict[str, Any]
             a, b = paired(entry, base)
             if len(a) >= 2:
                 item["speedups"][role] = stats.paired_speedup(
-                    a, b, floor=floor, maximize=goal.maximize, level=level).to_dict()
+                    a, b, floor=floor, goal=goal, level=level).to_dict()
         out.append(item)
     best = winner(out, goal=goal)
     return {"entries": out, "best": best, "floor": floor, "level": level,

@@ -161,4 +161,4 @@ def _speedup(entry: Entry, reference: Entry, floor: float,
     probe, ref = paired(entry, reference)
     if len(probe) < 2:
         return None
-    return stats.paired_speedup(probe, ref, floor=floor, maximize=goal.maximize)
+    return stats.paired_speedup(probe, ref, floor=floor, goal=goal)

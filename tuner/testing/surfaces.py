@@ -25,6 +25,7 @@ from typing import Any
 from tuner.execution.backend import Backend, RunRequest
 from tuner.execution.outcome import Decision, OnReading, Outcome, Status
 from tuner.execution.parsers import Reading
+from tuner.goal import Goal
 from tuner.knobs import UNSET
 from tuner.space.search_space import config_key
 
@@ -79,20 +80,24 @@ class Surface:
         samples = self.samples_for(applied)
         return statistics.fmean(s.value for s in samples) if samples else None
 
+    @property
+    def goal(self) -> Goal:
+        return Goal("maximize" if self.maximize else "minimize")
+
     def means(self) -> dict[str, float]:
         return {k: statistics.fmean(s.value for s in v) for k, v in self.configs.items()}
 
     def optimum(self) -> tuple[dict[str, Any], float]:
         means = self.means()
-        best = (max if self.maximize else min)(means, key=lambda k: means[k])
+        best = self.goal.best_of(means, key=lambda k: means[k])
         return json.loads(best), means[best]
 
     def within(self, fraction: float) -> list[str]:
         """Configurations whose mean is within ``fraction`` of the optimum."""
         _, best = self.optimum()
-        limit = best * (1 - fraction) if self.maximize else best * (1 + fraction)
+        limit = self.goal.bound(best, fraction)
         means = self.means()
-        return [k for k, v in means.items() if (v >= limit if self.maximize else v <= limit)]
+        return [k for k, v in means.items() if self.goal.at_least_as_good(v, limit)]
 
     # --- files ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
