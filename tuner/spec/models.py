@@ -82,6 +82,8 @@ class KnobSpec(Strict):
     siblings: StrictBool = False
     #: physcpubind only: bind each instance to as many cores as this thread knob's value.
     follow: Literal["intra_op", "OMP_NUM_THREADS"] | None = None
+    #: A custom knob's value the program runs with today (the defaults baseline uses it).
+    default: Scalar | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -229,7 +231,15 @@ class WorkloadSpec(Strict):
     params: dict[str, Scalar] = Field(default_factory=dict, max_length=limits.MAX_ENTRIES)
     command: Annotated[list[Text], Field(max_length=limits.MAX_ARGS)] | None = None
     parser: ParserSpec | None = None
-    tensorflow: StrictBool = True
+    #: Deprecated spelling of ``runtime: tensorflow`` (true) / ``runtime: native`` (false).
+    tensorflow: StrictBool | None = None
+    #: What the program runs on, which decides the knobs that apply and the vendor
+    #: baseline: ``tensorflow`` (built-ins), ``openmp`` (an OpenMP program), ``native``
+    #: (anything else: only placement). Unset: tensorflow for built-ins, native for commands.
+    runtime: Literal["tensorflow", "openmp", "native"] | None = None
+    #: A regex with a named group per knob that reads back, from the program's output, the
+    #: values it actually ran with; a trial whose read-back differs from what was asked fails.
+    echo: Annotated[str, Field(strict=True, max_length=1000)] | None = None
     cwd: Text | None = None
     env: dict[str, Text] = Field(default_factory=dict, max_length=limits.MAX_ENTRIES)
     timeout: Duration | None = None
@@ -261,6 +271,29 @@ class WorkloadSpec(Strict):
             raise ValueError(f"unknown built-in workload {builtin!r}; known: "
                              f"{', '.join(sorted(BUILTINS))}{hint}")
         return builtin
+
+    @field_validator("echo")
+    @classmethod
+    def _echo_compiles(cls, echo: str | None) -> str | None:
+        if echo is None:
+            return None
+        try:
+            compiled = re.compile(echo)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from exc
+        if not compiled.groupindex:
+            raise ValueError("expected a named group per knob, e.g. "
+                             "'Number of threads: (?P<threads>[0-9]+)'")
+        return echo
+
+    @property
+    def kind_of_runtime(self) -> Literal["tensorflow", "openmp", "native"]:
+        """``runtime``, with its default filled in (see the field)."""
+        if self.runtime is not None:
+            return self.runtime
+        if self.tensorflow is not None:
+            return "tensorflow" if self.tensorflow else "native"
+        return "tensorflow" if self.builtin is not None else "native"
 
     @model_validator(mode="after")
     def _builtin_or_command(self) -> WorkloadSpec:
