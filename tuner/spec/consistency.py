@@ -5,6 +5,7 @@ like ``tuner.space.checks``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from tuner.spec import limits
@@ -23,7 +24,8 @@ SEED_PARAMS = ("seed",)
 
 
 def study_problems(spec: StudySpec) -> list[Problem]:
-    return [*_metric(spec), *_screening(spec), *_baselines(spec), *_params(spec)]
+    return [*_metric(spec), *_screening(spec), *_baselines(spec), *_params(spec),
+            *_echo(spec)]
 
 
 def _metric(spec: StudySpec) -> Iterator[Problem]:
@@ -64,3 +66,21 @@ def _params(spec: StudySpec) -> Iterator[Problem]:
         if key in SEED_PARAMS and isinstance(value, int) and not isinstance(value, bool) \
                 and not 0 <= value <= limits.MAX_SEED:
             yield path, f"expected a seed, an integer in 0..{limits.MAX_SEED}, got {value!r}"
+
+
+def _echo(spec: StudySpec) -> Iterator[Problem]:
+    """``workload.echo`` reads back knob values from a command's output: only commands have
+    it (built-ins print their SETTINGS line), and each of its groups names a knob."""
+    echo = spec.workload.echo
+    if echo is None:
+        return
+    path: FieldPath = ("workload", "echo")
+    if spec.workload.command is None:
+        yield path, ("echo belongs to command workloads (built-ins report what they ran "
+                     "with in their SETTINGS line)")
+        return
+    known = ", ".join(sorted(spec.knobs)) or "none"
+    for group in re.compile(echo).groupindex:
+        if group not in spec.knobs:
+            yield path, (f"group {group!r} names no knob of this study; each named group "
+                         f"reads back one knob's value (knobs here: {known})")
