@@ -59,6 +59,8 @@ Trial user attributes:
 * ``samples`` — list of numbers, parts — ``study.trial`` — the value of each run
 * ``runs`` — list of ``Run``, parts — ``study.trial`` — status, reason, output tail of each run
 * ``reported`` — object, parts — ``study.trial`` — the SETTINGS line the workload printed
+* ``echoed`` — object (knob -> text), parts — ``study.trial`` — the knob values the program
+  printed it ran with, read back with the study's ``workload.echo`` pattern
 * ``reason`` — text, parts — ``study.trial`` — why the trial failed or was pruned
 * ``duplicate_of`` — integer — ``study.trial`` — the earlier trial whose result it reused
 * ``run_seconds`` — number — ``study.trial`` — the seconds its runs took
@@ -203,6 +205,9 @@ RUNS: Attr[list[Run]] = _trial("runs", "list of Run", OBJECTIVE,
 REPORTED: Attr[dict[str, Any] | None] = _trial(
     "reported", "object", OBJECTIVE, "the settings the workload printed it ran with",
     object_or_none, None, parts=True)
+ECHOED: Attr[dict[str, Any] | None] = _trial(
+    "echoed", "object (knob -> text)", OBJECTIVE, "the knob values the program printed it ran "
+    "with, read back with workload.echo", object_or_none, None, parts=True)
 REASON = _trial("reason", "text", OBJECTIVE, "why the trial failed or was pruned",
                 text_or_empty, "", parts=True)
 DUPLICATE_OF: Attr[int | None] = _trial(
@@ -233,7 +238,7 @@ ATTRIBUTES: tuple[Attr[Any] | Family[Any] | SystemAttr[Any], ...] = (
     SPEC, SPEC_TEXT, SPACE, SPACE_KEY, FINGERPRINT, HOST_CLASS, UNIT, STATUS, STATUS_REASON,
     STATUS_AT, SUBMITTED_AT, STARTED_AT, NOISE, SCREENING, CONFIRMATION, TUNER_BEST, CLAIMS,
     ABANDONED, ROLE, APPLIED, LAUNCH, SHELL, WORKER, APPROXIMATE, SAMPLES, RUNS, REPORTED,
-    REASON, DUPLICATE_OF, RUN_SECONDS, SAMPLER_PARAMS, FIXED_PARAMS, FAILED_TRIAL,
+    ECHOED, REASON, DUPLICATE_OF, RUN_SECONDS, SAMPLER_PARAMS, FIXED_PARAMS, FAILED_TRIAL,
     RETRY_HISTORY)
 
 
