@@ -5,12 +5,22 @@ prints this object and nothing else.
 Once the confirmation ran, the answer is its winner with the confirmed mean and 95% interval
 of its throughput. Before, it is the best value of the search, labelled as what it is: the
 value of a few single runs that were never compared side by side with the baselines.
+
+A baseline that failed is named in the basis: the answer is then stated against the one that
+ran only, or, when none ran, "with nothing to compare against" (no speedup is claimed).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from tuner.space.baselines import ROLE_LABELS
+
+
+def baseline_names(roles: tuple[str, ...] | list[str]) -> str:
+    """``framework defaults and vendor settings``: the baselines ``roles`` as words."""
+    return " and ".join(ROLE_LABELS.get(role, role) for role in roles)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +36,10 @@ class Answer:
     high: float | None = None
     #: Interleaved rounds of the confirmation, or the trial's search runs.
     runs: int = 0
+    #: The baselines that failed (no measurement of theirs exists) ...
+    failed_baselines: tuple[str, ...] = ()
+    #: ... and those that ran: the answer and its speedups are stated against these only.
+    compared_with: tuple[str, ...] = ()
 
     @property
     def interval(self) -> dict[str, float] | None:
@@ -35,10 +49,28 @@ class Answer:
 
     @property
     def basis(self) -> str:
+        """What the value rests on, and what it was compared with when a baseline failed:
+        ``confirmed over 5 interleaved rounds, against the vendor settings only (the
+        framework defaults failed)``; ``unconfirmed: the search value of 2 single runs,
+        with nothing to compare against (both baselines failed)``."""
+        failed = ("" if not self.failed_baselines else "both baselines failed"
+                  if len(self.failed_baselines) == 2
+                  else f"the {baseline_names(self.failed_baselines)} failed")
+        ran = baseline_names(self.compared_with)
         if self.confirmed:
-            return f"confirmed over {self.runs} interleaved rounds"
-        return (f"unconfirmed: the search value of {self.runs} single "
-                f"run{'s' if self.runs != 1 else ''}, not compared side by side")
+            text = f"confirmed over {self.runs} interleaved rounds"
+            if failed and ran:
+                return f"{text}, against the {ran} only ({failed})"
+        else:
+            text = (f"unconfirmed: the search value of {self.runs} single "
+                    f"run{'s' if self.runs != 1 else ''}")
+            if not failed:
+                return f"{text}, not compared side by side"
+            if ran:
+                return f"{text}, not compared side by side with the {ran} ({failed})"
+        if failed:
+            return f"{text}, with nothing to compare against ({failed})"
+        return text
 
     @property
     def value_text(self) -> str:
@@ -63,7 +95,9 @@ class Answer:
         return {"trial": self.trial, "role": self.role, "knobs": self.knobs,
                 "value": self.value, "low": self.low, "high": self.high, "unit": self.unit,
                 "metric": self.metric, "confirmed": self.confirmed, "runs": self.runs,
-                "basis": self.basis, "label": self.label}
+                "basis": self.basis, "label": self.label,
+                "failed_baselines": list(self.failed_baselines),
+                "compared_with": list(self.compared_with)}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -38,6 +38,12 @@ def note_body(summary: Summary, optuna_best: optuna.trial.FrozenTrial | None) ->
     lines.append("")
     for role, speedup in summary.speedups.items():
         lines.append(f"- over {ROLE_LABELS.get(role, role)}: {format_speedup(speedup)}")
+    if summary.failed_baselines:
+        lines += ["", _cell(summary.baseline_statement)]
+        for failed in summary.failed_baselines.values():
+            lines += ["", f"{_cell(failed.label)} (trial {failed.trial}) failed: "
+                          f"{_cell(failed.reason)}; the last lines of its output:", "", "```"]
+            lines += [line.replace("`", "'") for line in failed.tail] + ["```"]
     if optuna_best is not None and optuna_best.number != answer.trial:
         lines += ["", f"Optuna's *best trial* (trial {optuna_best.number}, "
                       f"{optuna_best.value:.4g}) is the best single search value; "

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tuner.results.answer import baseline_names
 from tuner.results.summary import Summary
 from tuner.space.baselines import ROLE_LABELS
 
@@ -31,6 +32,18 @@ def format_speedup(speedup: dict[str, Any]) -> str:
     return text + (" — a measured win" if speedup["verdict"] == "win" else " — slower")
 
 
+def baseline_lines(summary: Summary) -> list[str]:
+    """The failed baselines: the statement, then each one's reason and output tail."""
+    if not summary.failed_baselines:
+        return []
+    lines = [summary.baseline_statement]
+    for failed in summary.failed_baselines.values():
+        lines.append(f"  {failed.label} failed (trial {failed.trial}): {failed.reason}; "
+                     + ("the last lines of its output:" if failed.tail else "no output."))
+        lines += [f"    | {line}" for line in failed.tail]
+    return lines
+
+
 def render(summary: Summary, *, written: Path | None = None,
            importances: dict[str, float] | None = None) -> str:
     lines = [f"Study {summary.name} ({summary.workload}): {summary.counted} trials"
@@ -45,6 +58,7 @@ def render(summary: Summary, *, written: Path | None = None,
             lines.append(f"Warning: {noise['warning']}")
     for name, result in summary.screening.items():
         lines.append(f"Screening {name}: {result.get('evidence', '')}")
+    lines += baseline_lines(summary)
     best, answer = summary.best, summary.answer
     if best is None or answer is None:
         lines.append("No trial completed: nothing to recommend. Failures:")
@@ -59,21 +73,28 @@ def render(summary: Summary, *, written: Path | None = None,
         lines.append("  (no knob set: the framework defaults)")
     for role, speedup in summary.speedups.items():
         lines.append(f"Speedup over {ROLE_LABELS[role]}: {format_speedup(speedup)}")
-    if summary.confirmed:
+    if summary.confirmed and summary.speedups:
         count = int(summary.confirmation.get("comparisons", 1))
         kind = f"simultaneous over the {count} comparisons" if count > 1 else (
             "one comparison")
         lines.append(f"  (95% intervals, {kind} of the confirmation: paired interleaved "
                      "rounds, Student t on log-ratios)")
-    if summary.confirmed and not any(s.get("verdict") == "win"
-                                     for s in summary.speedups.values()):
-        lines.append("No configuration measurably beat the baselines on this machine.")
+    ran = summary.compared_with
+    if not ran and summary.failed_baselines:
+        lines.append("No speedup is claimed: no baseline ran to compare against.")
+    elif summary.confirmed and not any(s.get("verdict") == "win"
+                                       for s in summary.speedups.values()):
+        lines.append("No configuration measurably beat the baselines on this machine."
+                     if not summary.failed_baselines else
+                     f"No configuration measurably beat the {baseline_names(ran)} on this "
+                     "machine (the only baseline that ran).")
+    reference = ran[0] if ran else "defaults"
     others = [e for e in summary.confirmation.get("entries", [])
               if e["label"] not in (summary.confirmation.get("best"), *ROLE_LABELS)
-              and e.get("speedups", {}).get("defaults")]
+              and e.get("speedups", {}).get(reference)]
     for entry in others:
         lines.append(f"  candidate {entry['label']}: "
-                     f"{format_speedup(entry['speedups']['defaults'])} over defaults")
+                     f"{format_speedup(entry['speedups'][reference])} over {reference}")
     if importances:
         shown = ", ".join(f"{k} {v:.2f}" for k, v in importances.items())
         lines.append(f"Knob importance (PED-ANOVA): {shown}")

@@ -1,7 +1,8 @@
 """What a study found, read back from the study database: the recommended knobs (the
 confirmed winner when confirmation ran), speedups over both baselines with 95% intervals,
 the noise floor, inert knobs with their evidence, knob importance, how much of the space was
-explored, and failed or pruned trials with their reasons."""
+explored, failed or pruned trials with their reasons, and the baselines that failed (the
+answer and speedups are then stated against the one that ran, or against nothing)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuner.execution.launch import Launch
 from tuner.goal import Goal
 from tuner.results.answer import Answer, Confirmed, confirmed_entries
+from tuner.results.baselines import FailedBaseline, failed_baselines, statement
 from tuner.space.baselines import ROLE_LABELS
 from tuner.space.search_space import config_key
 from tuner.store.attributes import (
@@ -93,6 +95,19 @@ class Summary:
     #: The confirmation's configurations with their intervals (for the chart).
     confirmed_entries: list[Confirmed] = field(default_factory=list)
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    #: Baselines that failed (none of their trials completed), with reason and output tail.
+    failed_baselines: dict[str, FailedBaseline] = field(default_factory=dict)
+
+    @property
+    def compared_with(self) -> tuple[str, ...]:
+        """The baselines that ran: the only ones the answer and speedups are stated against."""
+        return tuple(role for role in ROLE_LABELS if role in self.baselines)
+
+    @property
+    def baseline_statement(self) -> str:
+        """The sentence about failed baselines ("" when none failed)."""
+        return statement(self.failed_baselines, self.compared_with,
+                         answered=self.answer is not None)
 
     @property
     def maximize(self) -> bool:
@@ -149,6 +164,8 @@ def summarize(study: optuna.Study) -> Summary:
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     baselines = {ROLE.get(t): TrialView.of(t) for t in complete if ROLE.get(t) in ROLE_LABELS}
     confirmation = CONFIRMATION.get(attrs)
+    failed = failed_baselines(trials)
+    ran = tuple(r for r in ROLE_LABELS if r in baselines)
     best: TrialView | None = None
     answer: Answer | None = None
     speedups: dict[str, dict[str, Any]] = {}
@@ -165,7 +182,8 @@ def summarize(study: optuna.Study) -> Summary:
                         value=float(interval["mean"]), low=float(interval["low"]),
                         high=float(interval["high"]), unit=unit, metric=metric,
                         confirmed=True, runs=int(confirmation.rounds or sum(
-                            v is not None for v in winner.get("values", []))))
+                            v is not None for v in winner.get("values", []))),
+                        failed_baselines=tuple(failed), compared_with=ran)
     elif complete:
         top = goal.best_of(complete, key=_value)
         best = TrialView.of(top)
@@ -176,7 +194,8 @@ def summarize(study: optuna.Study) -> Summary:
                 speedups[role] = {"ratio": goal.ratio(best.value, view.value)}
         answer = Answer(trial=best.number, role=best.role, knobs=best.applied,
                         value=_value(top), unit=unit, metric=metric, confirmed=False,
-                        runs=len(best.samples))
+                        runs=len(best.samples), failed_baselines=tuple(failed),
+                        compared_with=ran)
     states: dict[str, int] = {}
     for trial in trials:
         states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
@@ -197,7 +216,7 @@ def summarize(study: optuna.Study) -> Summary:
         abandoned=abandoned(study), noise=noise.to_dict() if noise is not None else {},
         screening=screening.to_dict() if screening is not None else {},
         confirmation=stored, confirmed_entries=confirmed_entries(stored),
-        fingerprint=FINGERPRINT.get(attrs))
+        fingerprint=FINGERPRINT.get(attrs), failed_baselines=failed)
 
 
 def importance(study: optuna.Study) -> dict[str, float]:
