@@ -55,6 +55,9 @@ class Outcome:
     returncode: int | None = None
     seconds: float = 0.0
     tail: str = ""
+    #: What each instance printed it ran with, read back with the request's ``echo`` pattern
+    #: (group -> text, first match wins; ``tuner.execution.echo``); empty without a pattern.
+    echoed: list[dict[str, str]] = field(default_factory=list)
     #: Where the process's seconds went, as the workload reported (TIMING line).
     timing: dict[str, float] | None = None
     #: Seconds from the start to each interval reading of the trial's metric.
@@ -102,11 +105,13 @@ def describe_exit(code: int) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class Ended:
-    """The children of a run once they are gone: their parsers and exit statuses."""
+    """The children of a run once they are gone: their parsers, exit statuses and, with an
+    echo pattern, the values each read back."""
 
     parsers: Sequence[Parser]
     returncodes: Sequence[int | None]
     seconds: float
+    echoed: Sequence[dict[str, str]] = ()
 
 
 def conclude(seen: Transcript, ended: Ended, *, metric: str, timeout: float) -> Outcome:
@@ -118,7 +123,8 @@ def conclude(seen: Transcript, ended: Ended, *, metric: str, timeout: float) -> 
         reported = {**reported, "instances": [p.reported for p in parsers]}
     common: dict[str, Any] = dict(reported=reported, seconds=ended.seconds,
                                   tail="\n".join(seen.tail), timing=parsers[0].timing,
-                                  reading_times=seen.reading_times)
+                                  reading_times=seen.reading_times,
+                                  echoed=[dict(values) for values in ended.echoed])
     if seen.enough:
         values = interval_values(seen.readings).get(metric, [])
         return Outcome(status=Status.OK, reason=f"stable after {len(values)} intervals",

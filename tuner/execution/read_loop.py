@@ -2,7 +2,8 @@
 
 One selector watches every child's pipe. Each chunk is split into lines (a line longer than
 ``MAX_LINE`` bytes is cut there, so a program that never prints a newline cannot fill the
-memory); every line goes to the output tail and to that child's parser. With concurrent
+memory); every line goes to the output tail, to that child's parser and to its echo reader
+(``tuner.execution.echo``), if the run reads settings back. With concurrent
 instances, ``Combiner`` turns the instances' readings into the trial's: interval ``i`` is
 one reading once every instance has reached it, the sum of theirs when maximizing (a
 throughput), the worst when minimizing (a latency). Each trial reading goes to the callback,
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tuner.execution.children import Process
+from tuner.execution.echo import EchoReader
 from tuner.execution.outcome import Decision, OnReading, Transcript
 from tuner.execution.parsers import Parser, Reading
 from tuner.goal import Goal
@@ -71,11 +73,13 @@ class Combiner:
 
 @dataclass(eq=False)
 class Stream:
-    """One child's output: its process, its parser, the label its tail lines carry."""
+    """One child's output: its process, its parser, the label its tail lines carry, and the
+    reader of its echo pattern, if the run has one."""
 
     proc: Process
     parser: Parser
     label: str = ""
+    echo: EchoReader | None = None
 
     def __post_init__(self) -> None:
         assert self.proc.stdout is not None, "a child's stdout must be a pipe"
@@ -153,6 +157,8 @@ class ReadLoop:
         stream = self.streams[index]
         seen = self.transcript
         seen.tail.append(stream.label + line[:MAX_LINE])
+        if stream.echo is not None:
+            stream.echo.feed(line[:MAX_LINE])
         for reading in stream.parser.feed(line):
             combined = self.combiner.add(index, reading)
             if combined is None:

@@ -13,8 +13,9 @@ sum of the instances' (a throughput) when maximizing, the worst instance's when 
 (a latency); interval ``i`` is reported once every instance has reached it.
 
 The work is split by job: ``children`` starts and stops the processes, ``read_loop`` reads
-their output, ``outcome`` builds the answer. ``RunHooks`` lets a launcher replace how a
-child starts (the fork server forks a pre-imported process) and ask for heartbeats.
+their output, ``outcome`` builds the answer, ``echo`` reads back the settings a program
+printed. ``RunHooks`` lets a launcher replace how a child starts (the fork server forks a
+pre-imported process) and ask for heartbeats.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tuner.execution.children import (
     start_process,
     stop_all,
 )
+from tuner.execution.echo import EchoReader
 from tuner.execution.launch import Launch
 from tuner.execution.outcome import (
     Decision,
@@ -69,8 +71,10 @@ PROTOCOL = ParserSpec(preset="protocol")
 class RunRequest:
     """One run: the launch, the knob values it applies, the metric and the parser that reads
     it, the timeout (seconds), the scrubbed base environment the launch's own is added to,
-    how many output lines to keep, the seconds between SIGTERM and SIGKILL, and the goal
-    (which says how concurrent instances combine)."""
+    how many output lines to keep, the seconds between SIGTERM and SIGKILL, the goal
+    (which says how concurrent instances combine), and the ``echo`` pattern that reads back
+    the settings the program printed it ran with (``Outcome.echoed``; checking them is the
+    caller's job)."""
 
     launch: Launch
     applied: Mapping[str, Any] = field(default_factory=dict)
@@ -81,6 +85,7 @@ class RunRequest:
     tail_lines: int = 40
     kill_grace: float = 3.0
     goal: Goal = MAXIMIZE
+    echo: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,8 +113,8 @@ def run(request: RunRequest, on_reading: OnReading | None = None,
         return Outcome(status=Status.FAILED, reason=f"cannot start {launch.command[0]!r}: {exc}",
                        seconds=time.monotonic() - start)
     labels = [f"[{i}] " if len(procs) > 1 else "" for i in range(len(procs))]
-    streams = [Stream(p, parser, label) for p, parser, label in zip(procs, parsers, labels,
-                                                                     strict=True)]
+    streams = [Stream(p, parser, label, EchoReader(request.echo) if request.echo else None)
+               for p, parser, label in zip(procs, parsers, labels, strict=True)]
     loop = ReadLoop(streams, metric=request.metric, goal=request.goal, on_reading=on_reading,
                     tail_lines=request.tail_lines, start=start)
     deadline = start + request.timeout
@@ -123,7 +128,8 @@ def run(request: RunRequest, on_reading: OnReading | None = None,
         with contextlib.suppress(OSError):
             stream.stdout.close()
     ended = Ended(parsers=parsers, returncodes=[p.returncode for p in procs],
-                  seconds=time.monotonic() - start)
+                  seconds=time.monotonic() - start,
+                  echoed=[s.echo.values for s in streams if s.echo is not None])
     return conclude(seen, ended, metric=request.metric, timeout=request.timeout)
 
 
