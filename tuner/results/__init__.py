@@ -1,10 +1,12 @@
 """What a study found, read back from the study database: the ``Summary`` (the answer,
-speedups with intervals, noise floor, screening, importance, failures), its renderings for
-people and scripts, and the answer published into the database for generic Optuna tools.
+speedups with intervals, noise floor, screening, importance, failures, failed baselines),
+its renderings for people and scripts, and the answer published into the database for
+generic Optuna tools.
 
 May import: the top-level modules, ``spec``, ``execution``, ``knobs``, ``space``, ``store``."""
 
 from tuner.results.answer import Answer, Confirmed, confirmed_entries
+from tuner.results.baselines import FailedBaseline, failed_baselines
 from tuner.results.publish import publish
 from tuner.results.render import (
     best_as,
@@ -27,10 +29,12 @@ __all__ = [
     "MALFORMED",
     "Answer",
     "Confirmed",
+    "FailedBaseline",
     "Summary",
     "TrialView",
     "best_as",
     "confirmed_entries",
+    "failed_baselines",
     "fmt_value",
     "format_ratio",
     "format_speedup",
