@@ -61,6 +61,13 @@ class Answer(BaseModel):
     basis: str = Field(description="what the value rests on: the confirmation's rounds, or "
                                    "unconfirmed single search runs")
     label: str = Field(description="the answer in one line, as every surface prints it")
+    failed_baselines: list[str] = Field(
+        default_factory=list, description="baselines that failed ('defaults', 'vendor'): the "
+                                          "answer is not compared with them")
+    compared_with: list[str] = Field(
+        default_factory=list, description="baselines that ran: the answer and its speedups "
+                                          "are stated against these only (none: nothing to "
+                                          "compare against, no speedup claimed)")
 
 
 class Best(BaseModel):
@@ -103,6 +110,16 @@ class Baseline(BaseModel):
     applied: dict[str, Any]
 
 
+class FailedBaseline(BaseModel):
+    """A baseline none of whose trials completed: why, and the end of its output."""
+
+    role: str = Field(description="'defaults' or 'vendor'")
+    label: str = Field(description="how reports name it ('framework defaults', ...)")
+    trial: int = Field(description="its (last) failed trial")
+    reason: str
+    tail: list[str] = Field(description="the last lines of the output of its failed run")
+
+
 class StudyDetail(StudyItem):
     description: str
     spec: dict[str, Any]
@@ -118,6 +135,12 @@ class StudyDetail(StudyItem):
     explored: int
     space_size: int
     samples: int
+    failed_baselines: dict[str, FailedBaseline] = Field(
+        default_factory=dict, description="baselines that failed, by role, with reason and "
+                                          "output tail")
+    baseline_statement: str = Field(
+        "", description="what the report says about failed baselines: which failed and why, "
+                        "and what the answer is compared with instead ('' when none failed)")
 
 
 class Trial(BaseModel):

@@ -110,7 +110,10 @@ def detail(study: optuna.Study, summary: Summary | None = None) -> schemas.Study
                    for role, v in summary.baselines.items()},
         best_config=best_of(summary), screening=summary.screening,
         confirmation=summary.confirmation or None, states=summary.states,
-        explored=summary.explored, space_size=summary.space_size, samples=summary.samples)
+        explored=summary.explored, space_size=summary.space_size, samples=summary.samples,
+        failed_baselines={role: schemas.FailedBaseline(**f.to_dict())
+                          for role, f in summary.failed_baselines.items()},
+        baseline_statement=summary.baseline_statement)
 
 
 def trial(frozen: FrozenTrial, gone: dict[int, str]) -> schemas.Trial:
