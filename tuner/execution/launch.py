@@ -1,9 +1,11 @@
 """What a trial runs: an argument list, the environment knobs set, and the binding prefix.
 
-Knobs write into a ``LaunchBuilder``; ``build`` turns the requested CPU and memory binding
-into a ``numactl`` prefix, or, where numactl is missing, a ``taskset`` prefix (CPU binding
-only) or an affinity the runner applies itself with ``sched_setaffinity``. A ``Launch`` is
-plain data: it can be stored with the trial and rendered as a line a user can paste.
+Knobs write into a ``LaunchBuilder``; ``build`` fills a command's ``{knob}`` placeholders
+(an argument holding one without a value is left out), appends the flags, and turns the
+requested CPU and memory binding into a ``numactl`` prefix, or, where numactl is missing, a
+``taskset`` prefix (CPU binding only) or an affinity the runner applies itself with
+``sched_setaffinity``. A ``Launch`` is plain data: it can be stored with the trial and
+rendered as a line a user can paste.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from string import Formatter
 from typing import Any
 
 from tuner.host import Host, format_cpu_list
+from tuner.spec.consistency import template_fields
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +117,35 @@ class LaunchBuilder:
     instances: int = 1
     cwd: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: Whether ``argv`` is a template with ``{knob}`` placeholders (a command's arguments;
+    #: a built-in's argument list is taken as it is).
+    templated: bool = False
+    #: The placeholders' values as text; None leaves out every argument that holds it.
+    placeholders: dict[str, str | None] = field(default_factory=dict)
+
+    def set_placeholder(self, name: str, value: str | None) -> None:
+        """Fill ``{name}`` with ``value``; None leaves out the arguments that hold it."""
+        self.placeholders[name] = value
+
+    def arguments(self, notes: list[str]) -> list[str]:
+        """``argv`` with its placeholders filled and ``{{``/``}}`` unescaped: an argument
+        holding a placeholder that is None, or was never given a value (noted), is left
+        out."""
+        if not self.templated:
+            return list(self.argv)
+        out: list[str] = []
+        for argument in self.argv:
+            names = template_fields(argument)
+            missing = [n for n in names if n not in self.placeholders]
+            if missing:
+                notes.append(f"argument {argument!r} left out: no value for "
+                             f"{', '.join('{' + n + '}' for n in missing)}")
+            if missing or any(self.placeholders[n] is None for n in names):
+                continue
+            values = {name: self.placeholders[name] or "" for name in names}
+            out.append("".join(literal + (values[name] if name is not None else "")
+                               for literal, name, _, _ in Formatter().parse(argument)))
+        return out
 
     def set_env(self, name: str, value: str) -> None:
         self.env[name] = value
@@ -134,10 +167,10 @@ class LaunchBuilder:
         self.memory = option
 
     def build(self, host: Host) -> Launch:
-        argv = list(self.argv)
+        notes = list(self.notes)
+        argv = self.arguments(notes)
         for flag, value in self.flags.items():
             argv += [flag] if value is None else [flag, value]
-        notes = list(self.notes)
         if self.instances > 1:
             copies = tuple(self._bind(host, cpus, None, notes)
                            for cpus in split_cores(host, self.cpus, self.instances))
