@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from difflib import get_close_matches
 
 from tuner.knobs.base import Knob
-from tuner.knobs.custom import EnvVarKnob, FlagKnob
+from tuner.knobs.custom import EnvVarKnob, FlagKnob, TemplateKnob
 from tuner.knobs.placement import placement_knobs
 from tuner.knobs.threads import thread_knobs
 from tuner.spec.models import KnobSpec
@@ -21,7 +22,9 @@ class UnknownKnobError(KeyError):
         hint = (f"; did you mean {' or '.join(repr(s) for s in self.suggestions)}?"
                 if self.suggestions else "")
         return (f"unknown knob {self.name!r}{hint} (known: see `tuner doctor`; for any "
-                f"other setting write a custom knob: {{env: NAME, ...}} or {{flag: --name, ...}})")
+                f"other setting write a custom knob: {{env: NAME, ...}} or {{flag: --name, ...}}, "
+                f"or name it in a placeholder of the command's arguments, e.g. "
+                f"\"--{self.name}={{{self.name}}}\", to pass it in place)")
 
 
 def catalogue(spec_for: dict[str, KnobSpec] | None = None) -> dict[str, Knob]:
@@ -52,13 +55,19 @@ def close_knob_names(name: str) -> list[str]:
     return [by_lower[c] for c in close]
 
 
-def make_knob(name: str, spec: KnobSpec, known: dict[str, Knob] | None = None) -> Knob:
-    """The knob a study file's entry ``name: spec`` stands for."""
+def make_knob(name: str, spec: KnobSpec, known: dict[str, Knob] | None = None, *,
+              placeholders: Collection[str] = ()) -> Knob:
+    """The knob a study file's entry ``name: spec`` stands for. ``placeholders``: the knob
+    names the command's ``{name}`` placeholders refer to; such a knob is a template knob
+    unless it sets a variable or is in the catalogue (those fill the placeholder too), and a
+    ``flag:`` knob there is written in place, not appended."""
     known = known if known is not None else catalogue({name: spec})
     if spec.env is not None:
-        return EnvVarKnob(name=name, variable=spec.env)
-    if spec.flag is not None:
-        return FlagKnob(name=name, flag=spec.flag)
-    if name in known:
+        return EnvVarKnob(name=name, variable=spec.env, default=spec.default)
+    if spec.flag is not None and name not in placeholders:
+        return FlagKnob(name=name, flag=spec.flag, default=spec.default)
+    if name in known and spec.flag is None:
         return known[name]
+    if name in placeholders:
+        return TemplateKnob(name=name, default=spec.default)
     raise UnknownKnobError(name, close_knob_names(name))

@@ -1,5 +1,12 @@
-"""Custom knobs, so any program can be tuned: an environment variable (``env: NAME``) or a
-command-line flag (``flag: --name``) over a range or choices given in the study file."""
+"""Custom knobs, so any program can be tuned: an environment variable (``env: NAME``), a
+command-line flag appended to the command (``flag: --name``), or a placeholder written in
+place in the command's arguments (``command: [prog, "--name={name}"]`` with ``name: {low,
+high}``: a template knob), over a range or choices given in the study file. A custom knob's
+``default`` is the value the program runs with today: what the defaults baseline runs.
+
+Any knob named in a placeholder (a catalogue knob too) fills it, in ``placeholder_text``:
+the value as text; ``unset`` and ``false`` leave out the argument that holds it, and
+``true`` writes nothing in its place (``"--fast{fast}"`` passes ``--fast``)."""
 
 from __future__ import annotations
 
@@ -74,23 +81,45 @@ def env_needs_admin(variable: str, values: Iterable[Any]) -> str | None:
     return None
 
 
-class _CustomKnob(Knob):
+def placeholder_text(value: Any) -> str | None:
+    """What a knob's value writes in place of its ``{name}`` placeholder; None leaves out
+    the argument (``unset``, ``false``); ``true`` writes nothing (the argument is a switch)."""
+    if value is False or value == UNSET:
+        return None
+    return "" if value is True else str(value)
+
+
+class CustomKnob(Knob):
+    """A knob the study file defines; ``default`` (the spec's) is the value the program
+    runs with when tuner leaves it alone, ``None`` when the study does not say."""
+
     family = "custom"
+    default: Any = None
 
     def domain(self, spec: KnobSpec, ctx: KnobContext) -> Domain:
         if spec.kind == "auto":
             raise DomainError("a custom knob has no host-derived domain; give {low, high, step}"
                               " or choices")
+        domain: Domain
         if spec.kind == "range":
             assert spec.low is not None and spec.high is not None
-            return IntDomain(spec.low, spec.high, spec.step or 1)
-        return ChoiceDomain(tuple(spec.listed()))
+            domain = IntDomain(spec.low, spec.high, spec.step or 1)
+        else:
+            domain = ChoiceDomain(tuple(spec.listed()))
+        if spec.default is not None and not domain.contains(spec.default):
+            raise DomainError(f"the default {spec.default!r} is not a value of the knob's "
+                              f"domain {domain.describe()}", field="default")
+        return domain
+
+    def default_value(self, ctx: KnobContext) -> Any:
+        return UNSET if self.default is None else self.default
 
 
-class EnvVarKnob(_CustomKnob):
-    def __init__(self, *, name: str, variable: str) -> None:
+class EnvVarKnob(CustomKnob):
+    def __init__(self, *, name: str, variable: str, default: Any = None) -> None:
         self.name = name
         self.variable = variable
+        self.default = default
         self.summary = f"sets the environment variable {variable}"
 
     def apply(self, value: Any, builder: LaunchBuilder, ctx: KnobContext) -> None:
@@ -100,15 +129,29 @@ class EnvVarKnob(_CustomKnob):
         builder.set_env(self.variable, text)
 
 
-class FlagKnob(_CustomKnob):
+class FlagKnob(CustomKnob):
     """``--flag value``; a boolean ``true`` passes the bare flag and ``false`` omits it."""
 
-    def __init__(self, *, name: str, flag: str) -> None:
+    def __init__(self, *, name: str, flag: str, default: Any = None) -> None:
         self.name = name
         self.flag = flag
+        self.default = default
         self.summary = f"passes the command-line flag {flag}"
 
     def apply(self, value: Any, builder: LaunchBuilder, ctx: KnobContext) -> None:
         if value == UNSET or value is False:
             return
         builder.set_flag(self.flag, None if value is True else str(value))
+
+
+class TemplateKnob(CustomKnob):
+    """A knob written in place by the command's ``{name}`` placeholders (the launch fills
+    them, with ``placeholder_text``, for every knob a placeholder names): nothing else."""
+
+    def __init__(self, *, name: str, default: Any = None) -> None:
+        self.name = name
+        self.default = default
+        self.summary = f"fills the placeholder {{{name}}} in the command's arguments"
+
+    def apply(self, value: Any, builder: LaunchBuilder, ctx: KnobContext) -> None:
+        return None

@@ -31,6 +31,7 @@ from tuner.knobs import (
     catalogue,
     make_knob,
 )
+from tuner.knobs.custom import CustomKnob, TemplateKnob, placeholder_text
 from tuner.space.baselines import baseline_values
 from tuner.space.checks import check_objective, check_params
 from tuner.space.constraints import (
@@ -42,7 +43,7 @@ from tuner.space.constraints import (
     valid_count,
 )
 from tuner.space.workload import base_builder, target_of
-from tuner.spec.consistency import FieldPath, Problem
+from tuner.spec.consistency import FieldPath, Problem, placeholders_of
 from tuner.spec.load import Fit
 from tuner.spec.models import BaselineName, StudySpec
 
@@ -148,6 +149,7 @@ class SearchSpace:
                     builder.notes.append(f"{name}={value} not applied: {reason}")
                 continue
             knob.apply(value, builder, self.ctx)
+            builder.set_placeholder(name, placeholder_text(value))
         return builder.build(self.host)
 
     @property
@@ -196,6 +198,7 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
     resolved: dict[str, Domain] = {}
     fixed: dict[str, Any] = {}
     dropped: dict[str, str] = {}
+    placeholders = placeholders_of(spec.workload)
     for name, entry in spec.knobs.items():
         path: FieldPath = ("knobs", name)
         if entry.is_custom and name in known:
@@ -203,12 +206,21 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
                                    "another name"))
             continue
         try:
-            knob = make_knob(name, entry, known)
+            knob = make_knob(name, entry, known, placeholders=placeholders)
         except UnknownKnobError as exc:
             problems.append((path, str(exc)))
             continue
-        knobs[name] = knob
         reason = knob.availability(ctx)
+        if reason is not None and name in placeholders and not isinstance(knob, CustomKnob):
+            # a catalogue knob this workload cannot apply (batch_size on a command): the
+            # study names it in a placeholder, which it only fills
+            knob, reason = TemplateKnob(name=name, default=entry.default), None
+        if entry.default is not None and not isinstance(knob, CustomKnob):
+            problems.append((path + ("default",), (
+                f"{name} is a catalogue knob, which starts from the runtime's own default; "
+                "default belongs to custom knobs (env:, flag:, or a {placeholder} knob)")))
+            continue
+        knobs[name] = knob
         if reason is not None and entry.kind == "auto":
             dropped[name] = reason  # a host-derived domain: nothing to derive it from here
             continue

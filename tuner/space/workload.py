@@ -26,7 +26,8 @@ def target_of(spec: WorkloadSpec) -> Target:
 
 def base_builder(spec: WorkloadSpec, *, python: str = sys.executable) -> LaunchBuilder:
     """The launch before knobs: ``python -m workloads.NAME --preset P ...`` for a built-in,
-    the command list (with its cwd and env) otherwise."""
+    the command list (with its cwd and env) otherwise, whose ``{knob}`` placeholders the
+    knobs' values fill."""
     if spec.builtin is not None:
         builtin = BUILTINS[spec.builtin]
         params = builtin.all_params()
@@ -36,7 +37,8 @@ def base_builder(spec: WorkloadSpec, *, python: str = sys.executable) -> LaunchB
                 argv += [params[key].flag, str(value)]
         return LaunchBuilder(argv=argv)
     assert spec.command is not None
-    return LaunchBuilder(argv=list(spec.command), env=dict(spec.env), cwd=spec.cwd)
+    return LaunchBuilder(argv=list(spec.command), env=dict(spec.env), cwd=spec.cwd,
+                         templated=True)
 
 
 def run_timeout(spec: WorkloadSpec) -> float:
