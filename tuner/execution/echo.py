@@ -76,9 +76,9 @@ def mismatches(pattern: str, asked: Mapping[str, Any], echoed: Sequence[Mapping[
             if name not in values:
                 if missing:
                     out.append(f"{which}{name}: asked for {value}, the program never printed "
-                               f"it (echo pattern {pattern!r} matched no {name!r} group in "
+                               f"it (echo pattern '{pattern}' matched no {name!r} group in "
                                f"its output)")
             elif not matches(value, values[name]):
                 out.append(f"{which}{name}: asked for {value}, the program reported "
-                           f"{values[name].strip()} (echo pattern {pattern!r})")
+                           f"{values[name].strip()} (echo pattern '{pattern}')")
     return out

@@ -31,6 +31,7 @@ from tuner.store.attributes import (
     APPLIED,
     APPROXIMATE,
     DUPLICATE_OF,
+    ECHOED,
     LAUNCH,
     NOISE,
     REASON,
@@ -182,6 +183,7 @@ class TrialObjective:
         intervals: list[list[float]] = []
         runs: list[dict[str, Any]] = []
         failure: Outcome | None = None
+        echoed: dict[str, str] | None = None
         step = 0
 
         run_values: list[float] = []
@@ -211,6 +213,9 @@ class TrialObjective:
             runs.append(record)
             if outcome.reported is not None and not REPORTED.present(trial):
                 REPORTED.put(trial, outcome.reported)
+            if outcome.echoed and outcome.echoed[0] != echoed:
+                echoed = outcome.echoed[0]  # the last run's: a failed run shows what went wrong
+                ECHOED.put(trial, echoed)
             if not outcome.ok:
                 failure = outcome
                 break
