@@ -148,3 +148,37 @@ def test_embedded_service_runs_a_submitted_study(serve: Callable[..., str],
     assert status == "done"
     best = httpx.get(f"{url}/studies/embedded/best", timeout=10).json()
     assert best["confirmed"] and best["knobs"]["threads"] == 3
+
+
+def test_study_page_says_both_baselines_failed(serve: Callable[..., str], tmp_path: Path,
+                                               browser: object) -> None:
+    """A program that needs its flag fails both baselines: the study page says so, names each
+    with its reason and the last lines of its output, and claims no speedup."""
+    from selenium.webdriver.common.by import By
+
+    from tests.test_failed_baselines import ERRORS, STATEMENT_BOTH, run_picky
+
+    storage = f"sqlite:///{tmp_path / 'picky.db'}"
+    run_picky(tmp_path, storage, "picky", "both", budget={"n_trials": 3}, confirm={"top": 0})
+    url = serve("--storage", storage, "--insecure-local")
+    api = httpx.get(f"{url}/studies/picky", timeout=30).json()
+    browser.get(f"{url}/ui/studies/picky")  # type: ignore[attr-defined]
+    statement = browser.find_element(By.ID, "baseline-statement")  # type: ignore[attr-defined]
+    assert statement.text == STATEMENT_BOTH == api["baseline_statement"]
+    assert statement.is_displayed()
+    shown = {b.get_attribute("data-baseline"): b for b in browser.find_elements(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, "#failed-baselines .failed-baseline")}
+    assert list(shown) == ["defaults", "vendor"]
+    for role, block in shown.items():
+        assert block.find_element(By.CLASS_NAME, "reason").text == api["failed_baselines"][
+            role]["reason"] == "exited with status 1"
+        tail = block.find_element(By.CSS_SELECTOR, "pre.tail").text
+        assert tail.splitlines() == api["failed_baselines"][role]["tail"]
+        assert tail.splitlines()[-1] == ERRORS["both"]
+    best = browser.find_element(By.ID, "best-value").text  # type: ignore[attr-defined]
+    assert "with nothing to compare against (both baselines failed)" in best
+    assert browser.find_element(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, "#speedups tr.no-speedup").text == (
+        "no speedup claimed: no baseline ran, so there is nothing to compare against")
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-failed-baselines.png"))  # type: ignore[attr-defined]
