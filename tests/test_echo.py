@@ -13,15 +13,18 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import PROGRAMS, PYTHON
-from tests.test_search import run_study
 from tuner.errors import SpecError
 from tuner.execution import RunRequest, Status
 from tuner.execution.echo import EchoReader, matches, mismatches
-from tuner.host import Host
+from tuner.host import Host, fingerprint
 from tuner.results.render import render
 from tuner.results.summary import summarize
-from tuner.spec import parse_text
+from tuner.settings import get_settings
+from tuner.space import fit_to
+from tuner.space.search_space import build_space
+from tuner.spec import load_file, parse_text
 from tuner.store import records
+from tuner.study.run import Collaborators, RunResult, StudyRun, StudyTarget
 from tuner.testing import PROCESS_MODES, BackendSupplier, replay_launch
 from tuner.testing.specs import study_yaml
 
@@ -39,6 +42,14 @@ def capped_study(*args: str, threads: Any = 4, **overrides: Any) -> str:
         "baselines": ["defaults"], "budget": {"n_trials": 1}, "noise": {"runs": 2},
         "repeats": 1, "confirm": {"top": 0}, "screening": "off", **overrides}
     return study_yaml(**fields)
+
+
+def run_study(path: Path, host: Host, storage: str) -> RunResult:
+    loaded = load_file(path, fit=fit_to(host))
+    space = build_space(loaded.studies[0], host)
+    fp = fingerprint(host, cache_dir=get_settings().cache_dir)
+    target = StudyTarget(space=space, storage_url=storage, fingerprint=fp, spec_text=loaded.text)
+    return StudyRun(target, collaborators=Collaborators(settings=get_settings())).run()
 
 
 @pytest.fixture
