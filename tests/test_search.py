@@ -32,7 +32,7 @@ def fake_workload(*, intervals: str = "2", env: dict[str, str] | None = None
                   ) -> dict[str, Any]:
     """The fake workload as a command (``--intervals`` per run, ``env`` for its noise)."""
     workload: dict[str, Any] = {"command": [PYTHON, FAKE_WORKLOAD, "--intervals", intervals],
-                                "parser": "protocol", "timeout": 20}
+                                "parser": "protocol", "timeout": 20, "runtime": "tensorflow"}
     if env:
         workload["env"] = env
     return workload

@@ -76,6 +76,7 @@ name: env-route
 workload:
   command: [{PYTHON}, {PROGRAMS / 'tf_threads.py'}]
   parser: protocol
+  runtime: tensorflow
 knobs: {{intra_op: INTRA, inter_op: INTER}}
 """
     threads = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from tuner.execution.launch import LaunchBuilder
 from tuner.host import Host
@@ -22,15 +22,32 @@ from tuner.spec.models import KnobSpec
 #: A choice that means "do not set this knob".
 UNSET = "unset"
 
+#: What a workload runs on (``workload.runtime``): it decides which knobs apply and what the
+#: vendor baseline sets.
+Runtime = Literal["tensorflow", "openmp", "native"]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
     """What the knobs are applied to: a built-in workload (knobs become its flags) or a
-    command (TensorFlow thread knobs become TF_NUM_*_THREADS variables)."""
+    command (on a ``tensorflow`` runtime, thread knobs become TF_NUM_*_THREADS variables),
+    and the runtime it runs on (``kind_of_runtime``)."""
 
     builtin: Builtin | None
-    tensorflow: bool = True
+    #: ``tensorflow``, ``openmp`` or ``native``; None: from ``tensorflow`` (the older
+    #: spelling: true is tensorflow, false native), else tensorflow.
+    runtime: Runtime | None = None
+    tensorflow: bool | None = None
     preset: str = "small"
+
+    @property
+    def kind_of_runtime(self) -> Runtime:
+        """``runtime``, with its default filled in (see the field)."""
+        if self.runtime is not None:
+            return self.runtime
+        if self.tensorflow is not None:
+            return "tensorflow" if self.tensorflow else "native"
+        return "tensorflow"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,9 +1,12 @@
 """Thread-pool and runtime knobs: TensorFlow's inter-op/intra-op pools, the OpenMP/KMP
 variables, oneDNN on/off, batch size, precision and XLA.
 
-Built-in workloads take their knobs as flags; other TensorFlow programs take the thread
-pools through ``TF_NUM_INTEROP_THREADS``/``TF_NUM_INTRAOP_THREADS``, which TensorFlow reads
-when its session options leave the pools at 0.
+Built-in workloads take their knobs as flags; other TensorFlow programs (``workload.runtime:
+tensorflow``) take the thread pools through ``TF_NUM_INTEROP_THREADS``/
+``TF_NUM_INTRAOP_THREADS``, which TensorFlow reads when its session options leave the pools
+at 0; for any other runtime the pools do not exist and the two knobs are unavailable. The
+OpenMP/KMP variables stay available on every runtime: they are plain variables, and a study
+that lists them on a ``native`` program knows why (no vendor baseline sets them there).
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ OPENMP_NOTE = ("stock TensorFlow runs oneDNN on its own thread pool (runtime:thr
                "this OpenMP setting is likely inert unless the build links an OpenMP runtime")
 
 
+def openmp_note(ctx: KnobContext) -> str | None:
+    """``OPENMP_NOTE`` where it holds: on a TensorFlow runtime (an OpenMP program reads the
+    variable; a native one was given it on purpose)."""
+    return OPENMP_NOTE if ctx.target.kind_of_runtime == "tensorflow" else None
+
+
 class TensorFlowPool(IntKnob):
     """``inter_op`` or ``intra_op``: a flag for built-ins, an environment variable otherwise."""
 
@@ -43,8 +52,10 @@ class TensorFlowPool(IntKnob):
         if builtin is not None:
             return None if self.name in builtin.knob_flags else (
                 f"built-in workload {builtin.name} has no flag for {self.name}")
-        if not ctx.target.tensorflow:
-            return "the command is not a TensorFlow program (workload.tensorflow: false)"
+        runtime = ctx.target.kind_of_runtime
+        if runtime != "tensorflow":
+            return (f"the command is not a TensorFlow program (its runtime is {runtime}); "
+                    "if it is one, set workload.runtime: tensorflow")
         return None
 
     def auto_domain(self, ctx: KnobContext) -> Domain:
@@ -100,7 +111,7 @@ class IntEnvKnob(SetsItsVariable, IntKnob):
         return self._default
 
     def note(self, ctx: KnobContext) -> str | None:
-        return OPENMP_NOTE
+        return openmp_note(ctx)
 
 
 class StringEnvKnob(SetsItsVariable, ChoiceKnob):
@@ -123,7 +134,7 @@ class StringEnvKnob(SetsItsVariable, ChoiceKnob):
         return ChoiceDomain(self._auto)
 
     def note(self, ctx: KnobContext) -> str | None:
-        return self._note
+        return openmp_note(ctx) if self._note == OPENMP_NOTE else self._note
 
 
 class BuiltinFlagKnob(ChoiceKnob):

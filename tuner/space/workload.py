@@ -20,8 +20,7 @@ def preset_of(spec: WorkloadSpec) -> str:
 
 def target_of(spec: WorkloadSpec) -> Target:
     builtin = BUILTINS[spec.builtin] if spec.builtin else None
-    return Target(builtin=builtin, tensorflow=spec.kind_of_runtime == "tensorflow",
-                  preset=preset_of(spec))
+    return Target(builtin=builtin, runtime=spec.kind_of_runtime, preset=preset_of(spec))
 
 
 def base_builder(spec: WorkloadSpec, *, python: str = sys.executable) -> LaunchBuilder:
