@@ -32,7 +32,7 @@ from tuner.knobs import (
     make_knob,
 )
 from tuner.knobs.custom import CustomKnob, TemplateKnob, placeholder_text
-from tuner.space.baselines import baseline_values
+from tuner.space.baselines import baseline_values, custom_defaults
 from tuner.space.checks import check_objective, check_params
 from tuner.space.constraints import (
     PLACEMENT,
@@ -74,7 +74,9 @@ class Dimension:
 @dataclass(frozen=True, kw_only=True)
 class BaselineTrial:
     name: BaselineName
-    #: What the baseline applies beyond the study's fixed knobs, by knob name.
+    #: What the baseline applies beyond the study's fixed knobs, by knob name: the custom
+    #: knobs' defaults, and for the vendor its runtime's recipe (nothing that runtime
+    #: cannot read: no TF_* variable on openmp, no TF_*/OMP_*/KMP_* on native).
     values: dict[str, Any]
     #: The values recorded for the tuned knobs (so the sampler sees a point of its space).
     params: dict[str, Any]
@@ -160,6 +162,7 @@ class SearchSpace:
 
     def describe(self) -> dict[str, Any]:
         return {
+            "runtime": self.ctx.target.kind_of_runtime,
             "tuned": {d.name: d.domain.describe() for d in self.dims},
             "fixed": {k: v for k, v in self.fixed.items()},
             "size": self.size,
@@ -171,7 +174,9 @@ class SearchSpace:
         blob = {
             "workload": self.spec.workload.model_dump(mode="json", by_alias=True),
             "objective": self.spec.objective.model_dump(mode="json"),
-            "space": self.describe(),
+            # the runtime is the workload's (above); leaving it out keeps the keys of
+            # studies stored before the description named it
+            "space": {k: v for k, v in self.describe().items() if k != "runtime"},
             "repeats": self.spec.repeats.model_dump(mode="json"),
         }
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
@@ -257,7 +262,9 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
         raise SpaceError(problems)
 
     names = set(resolved) | set(fixed) | ({"physcpubind"} if follow else set())
-    recipes = {b: baseline_values(b, ctx, tuned_or_fixed=names) for b in spec.baselines}
+    defaults = custom_defaults(spec, fixed=set(fixed))
+    recipes = {b: baseline_values(b, ctx, tuned_or_fixed=names, defaults=defaults)
+               for b in spec.baselines}
     dims: list[Dimension] = []
     for name, domain in resolved.items():
         knob = knobs[name]
