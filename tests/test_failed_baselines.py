@@ -24,13 +24,16 @@ from optuna.trial import TrialState, create_trial
 
 from tests.conftest import PROGRAMS, PYTHON
 from tests.serving import TOKENS
-from tests.test_search import run_study
-from tuner.host import probe_host
+from tuner.host import fingerprint, probe_host
 from tuner.results import failed_baselines, render, summarize
 from tuner.results.answer import Answer
 from tuner.service.app import create_app
-from tuner.settings import Settings
+from tuner.settings import Settings, get_settings
+from tuner.space import fit_to
+from tuner.space.search_space import build_space
+from tuner.spec import load_file
 from tuner.store.attributes import ROLE, TUNER_BEST
+from tuner.study.run import Collaborators, StudyRun, StudyTarget
 from tuner.testing.specs import study_yaml
 
 READ = {"Authorization": f"Bearer {TOKENS['TUNER_READ_TOKEN']}"}
@@ -75,7 +78,12 @@ def run_picky(directory: Path, storage: str, name: str, condition: str,
     """Run the picky study ``name`` to its end in ``storage``."""
     path = directory / f"{name}.yaml"
     path.write_text(picky_study(name, condition, **overrides))
-    return run_study(path, probe_host(), storage).study
+    host = probe_host()
+    loaded = load_file(path, fit=fit_to(host))
+    target = StudyTarget(space=build_space(loaded.studies[0], host), storage_url=storage,
+                         fingerprint=fingerprint(host, cache_dir=get_settings().cache_dir),
+                         spec_text=loaded.text)
+    return StudyRun(target, collaborators=Collaborators(settings=get_settings())).run().study
 
 
 @pytest.fixture(scope="module")
