@@ -22,6 +22,7 @@ description: a finished study of the fake workload
 workload:
   command: [{PYTHON}, {FAKE_WORKLOAD}, --intervals, "3"]
   parser: protocol
+  runtime: tensorflow
 knobs:
   threads: {{flag: --threads, low: 1, high: 5}}
   KMP_BLOCKTIME: [0, 1]
