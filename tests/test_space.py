@@ -158,3 +158,27 @@ def test_only_the_studies_about_to_run_are_fitted_to_the_host(xeon_no_numactl: H
         parse_text(text, "t.yaml", fit=fit_to(xeon_no_numactl))
     loaded = parse_text(text, "t.yaml", fit=fit_to(xeon_no_numactl), only={"ok"})
     assert [s.name for s in loaded.studies] == ["m", "ok"]
+
+
+def test_the_space_key_of_a_study_stored_before_runtimes_is_unchanged(xeon: Host) -> None:
+    """Fields added later (runtime, echo) leave the key of a study that does not use them as
+    it was, so a study stored by an earlier tuner resumes; the runtime's two spellings
+    (tensorflow: true / runtime: tensorflow) are one identity."""
+    from tuner.space.search_space import _workload_identity
+
+    spec = parse_text(THREADS, "t.yaml").studies[0]
+    identity = _workload_identity(spec.workload)
+    assert "runtime" not in identity and "echo" not in identity
+    assert identity["tensorflow"] is True  # the old default, as the stored key read it
+    key = space_of(THREADS, xeon).key()
+    workload = {"builtin": "resnet", "params": {"preset": "small"}, "runtime": "tensorflow"}
+    assert space_of(threads_study(workload=workload), xeon).key() == key
+    command = {"command": ["prog"], "parser": "protocol"}
+    old = {**command, "tensorflow": True}
+    new = {**command, "runtime": "tensorflow"}
+    knobs = {"OMP_NUM_THREADS": [1, 2]}
+    assert space_of(threads_study(workload=old, knobs=knobs), xeon).key() == \
+        space_of(threads_study(workload=new, knobs=knobs), xeon).key()
+    native = {**command, "runtime": "native"}
+    assert space_of(threads_study(workload=native, knobs=knobs), xeon).key() != \
+        space_of(threads_study(workload=new, knobs=knobs), xeon).key()

@@ -45,7 +45,7 @@ from tuner.space.constraints import (
 from tuner.space.workload import base_builder, target_of
 from tuner.spec.consistency import FieldPath, Problem, placeholders_of
 from tuner.spec.load import Fit
-from tuner.spec.models import BaselineName, StudySpec
+from tuner.spec.models import BaselineName, StudySpec, WorkloadSpec
 
 MAX_GRID = 200_000
 
@@ -172,7 +172,7 @@ class SearchSpace:
         """Identity of what the trials measure: workload, objective and the space. Resuming a
         study with a different key would mix incomparable trials."""
         blob = {
-            "workload": self.spec.workload.model_dump(mode="json", by_alias=True),
+            "workload": _workload_identity(self.spec.workload),
             "objective": self.spec.objective.model_dump(mode="json"),
             # the runtime is the workload's (above); leaving it out keeps the keys of
             # studies stored before the description named it
@@ -180,6 +180,21 @@ class SearchSpace:
             "repeats": self.spec.repeats.model_dump(mode="json"),
         }
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _workload_identity(workload: WorkloadSpec) -> dict[str, Any]:
+    """The workload as the space key has always read it, so a study stored by an earlier
+    tuner resumes under this one: ``echo`` only when set, and the runtime in the older
+    spelling (``tensorflow: true`` for tensorflow or unset, ``false`` for native; only
+    ``openmp``, which had no older spelling, as ``runtime``)."""
+    data = workload.model_dump(mode="json", by_alias=True)
+    if data.get("echo") is None:
+        data.pop("echo", None)
+    runtime = data.pop("runtime", None)
+    if runtime == "openmp":
+        data["runtime"] = runtime
+    data["tensorflow"] = runtime != "native" and data.get("tensorflow") is not False
+    return data
 
 
 def _with_baseline_choices(domain: Domain, values: list[Any]) -> Domain:
