@@ -87,3 +87,21 @@ def test_the_admin_token_may_submit_it_and_alone_manages_it(open_reads: Server) 
                                   headers=ADMIN).json()["status"] == "stopped"
         assert open_reads.request("DELETE", f"/studies/{name}", headers=ADMIN).status_code == 204
         assert open_reads.get(f"/studies/{name}").status_code == 404
+
+
+def test_a_custom_knobs_default_is_held_to_the_allow_list_too() -> None:
+    """Defence in depth: the default of an allow-listed variable must be a plain value as
+    well (fitting the study refuses a default outside the domain, but the allow-list does
+    not rest on that)."""
+    from tuner.service.api.privilege import admin_reasons
+    from tuner.spec.models import StudySpec
+
+    def reasons(default: object) -> list[str]:
+        spec = StudySpec.model_validate({
+            "name": "d", "workload": {"builtin": "resnet"},
+            "knobs": {"places": {"env": "OMP_PLACES", "choices": ["cores"],
+                                 "default": default}}})
+        return admin_reasons(spec)
+
+    assert reasons("cores") == []
+    assert any("$(touch /tmp/x)" in r for r in reasons("$(touch /tmp/x)"))
