@@ -27,7 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 def _knob_values(spec: KnobSpec) -> list[object]:
     """Every value the knob may set, its ``default`` included (checked on its own too, so
     the allow-list never rests on another check keeping the default inside the domain)."""
-    default = [] if spec.default is None else [spec.default]
+    default: list[object] = [] if spec.default is None else [spec.default]
     if spec.kind == "range":
         return default  # the range itself holds integers only
     return [*spec.listed(), *default]
