@@ -197,8 +197,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"  node {node}: CPUs {format_cpu_list(topo.cpus_of_node(node))}")
     print(f"numactl: {host.tools.numactl or 'missing'}; taskset: {host.tools.taskset or 'missing'}")
     print("fingerprint: " + ", ".join(f"{k}={v}" for k, v in fp.to_dict().items()))
-    for label, target in (("built-in workloads", Target(builtin=BUILTINS["resnet"])),
-                          ("TensorFlow commands", Target(builtin=None, tensorflow=True))):
+    targets = (("built-in workloads (runtime tensorflow)", Target(builtin=BUILTINS["resnet"])),
+               ("commands, runtime: tensorflow", Target(builtin=None, runtime="tensorflow")),
+               ("commands, runtime: openmp", Target(builtin=None, runtime="openmp")),
+               ("commands, runtime: native (the default)",
+                Target(builtin=None, runtime="native")))
+    for label, target in targets:
         print(f"knobs for {label}:")
         ctx = KnobContext(host=host, target=target)
         for name, knob in catalogue().items():
