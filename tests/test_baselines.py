@@ -11,17 +11,15 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import PROGRAMS, PYTHON
-from tuner.host import Host, fingerprint
+from tuner.host import Host
 from tuner.knobs import KnobContext, Target, catalogue
 from tuner.knobs.base import Runtime
-from tuner.settings import get_settings
-from tuner.space import fit_to
 from tuner.space.baselines import COMPACT, vendor_recipe
 from tuner.space.search_space import BaselineTrial, SearchSpace, SpaceError, build_space
-from tuner.spec import load_file, parse_text
+from tuner.spec import parse_text
 from tuner.store.attributes import LAUNCH, REASON, REPORTED, ROLE, SHELL
-from tuner.study.run import Collaborators, StudyRun, StudyTarget
 from tuner.testing.specs import study_yaml
+from tuner.testing.studies import run_study_file
 
 NEEDS_THREADS = str(PROGRAMS / "needs_threads.py")
 #: What each runtime may never see in its vendor baseline's environment.
@@ -203,12 +201,7 @@ def test_a_program_that_needs_its_flag_completes_its_baselines_with_a_default(
         knobs={"threads": {"flag": "--threads", "low": 1, "high": 3, "default": 2}},
         budget={"n_trials": 2}, noise={"runs": 2}, repeats=1, screening="off",
         confirm={"top": 0}, pruner={"name": "none"}))
-    loaded = load_file(study, fit=fit_to(local_host))
-    space = build_space(loaded.studies[0], local_host)
-    target = StudyTarget(space=space, storage_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                         fingerprint=fingerprint(local_host, cache_dir=get_settings().cache_dir),
-                         spec_text=loaded.text)
-    result = StudyRun(target, collaborators=Collaborators(settings=get_settings())).run()
+    result = run_study_file(study, local_host, f"sqlite:///{tmp_path / 'db.sqlite'}")
     trials = result.study.get_trials()
     assert [ROLE.get(t) for t in trials] == ["defaults", "vendor"]
     assert all(t.state == TrialState.COMPLETE for t in trials), [REASON.get(t) for t in trials]

@@ -16,17 +16,15 @@ from tests.conftest import PROGRAMS, PYTHON
 from tuner.errors import SpecError
 from tuner.execution import RunRequest, Status
 from tuner.execution.echo import EchoReader, matches, mismatches
-from tuner.host import Host, fingerprint
+from tuner.host import Host
 from tuner.results.render import render
 from tuner.results.summary import summarize
-from tuner.settings import get_settings
-from tuner.space import fit_to
-from tuner.space.search_space import build_space
-from tuner.spec import load_file, parse_text
+from tuner.spec import parse_text
 from tuner.store import records
-from tuner.study.run import Collaborators, RunResult, StudyRun, StudyTarget
+from tuner.study.run import RunResult
 from tuner.testing import PROCESS_MODES, BackendSupplier, replay_launch
 from tuner.testing.specs import study_yaml
+from tuner.testing.studies import run_study_file
 
 CAPPED = str(PROGRAMS / "capped_threads.py")
 PATTERN = r"Number of threads: (?P<threads>\d+)"
@@ -45,11 +43,7 @@ def capped_study(*args: str, threads: Any = 4, **overrides: Any) -> str:
 
 
 def run_study(path: Path, host: Host, storage: str) -> RunResult:
-    loaded = load_file(path, fit=fit_to(host))
-    space = build_space(loaded.studies[0], host)
-    fp = fingerprint(host, cache_dir=get_settings().cache_dir)
-    target = StudyTarget(space=space, storage_url=storage, fingerprint=fp, spec_text=loaded.text)
-    return StudyRun(target, collaborators=Collaborators(settings=get_settings())).run()
+    return run_study_file(path, host, storage)
 
 
 @pytest.fixture

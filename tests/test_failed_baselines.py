@@ -24,17 +24,14 @@ from optuna.trial import TrialState, create_trial
 
 from tests.conftest import PROGRAMS, PYTHON
 from tests.serving import TOKENS
-from tuner.host import fingerprint, probe_host
+from tuner.host import probe_host
 from tuner.results import failed_baselines, render, summarize
 from tuner.results.answer import Answer
 from tuner.service.app import create_app
-from tuner.settings import Settings, get_settings
-from tuner.space import fit_to
-from tuner.space.search_space import build_space
-from tuner.spec import load_file
+from tuner.settings import Settings
 from tuner.store.attributes import ROLE, TUNER_BEST
-from tuner.study.run import Collaborators, StudyRun, StudyTarget
 from tuner.testing.specs import study_yaml
+from tuner.testing.studies import run_study_file
 
 READ = {"Authorization": f"Bearer {TOKENS['TUNER_READ_TOKEN']}"}
 PICKY = str(PROGRAMS / "picky_workload.py")
@@ -79,11 +76,7 @@ def run_picky(directory: Path, storage: str, name: str, condition: str,
     path = directory / f"{name}.yaml"
     path.write_text(picky_study(name, condition, **overrides))
     host = probe_host()
-    loaded = load_file(path, fit=fit_to(host))
-    target = StudyTarget(space=build_space(loaded.studies[0], host), storage_url=storage,
-                         fingerprint=fingerprint(host, cache_dir=get_settings().cache_dir),
-                         spec_text=loaded.text)
-    return StudyRun(target, collaborators=Collaborators(settings=get_settings())).run().study
+    return run_study_file(path, host, storage).study
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from tuner.spec import load_file
 from tuner.store import records
 from tuner.study.run import Collaborators, RunLimits, RunResult, StudyRun, StudyTarget
 from tuner.testing.specs import study_yaml
+from tuner.testing.studies import run_study_file
 
 
 def fake_workload(*, intervals: str = "2", env: dict[str, str] | None = None
@@ -59,12 +60,7 @@ STUDY = fake_study()
 
 def run_study(path: Path, host: Host, storage: str, *,
               limits: RunLimits | None = None) -> RunResult:
-    loaded = load_file(path, fit=fit_to(host))
-    space = build_space(loaded.studies[0], host)
-    fp = fingerprint(host, cache_dir=get_settings().cache_dir)
-    target = StudyTarget(space=space, storage_url=storage, fingerprint=fp, spec_text=loaded.text)
-    return StudyRun(target, collaborators=Collaborators(settings=get_settings()),
-                    limits=limits).run()
+    return run_study_file(path, host, storage, limits=limits)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from tuner.execution.parsers import Reading
 from tuner.execution.runner import Decision, Status
 from tuner.host import Host
-from tuner.space import fit_to
 from tuner.store import records
 from tuner.testing.surfaces import ReplayBackend, Sample, Surface, config_key, replay
 
@@ -82,12 +81,8 @@ def test_replay_backend_draws_recorded_samples(tmp_path: Path) -> None:
 
 def test_a_study_on_the_replay_workload_finds_the_optimum(
         tmp_path: Path, write_study: Callable[[str], Path], local_host: Host) -> None:
-    from tuner.host import fingerprint
     from tuner.results.summary import summarize
-    from tuner.settings import get_settings
-    from tuner.space.search_space import build_space
-    from tuner.spec import load_file
-    from tuner.study.run import Collaborators, StudyRun, StudyTarget
+    from tuner.testing.studies import run_study_file
 
     tiny_surface(tmp_path / "s.json")
     path = write_study(f"""
@@ -101,12 +96,7 @@ budget: {{n_trials: 5}}
 noise: {{runs: 2}}
 confirm: {{top: 1, rounds: 3}}
 """)
-    loaded = load_file(path, fit=fit_to(local_host))
-    space = build_space(loaded.studies[0], local_host)
-    target = StudyTarget(space=space, storage_url=f"sqlite:///{tmp_path / 'r.db'}",
-                         fingerprint=fingerprint(local_host, cache_dir=get_settings().cache_dir),
-                         spec_text=loaded.text)
-    result = StudyRun(target, collaborators=Collaborators(settings=get_settings())).run()
+    result = run_study_file(path, local_host, f"sqlite:///{tmp_path / 'r.db'}")
     summary = summarize(result.study)
     assert summary.best is not None
     assert summary.best.applied == {"intra_op": 2, "inter_op": 2}

@@ -14,14 +14,10 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from tuner.host import Host, fingerprint
+from tuner.host import Host
 from tuner.results.summary import summarize
-from tuner.settings import get_settings
-from tuner.space import fit_to
-from tuner.space.search_space import build_space
-from tuner.spec import load_file
 from tuner.store import records
-from tuner.study.run import Collaborators, StudyRun, StudyTarget
+from tuner.testing.studies import run_study_file
 
 CASES: dict[str, tuple[dict[str, object], str]] = {
     "resnet": ({"mode": "infer"}, "intra_op: [1, 2]"),
@@ -50,12 +46,7 @@ repeats: 1
 screening: off
 confirm: {{top: 0}}
 """)
-    loaded = load_file(path, fit=fit_to(local_host))
-    space = build_space(loaded.studies[0], local_host)
-    target = StudyTarget(space=space, storage_url=f"sqlite:///{tmp_path / 'loop.db'}",
-                         fingerprint=fingerprint(local_host, cache_dir=get_settings().cache_dir),
-                         spec_text=loaded.text)
-    result = StudyRun(target, collaborators=Collaborators(settings=get_settings())).run()
+    result = run_study_file(path, local_host, f"sqlite:///{tmp_path / 'loop.db'}")
     trials = result.study.get_trials()
     assert len(trials) == 3
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials), [

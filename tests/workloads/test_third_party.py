@@ -22,14 +22,11 @@ from typing import Any
 import pytest
 from optuna.trial import TrialState
 
-from tuner.host import Host, fingerprint
+from tuner.host import Host
 from tuner.results.summary import summarize
-from tuner.settings import get_settings
-from tuner.space import build_space, fit_to
-from tuner.spec import load_file
 from tuner.store import records
-from tuner.study.run import Collaborators, StudyRun, StudyTarget
 from tuner.testing.specs import study_yaml
+from tuner.testing.studies import run_study_file
 
 
 def needs(program: str) -> str:
@@ -46,12 +43,7 @@ def tune(write_study: Callable[[str], Path], host: Host, tmp_path: Path,
                                      "repeats": 1, "screening": "off", "confirm": {"top": 0},
                                      "sampler": {"name": "grid"},
                                      "threads_within_binding": False, **study}))
-    loaded = load_file(path, fit=fit_to(host))
-    space = build_space(loaded.studies[0], host)
-    target = StudyTarget(space=space, storage_url=f"sqlite:///{tmp_path / 'third.db'}",
-                         fingerprint=fingerprint(host, cache_dir=get_settings().cache_dir),
-                         spec_text=loaded.text)
-    return StudyRun(target, collaborators=Collaborators(settings=get_settings())).run()
+    return run_study_file(path, host, f"sqlite:///{tmp_path / 'third.db'}")
 
 
 def check_values_arrived(result: Any, knob: str) -> None:

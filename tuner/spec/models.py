@@ -187,6 +187,20 @@ class KnobSpec(Strict):
         return self.env is not None or self.flag is not None
 
 
+def _with_named_groups(regex: str | None, expected: str) -> str | None:
+    """``regex`` if it compiles and has a named group (``expected`` says which, for the
+    message); a ValueError otherwise."""
+    if regex is None:
+        return None
+    try:
+        compiled = re.compile(regex)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from exc
+    if not compiled.groupindex:
+        raise ValueError(f"expected {expected}")
+    return regex
+
+
 class ParserSpec(Strict):
     """How to read metrics from a command's output: the METRIC/FINAL line ``protocol``, a
     named ``preset`` of a known program, a ``regex`` with named groups, or a JSON-line key."""
@@ -206,15 +220,8 @@ class ParserSpec(Strict):
     @field_validator("regex")
     @classmethod
     def _regex_compiles(cls, regex: str | None) -> str | None:
-        if regex is None:
-            return None
-        try:
-            compiled = re.compile(regex)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from exc
-        if not compiled.groupindex:
-            raise ValueError("expected a named group, e.g. 'images/sec: (?P<throughput>[0-9.]+)'")
-        return regex
+        return _with_named_groups(regex, "a named group, e.g. "
+                                         "'images/sec: (?P<throughput>[0-9.]+)'")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ParserSpec:
@@ -275,16 +282,8 @@ class WorkloadSpec(Strict):
     @field_validator("echo")
     @classmethod
     def _echo_compiles(cls, echo: str | None) -> str | None:
-        if echo is None:
-            return None
-        try:
-            compiled = re.compile(echo)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from exc
-        if not compiled.groupindex:
-            raise ValueError("expected a named group per knob, e.g. "
-                             "'Number of threads: (?P<threads>[0-9]+)'")
-        return echo
+        return _with_named_groups(echo, "a named group per knob, e.g. "
+                                        "'Number of threads: (?P<threads>[0-9]+)'")
 
     @property
     def kind_of_runtime(self) -> Literal["tensorflow", "openmp", "native"]:

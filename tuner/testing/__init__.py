@@ -2,7 +2,7 @@
 backend that draws from them (surfaces.py), an instant fake backend (fakes.py), and every
 backend mode with a supplier of ready backends for contract tests (backends.py), as
 Optuna's ``testing`` package has its storage modes; study files built from data
-(specs.py).
+(specs.py), and a study file run to its end (studies.py).
 
 May import: anything in ``tuner``; nothing in ``tuner`` imports it."""
 
@@ -15,6 +15,7 @@ from tuner.testing.backends import (
 )
 from tuner.testing.fakes import InstantBackend
 from tuner.testing.specs import study_spec, study_yaml
+from tuner.testing.studies import run_study_file
 from tuner.testing.surfaces import ReplayBackend, Sample, Surface, replay
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "flat_surface",
     "replay",
     "replay_launch",
+    "run_study_file",
     "study_spec",
     "study_yaml",
 ]
