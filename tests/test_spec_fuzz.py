@@ -3,8 +3,10 @@ fixed seed, so every run sees the same cases) are each answered quickly with a
 line-numbered ``SpecError`` or a clean acceptance, never another exception or a hang; and
 ``tuner validate`` prints no traceback for any of them.
 
-The time bound is on the CPU time of the validating thread (2 s), with a wall-clock guard
-(10 s) that catches a hang: the bound then holds on a slower or busier machine too.
+The time bound is on the CPU time of the validating thread (5 s: the slowest case takes
+about 1.1 s alone on a 2-vCPU AMD EPYC VM and up to 2.6 s of CPU there in the middle of the
+full suite), with a wall-clock guard (10 s) that catches a hang. It is a bound against
+pathological input, not a speed target: the service kills a validation at 10 s.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GOOD = sorted((ROOT / "tests" / "fixtures" / "studies" / "good").glob("*.yaml"))
 SEED = 20261202
 CASES = 160
-CPU_SECONDS = 2.0
+CPU_SECONDS = 5.0
 HANG_SECONDS = 10.0
 
 Mutator = Callable[[random.Random, str], bytes]
