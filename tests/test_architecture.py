@@ -42,7 +42,6 @@ MAX_PARAMETERS = 7
 
 @dataclass(frozen=True)
 class Finding:
-    key: str
     message: str
 
 
@@ -123,15 +122,13 @@ def import_findings() -> Iterator[Finding]:
             problem = _import_problem(source, room, target)
             if problem is not None:
                 reported.add(line)
-                yield Finding(key=f"import {_shown(path)} {target}",
-                              message=f"{_shown(path)}:{line}: {problem}")
+                yield Finding(message=f"{_shown(path)}:{line}: {problem}")
 
 
 def top_level_findings() -> Iterator[Finding]:
     top = sorted(p.name for p in TUNER.glob("*.py"))
     if len(top) > MAX_TOP_LEVEL:
-        yield Finding(key="top-level modules",
-                      message=f"tuner/ has {len(top)} top-level modules (at most "
+        yield Finding(message=f"tuner/ has {len(top)} top-level modules (at most "
                               f"{MAX_TOP_LEVEL}): {', '.join(top)}; give the new one a room")
 
 
@@ -174,24 +171,20 @@ def package_findings() -> Iterator[Finding]:
         init = package / "__init__.py"
         shown = _shown(init)
         if not init.exists():
-            yield Finding(key=f"__init__ {_shown(package)}",
-                          message=f"{_shown(package)}/ has no __init__.py")
+            yield Finding(message=f"{_shown(package)}/ has no __init__.py")
             continue
         tree = ast.parse(init.read_text(), str(init))
         if not ast.get_docstring(tree):
-            yield Finding(key=f"docstring {shown}",
-                          message=f"{shown}: no docstring (what lives here, what it may "
+            yield Finding(message=f"{shown}: no docstring (what lives here, what it may "
                                   f"import)")
         declared = _declared_all(tree)
         if declared is None:
-            yield Finding(key=f"__all__ {shown}",
-                          message=f"{shown}: no __all__ (the package's public names; empty "
+            yield Finding(message=f"{shown}: no __all__ (the package's public names; empty "
                                   f"for a mere grouping)")
             continue
         missing = sorted(set(declared) - _bound_names(tree.body))
         if missing:
-            yield Finding(key=f"__all__ names {shown}",
-                          message=f"{shown}: __all__ names {', '.join(missing)}, not defined "
+            yield Finding(message=f"{shown}: __all__ names {', '.join(missing)}, not defined "
                                   f"or imported there")
 
 
@@ -224,8 +217,7 @@ def parameter_findings() -> Iterator[Finding]:
         for name, func, method in _functions(tree):
             count = _parameters(func, method)
             if count > MAX_PARAMETERS:
-                yield Finding(key=f"parameters {_shown(path)} {name}",
-                              message=f"{_shown(path)}:{func.lineno}: {name} takes {count} "
+                yield Finding(message=f"{_shown(path)}:{func.lineno}: {name} takes {count} "
                                       f"parameters (at most {MAX_PARAMETERS}: group them in "
                                       f"an object)")
 

@@ -17,8 +17,6 @@ from tuner.store.database import (
     redact,
     retry_abandoned,
     set_status,
-    this_worker,
-    worker_is_dead,
 )
 from tuner.store.gate import StudyGate
 from tuner.store.sampled import SAMPLER_PARAMS, as_sampled, with_sampler_params
@@ -56,7 +54,5 @@ __all__ = [
     "redact",
     "retry_abandoned",
     "set_status",
-    "this_worker",
     "with_sampler_params",
-    "worker_is_dead",
 ]

@@ -10,7 +10,6 @@ import copy
 import logging
 import time
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
 import optuna
@@ -130,11 +129,6 @@ def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in live_trials(study) if t.state != TrialState.WAITING]
 
 
-def this_worker(hostname: str) -> dict[str, Any]:
-    """This process, as the JSON of ``WORKER`` (``Worker.here`` is the typed one)."""
-    return Worker.here(hostname).to_dict()
-
-
 def claim(study: optuna.Study, gate: StudyGate, job: str, hostname: str, *,
           timeout: float) -> bool:
     """Claim a once-per-study job (screening, confirmation) for this process. True if it is
@@ -152,13 +146,6 @@ def claim(study: optuna.Study, gate: StudyGate, job: str, hostname: str, *,
                 return False
         CLAIMS.put(study, job, Claim(worker=me, at=time.time()))
         return True
-
-
-def worker_is_dead(worker: Worker | Mapping[str, Any], hostname: str) -> bool:
-    """True only when we can tell: the worker ran on this host and its process is gone."""
-    if not isinstance(worker, Worker):
-        worker = Worker.from_dict(worker)
-    return worker.is_dead(hostname)
 
 
 #: ``tuner.store.attributes.set_status``, where callers found it before.
