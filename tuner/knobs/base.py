@@ -10,6 +10,7 @@ the host, raising ``DomainError`` for values that cannot run here; then, for eac
 from __future__ import annotations
 
 import math
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,7 +25,7 @@ UNSET = "unset"
 
 #: What a workload runs on (``workload.runtime``): it decides which knobs apply and what the
 #: vendor baseline sets.
-Runtime = Literal["tensorflow", "openmp", "native"]
+Runtime = Literal["tensorflow", "torch", "openmp", "native"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +40,10 @@ class Target:
     runtime: Runtime | None = None
     tensorflow: bool | None = None
     preset: str = "small"
+    #: The interpreter a built-in runs in (``workload.python`` resolved) and its
+    #: ``sys.prefix``, where a runtime's own libraries (e.g. intel-openmp's libiomp5) lie.
+    python: str = sys.executable
+    python_prefix: str = sys.prefix
 
     @property
     def kind_of_runtime(self) -> Runtime:
@@ -118,6 +123,14 @@ class Knob(ABC):
     name: str
     family: str
     summary: str
+    #: The runtime libraries that read this knob (``tuner.execution.libraries`` names:
+    #: libgomp, libiomp5, libomp, ...): when none of them is mapped in the workload's
+    #: process, the knob is inert by construction. Empty: it acts whatever is loaded.
+    needs_library: tuple[str, ...] = ()
+    #: True for a knob that changes which runtime libraries the process loads (the OpenMP
+    #: runtime, the allocator): with one in the space, what the baselines loaded does not
+    #: bound what a trial loads, so no knob is judged inert from the baselines' libraries.
+    changes_libraries: bool = False
 
     @abstractmethod
     def domain(self, spec: KnobSpec, ctx: KnobContext) -> Domain:

@@ -30,6 +30,12 @@ OPENMP_NOTE = ("stock TensorFlow runs oneDNN on its own thread pool (runtime:thr
                "this OpenMP setting is likely inert unless the build links an OpenMP runtime")
 
 
+#: The OpenMP runtimes (``tuner.execution.libraries`` names) that read the OMP_* variables,
+#: and those that read the KMP_* ones (Intel's, and LLVM's which shares its code).
+OPENMP_LIBS = ("libgomp", "libiomp5", "libomp")
+INTEL_OPENMP_LIBS = ("libiomp5", "libomp")
+
+
 def openmp_note(ctx: KnobContext) -> str | None:
     """``OPENMP_NOTE`` where it holds: on a TensorFlow runtime (an OpenMP program reads the
     variable; a native one was given it on purpose)."""
@@ -92,8 +98,10 @@ class IntEnvKnob(SetsItsVariable, IntKnob):
     family = "openmp"
 
     def __init__(self, *, name: str, summary: str, minimum: int, auto: Domain,
-                 default: Any = UNSET, extra_words: tuple[str, ...] = ()) -> None:
+                 default: Any = UNSET, extra_words: tuple[str, ...] = (),
+                 needs_library: tuple[str, ...] = OPENMP_LIBS) -> None:
         self.name = name
+        self.needs_library = needs_library
         self.summary = summary
         self.minimum = minimum
         self._auto = auto
@@ -119,14 +127,15 @@ class StringEnvKnob(SetsItsVariable, ChoiceKnob):
 
     def __init__(self, *, name: str, family: str, summary: str,
                  auto: tuple[str, ...], allowed: tuple[str, ...] | None = None,
-                 note: str | None = None, bool_words: tuple[str, str] | None = None) -> None:
+                 bool_words: tuple[str, str] | None = None,
+                 needs_library: tuple[str, ...] = ()) -> None:
+        self.needs_library = needs_library
         self.bool_words = bool_words
         self.name = name
         self.family = family
         self.summary = summary
         self._auto = auto
         self.allowed = allowed
-        self._note = note
 
     def auto_domain(self, ctx: KnobContext) -> Domain:
         if self.name == "KMP_HW_SUBSET" and ctx.host.topology.threads_per_core > 1:
@@ -134,7 +143,7 @@ class StringEnvKnob(SetsItsVariable, ChoiceKnob):
         return ChoiceDomain(self._auto)
 
     def note(self, ctx: KnobContext) -> str | None:
-        return openmp_note(ctx) if self._note == OPENMP_NOTE else self._note
+        return openmp_note(ctx) if self.needs_library else None
 
 
 class BuiltinFlagKnob(ChoiceKnob):
@@ -216,15 +225,17 @@ def thread_knobs() -> list[Any]:
                                "its work over (--intra-op, or TF_NUM_INTRAOP_THREADS)"),
         IntEnvKnob(name="OMP_NUM_THREADS", minimum=1, auto=IntDomain(1, 1),
                    summary="OpenMP team size, for OpenMP builds of TensorFlow/oneDNN"),
-        StringEnvKnob(name="KMP_AFFINITY", family="openmp", note=OPENMP_NOTE,
+        StringEnvKnob(name="KMP_AFFINITY", family="openmp",
+                      needs_library=INTEL_OPENMP_LIBS,
                       auto=(UNSET, "granularity=fine,compact,1,0", "granularity=fine,scatter",
                             "none"),
                       summary="Intel OpenMP thread placement, e.g. granularity=fine,compact,1,0"),
         IntEnvKnob(name="KMP_BLOCKTIME", minimum=0, auto=ChoiceDomain((UNSET, 0, 1, 10, 200)),
-                   default=200, extra_words=("infinite",),
+                   default=200, extra_words=("infinite",), needs_library=INTEL_OPENMP_LIBS,
                    summary="ms an Intel OpenMP thread spins after a parallel region "
                            "before sleeping (default 200)"),
-        StringEnvKnob(name="KMP_HW_SUBSET", family="openmp", note=OPENMP_NOTE, auto=(UNSET,),
+        StringEnvKnob(name="KMP_HW_SUBSET", family="openmp", auto=(UNSET,),
+                      needs_library=INTEL_OPENMP_LIBS,
                       summary="Intel OpenMP hardware subset, e.g. 1T (one thread per core)"),
         StringEnvKnob(name="TF_ENABLE_ONEDNN_OPTS", family="runtime", auto=("1", "0"),
                       allowed=("0", "1", UNSET), bool_words=("0", "1"),

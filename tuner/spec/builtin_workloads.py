@@ -9,6 +9,7 @@ line, so the ``protocol`` parser reads them all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,13 +27,22 @@ class Param:
     files_in: str | None = None
 
 
-#: Flags every built-in accepts for knobs (see ``workloads/_common.base_parser``).
+#: Flags the TensorFlow built-ins accept for knobs (see ``workloads/_common.base_parser``).
 COMMON_KNOB_FLAGS = {
     "inter_op": "--inter-op",
     "intra_op": "--intra-op",
     "batch_size": "--batch-size",
     "precision": "--precision",
     "xla": "--xla",
+}
+
+#: Flags the PyTorch built-ins accept for knobs (``workloads/_torch.py``): torch's intra-op
+#: pool (``torch.set_num_threads``, OpenMP's team), its inter-op pool, batch and precision.
+TORCH_KNOB_FLAGS = {
+    "torch_threads": "--threads",
+    "torch_interop_threads": "--interop-threads",
+    "batch_size": "--batch-size",
+    "precision": "--precision",
 }
 
 COMMON_PARAMS = {
@@ -60,6 +70,8 @@ class Builtin:
     default_batch: dict[str, int] = field(default_factory=dict)
     #: Units of modes that measure something else (parallel_wavenet's distill: steps/s).
     mode_units: dict[str, str] = field(default_factory=dict)
+    #: The framework it runs on (``workload.runtime``'s default for it).
+    runtime: Literal["tensorflow", "torch"] = "tensorflow"
 
     def all_params(self) -> dict[str, Param]:
         return {**COMMON_PARAMS, **self.params}
@@ -141,6 +153,36 @@ BUILTINS: dict[str, Builtin] = {
                 "size": Param(flag="--size", type=int),
             },
             default_batch={"small": 1, "full": 1},
+        ),
+        Builtin(
+            name="torch_resnet",
+            module="workloads.torch_resnet",
+            summary="ResNet-50 v1.5 in plain torch.nn (no torchvision), inference or "
+                    "training on synthetic 224x224 images; images/s",
+            unit="images/s",
+            params={
+                "mode": Param(flag="--mode", type=str, choices=("infer", "train")),
+                "image_size": Param(flag="--image-size", type=int,
+                                    help="square input size in pixels"),
+            },
+            knob_flags=dict(TORCH_KNOB_FLAGS),
+            default_batch={"small": 8, "full": 64},
+            runtime="torch",
+        ),
+        Builtin(
+            name="torch_transformer",
+            module="workloads.torch_transformer",
+            summary="a BERT-style Transformer encoder (torch.nn.TransformerEncoder) over "
+                    "synthetic token sequences, inference or training; sequences/s",
+            unit="sequences/s",
+            params={
+                "mode": Param(flag="--mode", type=str, choices=("infer", "train")),
+                "seq_len": Param(flag="--seq-len", type=int, help="tokens per sequence"),
+                "layers": Param(flag="--layers", type=int, help="encoder layers"),
+            },
+            knob_flags=dict(TORCH_KNOB_FLAGS),
+            default_batch={"small": 8, "full": 32},
+            runtime="torch",
         ),
         Builtin(
             name="replay",

@@ -241,9 +241,14 @@ class WorkloadSpec(Strict):
     #: Deprecated spelling of ``runtime: tensorflow`` (true) / ``runtime: native`` (false).
     tensorflow: StrictBool | None = None
     #: What the program runs on, which decides the knobs that apply and the vendor
-    #: baseline: ``tensorflow`` (built-ins), ``openmp`` (an OpenMP program), ``native``
-    #: (anything else: only placement). Unset: tensorflow for built-ins, native for commands.
-    runtime: Literal["tensorflow", "openmp", "native"] | None = None
+    #: baseline: ``tensorflow``, ``torch`` (PyTorch: its OpenMP runtime and allocator),
+    #: ``openmp`` (an OpenMP program), ``native`` (anything else: only placement). Unset: the
+    #: built-in's own (tensorflow, or torch for the torch_* workloads), native for commands.
+    runtime: Literal["tensorflow", "torch", "openmp", "native"] | None = None
+    #: The Python a built-in workload runs in: a runtime made by ``tuner runtime create
+    #: NAME`` (its name), or the absolute path of an interpreter (admin token on the
+    #: service: it names a program to run). Unset: tuner's own interpreter.
+    python: Text | None = None
     #: A regex with a named group per knob that reads back, from the program's output, the
     #: values it actually ran with; a trial whose read-back differs from what was asked fails.
     echo: Annotated[str, Field(strict=True, max_length=1000)] | None = None
@@ -286,13 +291,15 @@ class WorkloadSpec(Strict):
                                         "'Number of threads: (?P<threads>[0-9]+)'")
 
     @property
-    def kind_of_runtime(self) -> Literal["tensorflow", "openmp", "native"]:
+    def kind_of_runtime(self) -> Literal["tensorflow", "torch", "openmp", "native"]:
         """``runtime``, with its default filled in (see the field)."""
         if self.runtime is not None:
             return self.runtime
         if self.tensorflow is not None:
             return "tensorflow" if self.tensorflow else "native"
-        return "tensorflow" if self.builtin is not None else "native"
+        if self.builtin is not None and self.builtin in BUILTINS:
+            return BUILTINS[self.builtin].runtime
+        return "native"
 
     @model_validator(mode="after")
     def _builtin_or_command(self) -> WorkloadSpec:
