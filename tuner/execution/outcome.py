@@ -1,7 +1,8 @@
 """What one run came to. ``Outcome`` is the runner's only answer: OK with the metric and
 its intervals, or FAILED, TIMEOUT, NO_METRIC or PRUNED with the reason, and in every case
-what the workload reported about itself and the tail of its output. Expected failures are
-data, not exceptions.
+what the workload reported about itself, the runtime libraries its process mapped
+(``tuner.execution.libraries``) and the tail of its output. Expected failures are data, not
+exceptions.
 
 ``Decision`` is what the reading callback (``OnReading``) answers after each reading: go
 on, prune the run, or end it as a success valued at the mean of its intervals so far.
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuner.execution.libraries import NAMES
 from tuner.execution.parsers import Parser, Reading, final_values, interval_values
 
 
@@ -62,6 +64,12 @@ class Outcome:
     timing: dict[str, float] | None = None
     #: Seconds from the start to each interval reading of the trial's metric.
     reading_times: list[float] = field(default_factory=list)
+    #: The threading and allocator libraries the (first instance's) process mapped, by the
+    #: names of ``tuner.execution.libraries`` (the last read that succeeded while it ran; the
+    #: workload's own SETTINGS ``libraries`` when none did); None: unknown.
+    libraries: tuple[str, ...] | None = None
+    #: The framework build the workload reported (its SETTINGS ``build``), if it did.
+    build: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,7 +79,8 @@ class Outcome:
         return {"status": self.status.value, "reason": self.reason, "metrics": self.metrics,
                 "intervals": self.intervals, "returncode": self.returncode,
                 "seconds": round(self.seconds, 3), "tail": self.tail, "timing": self.timing,
-                "reading_times": [round(t, 3) for t in self.reading_times]}
+                "reading_times": [round(t, 3) for t in self.reading_times],
+                "libraries": None if self.libraries is None else list(self.libraries)}
 
 
 @dataclass(kw_only=True)
@@ -112,6 +121,20 @@ class Ended:
     returncodes: Sequence[int | None]
     seconds: float
     echoed: Sequence[dict[str, str]] = ()
+    #: What the first child's processes mapped (None: could not be read).
+    libraries: tuple[str, ...] | None = None
+
+
+def loaded(mapped: tuple[str, ...] | None,
+           reported: dict[str, Any] | None) -> dict[str, Any]:
+    """``libraries`` and ``build`` of an Outcome: what the process mapped, else the
+    libraries the workload reported (known names only), and the build it reported."""
+    libraries = mapped
+    said = (reported or {}).get("libraries")
+    if libraries is None and isinstance(said, list):
+        libraries = tuple(n for n in NAMES if n in {str(s) for s in said})
+    build = (reported or {}).get("build")
+    return {"libraries": libraries, "build": dict(build) if isinstance(build, dict) else None}
 
 
 def conclude(seen: Transcript, ended: Ended, *, metric: str, timeout: float) -> Outcome:
@@ -124,7 +147,8 @@ def conclude(seen: Transcript, ended: Ended, *, metric: str, timeout: float) -> 
     common: dict[str, Any] = dict(reported=reported, seconds=ended.seconds,
                                   tail="\n".join(seen.tail), timing=parsers[0].timing,
                                   reading_times=seen.reading_times,
-                                  echoed=[dict(values) for values in ended.echoed])
+                                  echoed=[dict(values) for values in ended.echoed],
+                                  **loaded(ended.libraries, parsers[0].reported))
     if seen.enough:
         values = interval_values(seen.readings).get(metric, [])
         return Outcome(status=Status.OK, reason=f"stable after {len(values)} intervals",

@@ -8,6 +8,12 @@ instances, ``Combiner`` turns the instances' readings into the trial's: interval
 one reading once every instance has reached it, the sum of theirs when maximizing (a
 throughput), the worst when minimizing (a latency). Each trial reading goes to the callback,
 whose ``Decision`` may end the loop; so do the deadline and the last child's end of output.
+
+With a ``LibrarySampler`` (``tuner.execution.libraries``) for the first child, the loop reads
+what that child's processes map: at its first reading and at every final one (it is alive
+and has done the work the reading measured), every ``sampler.every`` seconds while it runs
+(a program whose only output is its last line may exit before that line is read), and at its
+end of output.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 
 from tuner.execution.children import Process
 from tuner.execution.echo import EchoReader
+from tuner.execution.libraries import LibrarySampler
 from tuner.execution.outcome import Decision, OnReading, Transcript
 from tuner.execution.parsers import Parser, Reading
 from tuner.goal import Goal
@@ -100,11 +107,15 @@ class Ticker:
 class ReadLoop:
     """Reads ``streams`` until every child's output has ended, the callback stops the run,
     or the deadline passes; what it saw is ``transcript``. Call ``run`` once. ``start`` (a
-    ``time.monotonic()``) is when the run began: reading times count from it."""
+    ``time.monotonic()``) is when the run began: reading times count from it. ``sampler``
+    reads the first child's libraries (see the module)."""
 
     def __init__(self, streams: Sequence[Stream], *, metric: str, goal: Goal,
-                 on_reading: OnReading | None, tail_lines: int, start: float) -> None:
+                 on_reading: OnReading | None, tail_lines: int, start: float,
+                 sampler: LibrarySampler | None = None) -> None:
         self.streams = list(streams)
+        self.sampler = sampler
+        self._sampled_reading = False
         self.metric = metric
         self.on_reading = on_reading
         self.combiner = Combiner(len(self.streams), goal)
@@ -128,6 +139,9 @@ class ReadLoop:
                     ticker.on_tick()
                     next_tick = now + ticker.seconds
                 until = next_tick if ticker.on_tick is not None else deadline
+                if self.sampler is not None and not self.streams[0].done:
+                    self.sampler.poke()
+                    until = min(until, self.sampler.due())
                 wait = max(0.0, min(deadline, until) - now)
                 for key, _ in selector.select(timeout=min(wait, 1.0)):
                     if self._read(selector, key.data):
@@ -146,6 +160,8 @@ class ReadLoop:
         if chunk == b"":  # EOF: the child (and anything holding its stdout) is done
             stream.done = True
             selector.unregister(stream.stdout)
+            if index == 0 and self.sampler is not None:
+                self.sampler.poke(force=True)
             rest = stream.lines.rest()
             if rest is not None:
                 self._line(index, rest)
@@ -159,7 +175,13 @@ class ReadLoop:
         seen.tail.append(stream.label + line[:MAX_LINE])
         if stream.echo is not None:
             stream.echo.feed(line[:MAX_LINE])
-        for reading in stream.parser.feed(line):
+        found = stream.parser.feed(line)
+        if found and index == 0 and self.sampler is not None:
+            first = not self._sampled_reading
+            self._sampled_reading = True
+            if first or any(r.final for r in found):
+                self.sampler.poke(force=True)
+        for reading in found:
             combined = self.combiner.add(index, reading)
             if combined is None:
                 continue

@@ -14,8 +14,10 @@ sum of the instances' (a throughput) when maximizing, the worst instance's when 
 
 The work is split by job: ``children`` starts and stops the processes, ``read_loop`` reads
 their output, ``outcome`` builds the answer, ``echo`` reads back the settings a program
-printed. ``RunHooks`` lets a launcher replace how a child starts (the fork server forks a
-pre-imported process) and ask for heartbeats.
+printed, ``libraries`` reads which threading and allocator runtimes the first child's
+processes map (by pid, so a fresh process and a fork of the fork server alike;
+``Outcome.libraries``). ``RunHooks`` lets a launcher replace how a child starts (the fork
+server forks a pre-imported process) and ask for heartbeats.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from tuner.execution.children import (
 )
 from tuner.execution.echo import EchoReader
 from tuner.execution.launch import Launch
+from tuner.execution.libraries import LibrarySampler
 from tuner.execution.outcome import (
     Decision,
     Ended,
@@ -115,8 +118,9 @@ def run(request: RunRequest, on_reading: OnReading | None = None,
     labels = [f"[{i}] " if len(procs) > 1 else "" for i in range(len(procs))]
     streams = [Stream(p, parser, label, EchoReader(request.echo) if request.echo else None)
                for p, parser, label in zip(procs, parsers, labels, strict=True)]
+    sampler = LibrarySampler(procs[0].pid)
     loop = ReadLoop(streams, metric=request.metric, goal=request.goal, on_reading=on_reading,
-                    tail_lines=request.tail_lines, start=start)
+                    tail_lines=request.tail_lines, start=start, sampler=sampler)
     deadline = start + request.timeout
     try:
         seen = loop.run(deadline, Ticker(on_tick=hooks.on_tick, seconds=hooks.tick_seconds))
@@ -129,7 +133,8 @@ def run(request: RunRequest, on_reading: OnReading | None = None,
             stream.stdout.close()
     ended = Ended(parsers=parsers, returncodes=[p.returncode for p in procs],
                   seconds=time.monotonic() - start,
-                  echoed=[s.echo.values for s in streams if s.echo is not None])
+                  echoed=[s.echo.values for s in streams if s.echo is not None],
+                  libraries=sampler.libraries)
     return conclude(seen, ended, metric=request.metric, timeout=request.timeout)
 
 

@@ -23,6 +23,7 @@ from tuner.store.sampled import SAMPLER_PARAMS, as_sampled, with_sampler_params
 from tuner.store.values import (
     Claim,
     Confirmation,
+    Loaded,
     Noise,
     Run,
     Screened,
@@ -35,6 +36,7 @@ __all__ = [
     "SAMPLER_PARAMS",
     "Claim",
     "Confirmation",
+    "Loaded",
     "Noise",
     "Run",
     "Screened",

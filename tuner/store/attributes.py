@@ -59,6 +59,9 @@ Trial user attributes:
 * ``samples`` — list of numbers, parts — ``study.trial`` — the value of each run
 * ``runs`` — list of ``Run``, parts — ``study.trial`` — status, reason, output tail of each run
 * ``reported`` — object, parts — ``study.trial`` — the SETTINGS line the workload printed
+* ``loaded`` — ``Loaded`` — ``study.trial`` — the threading, BLAS and allocator libraries
+  the workload's process mapped (``execution.libraries`` names; null: unknown) and the
+  framework build it reported (its SETTINGS ``build``), from its first run that knew them
 * ``echoed`` — object (knob -> text), parts — ``study.trial`` — the knob values the program
   printed it ran with, read back with the study's ``workload.echo`` pattern
 * ``reason`` — text, parts — ``study.trial`` — why the trial failed or was pruned
@@ -105,7 +108,16 @@ from tuner.store.access import (
     texts,
     to_dict,
 )
-from tuner.store.values import Claim, Confirmation, Noise, Run, Screening, Status, Worker
+from tuner.store.values import (
+    Claim,
+    Confirmation,
+    Loaded,
+    Noise,
+    Run,
+    Screening,
+    Status,
+    Worker,
+)
 
 if TYPE_CHECKING:
     from tuner.spec.models import StudySpec
@@ -205,6 +217,10 @@ RUNS: Attr[list[Run]] = _trial("runs", "list of Run", OBJECTIVE,
 REPORTED: Attr[dict[str, Any] | None] = _trial(
     "reported", "object", OBJECTIVE, "the settings the workload printed it ran with",
     object_or_none, None, parts=True)
+LOADED: Attr[Loaded | None] = _trial(
+    "loaded", "Loaded", OBJECTIVE, "the threading, BLAS and allocator libraries the "
+    "workload's process mapped and the framework build it reported", Loaded.from_dict, None,
+    dump=to_dict, parts=True)
 ECHOED: Attr[dict[str, Any] | None] = _trial(
     "echoed", "object (knob -> text)", OBJECTIVE, "the knob values the program printed it ran "
     "with, read back with workload.echo", object_or_none, None, parts=True)
@@ -238,7 +254,7 @@ ATTRIBUTES: tuple[Attr[Any] | Family[Any] | SystemAttr[Any], ...] = (
     SPEC, SPEC_TEXT, SPACE, SPACE_KEY, FINGERPRINT, HOST_CLASS, UNIT, STATUS, STATUS_REASON,
     STATUS_AT, SUBMITTED_AT, STARTED_AT, NOISE, SCREENING, CONFIRMATION, TUNER_BEST, CLAIMS,
     ABANDONED, ROLE, APPLIED, LAUNCH, SHELL, WORKER, APPROXIMATE, SAMPLES, RUNS, REPORTED,
-    ECHOED, REASON, DUPLICATE_OF, RUN_SECONDS, SAMPLER_PARAMS, FIXED_PARAMS, FAILED_TRIAL,
+    LOADED, ECHOED, REASON, DUPLICATE_OF, RUN_SECONDS, SAMPLER_PARAMS, FIXED_PARAMS, FAILED_TRIAL,
     RETRY_HISTORY)
 
 

@@ -102,6 +102,50 @@ class Noise:
                 "warning": self.warning, "trial": self.trial}
 
 
+def _texts(raw: Any, what: str) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str | Mapping) or not isinstance(raw, Sequence):
+        raise TypeError(f"{what} must be a list of text, not {type(raw).__name__}")
+    return tuple(str(value) for value in raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Loaded:
+    """What a trial's workload process loaded (``loaded``): the threading, BLAS and
+    allocator libraries it mapped (``tuner.execution.libraries`` names; None: unknown) and
+    the framework build it reported (TensorFlow's oneDNN threading, PyTorch's parallel
+    backend; None: not reported)."""
+
+    libraries: tuple[str, ...] | None = None
+    build: Mapping[str, Any] | None = None
+    stored: Stored | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Loaded:
+        data = _mapping(raw, "loaded")
+        build = data.get("build")
+        return cls(libraries=_texts(data.get("libraries"), "loaded.libraries"),
+                   build=None if build is None else _mapping(build, "loaded.build"),
+                   stored=data)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.stored is not None:
+            return dict(self.stored)
+        return {"libraries": None if self.libraries is None else list(self.libraries),
+                "build": None if self.build is None else dict(self.build)}
+
+    @property
+    def known(self) -> bool:
+        return self.libraries is not None
+
+
+#: How screening decided about a knob: from the libraries the baselines' processes mapped
+#: (no round run), or by measuring it in interleaved rounds.
+BY_LIBRARIES = "libraries"
+MEASURED = "measured"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Screened:
     """What screening found for one knob: inert (left at the runtime's value) or kept."""
@@ -114,6 +158,15 @@ class Screened:
     speedups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     margin: float | None = None
     rounds: int | None = None
+    #: ``measured`` (interleaved rounds) or ``libraries`` (inert by construction: no library
+    #: that reads the knob was mapped in the baselines' processes). Older records lack it:
+    #: they were measured.
+    basis: str = MEASURED
+    #: The libraries that read the knob (its ``needs_library``), for a decision by libraries.
+    needs: tuple[str, ...] = ()
+    #: What each baseline loaded (``Loaded.to_dict`` with its ``trial``), by role, for a
+    #: decision by libraries.
+    loaded: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     stored: Stored | None = field(default=None, compare=False, repr=False)
 
     @classmethod
@@ -124,14 +177,22 @@ class Screened:
                    probes=tuple(data.get("probes") or ()),
                    speedups=_mapping(data.get("speedups") or {}, "screening speedups"),
                    margin=_number(data.get("margin"), "screening margin"),
-                   rounds=_integer(data.get("rounds"), "screening rounds"), stored=data)
+                   rounds=_integer(data.get("rounds"), "screening rounds"),
+                   basis=_text(data.get("basis"), "screening basis") or MEASURED,
+                   needs=_texts(data.get("needs"), "screening needs") or (),
+                   loaded=_mapping(data.get("loaded") or {}, "screening loaded"),
+                   stored=data)
 
     def to_dict(self) -> dict[str, Any]:
         if self.stored is not None:
             return dict(self.stored)
-        return {"probes": list(self.probes), "speedups": dict(self.speedups),
-                "margin": self.margin, "rounds": self.rounds, "inert": self.inert,
-                "evidence": self.evidence}
+        out = {"probes": list(self.probes), "speedups": dict(self.speedups),
+               "margin": self.margin, "rounds": self.rounds, "inert": self.inert,
+               "evidence": self.evidence, "basis": self.basis}
+        if self.basis == BY_LIBRARIES:
+            out.update(needs=list(self.needs), loaded={k: dict(v)
+                                                       for k, v in self.loaded.items()})
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,9 @@
   only while its value lies within twice the noise floor of the best so far, or beyond it:
   close calls get more samples, clearly worse candidates none. Its first run may be pruned
   from its per-interval metrics.
-* The trial's value is the median (or trimmed mean) of its runs; the runs are stored.
+* The trial's value is the median (or trimmed mean) of its runs; the runs are stored, and so
+  is what the workload's process loaded (``loaded``: its threading and allocator libraries
+  and framework build, from the first run that knew them; screening reads the baselines').
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from tuner.store.attributes import (
     DUPLICATE_OF,
     ECHOED,
     LAUNCH,
+    LOADED,
     NOISE,
     REASON,
     REPORTED,
@@ -45,7 +48,7 @@ from tuner.store.attributes import (
     WORKER,
 )
 from tuner.store.database import abandoned, retry_abandoned
-from tuner.store.values import Noise, Run, Worker
+from tuner.store.values import Loaded, Noise, Run, Worker
 from tuner.study.events import RunEvents, Silent
 from tuner.study.measure import Measurer
 from tuner.study.sampler import bind_baseline
@@ -184,6 +187,7 @@ class TrialObjective:
         runs: list[dict[str, Any]] = []
         failure: Outcome | None = None
         echoed: dict[str, str] | None = None
+        loaded: Loaded | None = None
         step = 0
 
         run_values: list[float] = []
@@ -213,6 +217,10 @@ class TrialObjective:
             runs.append(record)
             if outcome.reported is not None and not REPORTED.present(trial):
                 REPORTED.put(trial, outcome.reported)
+            if (outcome.libraries is not None or outcome.build is not None) and (
+                    loaded is None or (not loaded.known and outcome.libraries is not None)):
+                loaded = Loaded(libraries=outcome.libraries, build=outcome.build)
+                LOADED.put(trial, loaded)
             if outcome.echoed and outcome.echoed[0] != echoed:
                 echoed = outcome.echoed[0]  # the last run's: a failed run shows what went wrong
                 ECHOED.put(trial, echoed)
