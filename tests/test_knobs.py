@@ -24,6 +24,7 @@ from tuner.spec.models import KnobSpec
 
 TARGETS = {
     "builtin": Target(builtin=BUILTINS["resnet"]),
+    "torch-builtin": Target(builtin=BUILTINS["torch_resnet"]),
     "tf-command": Target(builtin=None, tensorflow=True),
     "other-command": Target(builtin=None, tensorflow=False),
 }
@@ -191,3 +192,18 @@ def test_shell_line_quotes_everything() -> None:
     assert line == ("numactl --physcpubind=0-3 env KMP_AFFINITY=granularity=fine,compact,1,0 "
                     "'X=it'\"'\"'s' python -m w --name 'a b;rm -rf /'")
     assert Launch.from_dict(launch.to_dict()) == launch
+
+
+def test_catalogue_families_and_libraries() -> None:
+    """Which runtime library reads each OpenMP knob, and which knobs change what loads
+    (tests/test_knobs_openmp.py has the rest of issue 12's knobs)."""
+    knobs = catalogue()
+    openmp = ("libgomp", "libiomp5", "libomp")
+    for name in ("OMP_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY",
+                 "OMP_SCHEDULE"):
+        assert knobs[name].family == "openmp" and knobs[name].needs_library == openmp
+    for name in ("KMP_AFFINITY", "KMP_BLOCKTIME", "KMP_HW_SUBSET"):
+        assert knobs[name].needs_library == ("libiomp5", "libomp")
+    assert [n for n, k in knobs.items() if k.changes_libraries] == ["omp_runtime", "allocator"]
+    assert knobs["torch_threads"].family == knobs["intra_op"].family == "threads"
+    assert not knobs["allocator"].needs_library and not knobs["torch_threads"].needs_library

@@ -4,8 +4,9 @@ Knobs write into a ``LaunchBuilder``; ``build`` fills a command's ``{knob}`` pla
 (an argument holding one without a value is left out), appends the flags, and turns the
 requested CPU and memory binding into a ``numactl`` prefix, or, where numactl is missing, a
 ``taskset`` prefix (CPU binding only) or an affinity the runner applies itself with
-``sched_setaffinity``. A ``Launch`` is plain data: it can be stored with the trial and
-rendered as a line a user can paste.
+``sched_setaffinity``. Libraries that knobs preload (the OpenMP runtime, the allocator) are
+joined into ``LD_PRELOAD`` in a fixed order (``PRELOAD_SLOTS``). A ``Launch`` is plain data:
+it can be stored with the trial and rendered as a line a user can paste.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from typing import Any
 
 from tuner.host import Host, format_cpu_list
 from tuner.spec.consistency import template_fields
+
+#: What knobs may preload, in ``LD_PRELOAD`` order: the OpenMP runtime first, then the
+#: allocator, the order PyTorch's launcher gives them (``torch/backends/xeon/run_cpu.py``,
+#: ``_Launcher.set_multi_thread_and_allocator``: the allocator is preloaded first and
+#: ``add_lib_preload("iomp5")`` then puts libiomp5 in front of it).
+PRELOAD_SLOTS = ("openmp", "allocator")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +129,29 @@ class LaunchBuilder:
     templated: bool = False
     #: The placeholders' values as text; None leaves out every argument that holds it.
     placeholders: dict[str, str | None] = field(default_factory=dict)
+    #: Libraries to preload, by slot (``PRELOAD_SLOTS``).
+    preloads: dict[str, str] = field(default_factory=dict)
+
+    def preload(self, slot: str, path: str) -> None:
+        """Preload the library at ``path`` as the ``slot`` one (``openmp`` or
+        ``allocator``; a later request for a slot replaces the earlier). ``build`` joins the
+        slots into ``LD_PRELOAD`` in ``PRELOAD_SLOTS`` order whatever the order of the
+        requests, in front of any ``LD_PRELOAD`` the workload's own environment sets."""
+        if slot not in PRELOAD_SLOTS:
+            raise ValueError(f"unknown preload slot {slot!r} (known: {PRELOAD_SLOTS})")
+        if not path or any(c == ":" or c.isspace() for c in path):
+            raise ValueError(f"LD_PRELOAD cannot hold {path!r}: it separates its entries "
+                             "with colons and spaces and has no escape")
+        self.preloads[slot] = path
+
+    def environment(self) -> dict[str, str]:
+        """``env`` with the preloaded libraries joined into ``LD_PRELOAD``."""
+        env = dict(self.env)
+        libraries = [self.preloads[slot] for slot in PRELOAD_SLOTS if slot in self.preloads]
+        if libraries:
+            given = env.get("LD_PRELOAD", "")
+            env["LD_PRELOAD"] = ":".join([*libraries, *([given] if given else [])])
+        return env
 
     def set_placeholder(self, name: str, value: str | None) -> None:
         """Fill ``{name}`` with ``value``; None leaves out the arguments that hold it."""
@@ -174,10 +204,11 @@ class LaunchBuilder:
         if self.instances > 1:
             copies = tuple(self._bind(host, cpus, None, notes)
                            for cpus in split_cores(host, self.cpus, self.instances))
-            return Launch(argv=tuple(argv), env=dict(self.env), cwd=self.cwd,
+            return Launch(argv=tuple(argv), env=self.environment(), cwd=self.cwd,
                           notes=tuple(dict.fromkeys(notes)), instances=copies)
         copy = self._bind(host, self.cpus, self.cpu_nodes, notes)
-        return Launch(argv=tuple(argv), env=dict(self.env), prefix=copy.prefix, cwd=self.cwd,
+        return Launch(argv=tuple(argv), env=self.environment(), prefix=copy.prefix,
+                      cwd=self.cwd,
                       affinity=copy.affinity, notes=tuple(dict.fromkeys(notes)),
                       cpus=copy.cpus, memory=copy.memory)
 

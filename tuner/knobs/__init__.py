@@ -1,5 +1,6 @@
-"""The knob catalogue (process level): thread pools, OpenMP/KMP variables, oneDNN, batch size,
-precision, XLA, CPU/memory placement, and custom environment-variable and flag knobs. Each
+"""The knob catalogue (process level): thread pools (TensorFlow's, PyTorch's), OpenMP/KMP
+variables, the OpenMP runtime and the allocator (preloaded), oneDNN, batch size, precision,
+XLA, CPU/memory placement, and custom environment-variable and flag knobs. Each
 knob says whether this host and workload can apply it (``availability``), resolves a study
 file's entry to a ``Domain`` on the host, and writes a value into a ``LaunchBuilder``
 (``apply``); ``catalogue()`` and ``make_knob`` give the knob a study names.

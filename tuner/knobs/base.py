@@ -35,8 +35,9 @@ class Target:
     and the runtime it runs on (``kind_of_runtime``)."""
 
     builtin: Builtin | None
-    #: ``tensorflow``, ``openmp`` or ``native``; None: from ``tensorflow`` (the older
-    #: spelling: true is tensorflow, false native), else tensorflow.
+    #: ``tensorflow``, ``torch``, ``openmp`` or ``native``; None: from ``tensorflow`` (the
+    #: older spelling: true is tensorflow, false native), else the built-in's own runtime,
+    #: else tensorflow.
     runtime: Runtime | None = None
     tensorflow: bool | None = None
     preset: str = "small"
@@ -52,6 +53,8 @@ class Target:
             return self.runtime
         if self.tensorflow is not None:
             return "tensorflow" if self.tensorflow else "native"
+        if self.builtin is not None:
+            return self.builtin.runtime
         return "tensorflow"
 
 
@@ -233,4 +236,12 @@ class ChoiceKnob(Knob):
             if self.allowed is not None and text not in self.allowed:
                 raise DomainError(f"expected one of {list(self.allowed)}, got {value!r}",
                                   field=kind)
+            problem = self.refuse(text, ctx)
+            if problem is not None:
+                raise DomainError(problem, field=kind)
         return ChoiceDomain(tuple(str(v) for v in values))
+
+    def refuse(self, value: str, ctx: KnobContext) -> str | None:
+        """Why an explicit ``value`` (one of ``allowed``, if set) cannot run here; None when
+        it can. A knob with a grammar, or with choices that need a library, says so here."""
+        return None

@@ -7,8 +7,10 @@ from difflib import get_close_matches
 
 from tuner.knobs.base import Knob
 from tuner.knobs.custom import EnvVarKnob, FlagKnob, TemplateKnob
+from tuner.knobs.openmp import openmp_knobs
 from tuner.knobs.placement import placement_knobs
-from tuner.knobs.threads import thread_knobs
+from tuner.knobs.preload import preload_knobs
+from tuner.knobs.threads import runtime_knobs, thread_knobs
 from tuner.spec.models import KnobSpec
 
 
@@ -30,7 +32,8 @@ class UnknownKnobError(KeyError):
 def catalogue(spec_for: dict[str, KnobSpec] | None = None) -> dict[str, Knob]:
     """Fresh knob instances by name (placement knobs read per-study options from the spec)."""
     spec_for = spec_for or {}
-    knobs: list[Knob] = [*thread_knobs(), *placement_knobs(spec_for.get("physcpubind"))]
+    knobs: list[Knob] = [*thread_knobs(), *openmp_knobs(), *preload_knobs(), *runtime_knobs(),
+                         *placement_knobs(spec_for.get("physcpubind"))]
     return {k.name: k for k in knobs}
 
 
@@ -41,8 +44,18 @@ def knob_names() -> list[str]:
 #: Environment variables a catalogue knob may set. Every trial's environment starts without
 #: them (``SearchSpace.controlled_env``, ``tuner.settings.child_base_environment``), so that
 #: leaving a knob unset really means the runtime default.
+#:
+#: ``LD_PRELOAD`` is among them: which OpenMP runtime and allocator a process loads is part
+#: of "the runtime's default", and ``omp_runtime``/``allocator`` set it. A preload inherited
+#: from tuner's own environment (a shell that runs tuner under jemalloc, a CI harness)
+#: would otherwise reach every baseline and trial unseen: the defaults baseline would not be
+#: the defaults, ``omp_runtime: gnu`` would not be GNU's, and the libraries a trial loads
+#: would not be the ones its knobs chose. The price: a user who runs tuner under a preload
+#: on purpose loses it in the trials; a command that needs one says so in its own
+#: ``workload.env`` (kept, after the knobs' libraries).
 CONTROLLED_ENV = frozenset({
-    "OMP_NUM_THREADS", "KMP_AFFINITY", "KMP_BLOCKTIME", "KMP_HW_SUBSET",
+    "OMP_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES", "OMP_SCHEDULE", "GOMP_CPU_AFFINITY",
+    "KMP_AFFINITY", "KMP_BLOCKTIME", "KMP_HW_SUBSET", "LD_PRELOAD",
     "TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS",
 })
 

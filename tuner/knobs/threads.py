@@ -1,12 +1,14 @@
-"""Thread-pool and runtime knobs: TensorFlow's inter-op/intra-op pools, the OpenMP/KMP
-variables, oneDNN on/off, batch size, precision and XLA.
+"""Thread-pool and runtime knobs: TensorFlow's inter-op/intra-op pools, PyTorch's intra-op
+and inter-op pools, oneDNN on/off, batch size, precision and XLA (the OpenMP variables are in
+``tuner.knobs.openmp``, the preloaded libraries in ``tuner.knobs.preload``).
 
 Built-in workloads take their knobs as flags; other TensorFlow programs (``workload.runtime:
 tensorflow``) take the thread pools through ``TF_NUM_INTEROP_THREADS``/
 ``TF_NUM_INTRAOP_THREADS``, which TensorFlow reads when its session options leave the pools
-at 0; for any other runtime the pools do not exist and the two knobs are unavailable. The
-OpenMP/KMP variables stay available on every runtime: they are plain variables, and a study
-that lists them on a ``native`` program knows why (no vendor baseline sets them there).
+at 0; for any other runtime the pools do not exist and the two knobs are unavailable.
+PyTorch's pools (``torch_threads``, ``torch_interop_threads``) are flags of the PyTorch
+built-ins (``torch.set_num_threads``/``torch.set_num_interop_threads``); a PyTorch command
+sizes its intra-op pool through ``OMP_NUM_THREADS``.
 """
 
 from __future__ import annotations
@@ -25,21 +27,11 @@ from tuner.knobs.base import (
     Knob,
     KnobContext,
 )
-
-OPENMP_NOTE = ("stock TensorFlow runs oneDNN on its own thread pool (runtime:threadpool), so "
-               "this OpenMP setting is likely inert unless the build links an OpenMP runtime")
-
-
-#: The OpenMP runtimes (``tuner.execution.libraries`` names) that read the OMP_* variables,
-#: and those that read the KMP_* ones (Intel's, and LLVM's which shares its code).
-OPENMP_LIBS = ("libgomp", "libiomp5", "libomp")
-INTEL_OPENMP_LIBS = ("libiomp5", "libomp")
-
-
-def openmp_note(ctx: KnobContext) -> str | None:
-    """``OPENMP_NOTE`` where it holds: on a TensorFlow runtime (an OpenMP program reads the
-    variable; a native one was given it on purpose)."""
-    return OPENMP_NOTE if ctx.target.kind_of_runtime == "tensorflow" else None
+from tuner.knobs.openmp import INTEL_OPENMP_LIBS as INTEL_OPENMP_LIBS
+from tuner.knobs.openmp import OPENMP_LIBS as OPENMP_LIBS
+from tuner.knobs.openmp import OPENMP_NOTE as OPENMP_NOTE
+from tuner.knobs.openmp import StringEnvKnob
+from tuner.knobs.openmp import openmp_note as openmp_note
 
 
 class TensorFlowPool(IntKnob):
@@ -83,67 +75,45 @@ class TensorFlowPool(IntKnob):
             builder.set_env(self.env, str(value))
 
 
-class SetsItsVariable(Knob):
-    """A knob applied as the environment variable of its own name (``unset``: left out, so
-    the runtime's default holds)."""
+class TorchPool(IntKnob):
+    """``torch_threads`` (``torch.set_num_threads``: the intra-op pool, OpenMP's team) or
+    ``torch_interop_threads`` (``torch.set_num_interop_threads``): flags of the PyTorch
+    built-ins, applied right after ``import torch``."""
 
-    def apply(self, value: Any, builder: LaunchBuilder, ctx: KnobContext) -> None:
-        if value != UNSET:
-            builder.set_env(self.name, str(value))
+    family = "threads"
+    minimum = 1
 
-
-class IntEnvKnob(SetsItsVariable, IntKnob):
-    """An integer environment variable of the OpenMP runtime."""
-
-    family = "openmp"
-
-    def __init__(self, *, name: str, summary: str, minimum: int, auto: Domain,
-                 default: Any = UNSET, extra_words: tuple[str, ...] = (),
-                 needs_library: tuple[str, ...] = OPENMP_LIBS) -> None:
+    def __init__(self, *, name: str, summary: str, command_hint: str) -> None:
         self.name = name
-        self.needs_library = needs_library
         self.summary = summary
-        self.minimum = minimum
-        self._auto = auto
-        self._default = default
-        self.extra_words = extra_words
+        self.command_hint = command_hint
+
+    def availability(self, ctx: KnobContext) -> str | None:
+        builtin = ctx.target.builtin
+        if builtin is None:
+            return (f"{self.name} is a flag of the PyTorch built-ins (torch_resnet, "
+                    f"torch_transformer); {self.command_hint}")
+        if self.name not in builtin.knob_flags:
+            return (f"built-in workload {builtin.name} runs on {builtin.runtime}, not "
+                    f"PyTorch (its thread pools are intra_op and inter_op)")
+        return None
 
     def auto_domain(self, ctx: KnobContext) -> Domain:
-        if self.name == "OMP_NUM_THREADS":
-            return IntDomain(1, max(ctx.host.topology.logical_cpus, 1))
-        return self._auto
+        topo = ctx.host.topology
+        upper = topo.logical_cpus if self.name == "torch_threads" else topo.physical_cores
+        return IntDomain(1, max(upper, 1))
 
     def default_value(self, ctx: KnobContext) -> Any:
-        if self.name == "OMP_NUM_THREADS":
-            return ctx.host.topology.logical_cpus
-        return self._default
+        # torch 2.x with OpenMP: the intra-op pool is omp_set_num_threads(mkl_get_max_threads
+        # ()), the physical cores the process may run on (taskset -c 0: 1 thread); the
+        # inter-op pool is TaskThreadPoolBase::defaultNumThreads(), cpuinfo's count of the
+        # machine's physical cores, whatever the affinity.
+        topo = ctx.host.topology
+        return topo.physical_cores if self.name == "torch_threads" else len(topo.cores)
 
-    def note(self, ctx: KnobContext) -> str | None:
-        return openmp_note(ctx)
-
-
-class StringEnvKnob(SetsItsVariable, ChoiceKnob):
-    """A string environment variable (KMP_AFFINITY, KMP_HW_SUBSET, TF_ENABLE_ONEDNN_OPTS)."""
-
-    def __init__(self, *, name: str, family: str, summary: str,
-                 auto: tuple[str, ...], allowed: tuple[str, ...] | None = None,
-                 bool_words: tuple[str, str] | None = None,
-                 needs_library: tuple[str, ...] = ()) -> None:
-        self.needs_library = needs_library
-        self.bool_words = bool_words
-        self.name = name
-        self.family = family
-        self.summary = summary
-        self._auto = auto
-        self.allowed = allowed
-
-    def auto_domain(self, ctx: KnobContext) -> Domain:
-        if self.name == "KMP_HW_SUBSET" and ctx.host.topology.threads_per_core > 1:
-            return ChoiceDomain((UNSET, "1T"))
-        return ChoiceDomain(self._auto)
-
-    def note(self, ctx: KnobContext) -> str | None:
-        return openmp_note(ctx) if self.needs_library else None
+    def apply(self, value: Any, builder: LaunchBuilder, ctx: KnobContext) -> None:
+        if value != UNSET and ctx.target.builtin is not None:
+            builder.set_flag(ctx.target.builtin.knob_flags[self.name], str(value))
 
 
 class BuiltinFlagKnob(ChoiceKnob):
@@ -214,8 +184,8 @@ class BatchSize(IntKnob):
             builder.set_flag(ctx.target.builtin.knob_flags["batch_size"], str(value))
 
 
-def thread_knobs() -> list[Any]:
-    """Fresh instances of this family, in catalogue order."""
+def thread_knobs() -> list[Knob]:
+    """The thread pools (TensorFlow's, PyTorch's), in catalogue order."""
     return [
         TensorFlowPool(name="inter_op", env="TF_NUM_INTEROP_THREADS",
                        summary="TensorFlow inter-op pool: how many independent ops run at once "
@@ -223,20 +193,22 @@ def thread_knobs() -> list[Any]:
         TensorFlowPool(name="intra_op", env="TF_NUM_INTRAOP_THREADS",
                        summary="TensorFlow intra-op pool: threads one op (and oneDNN) splits "
                                "its work over (--intra-op, or TF_NUM_INTRAOP_THREADS)"),
-        IntEnvKnob(name="OMP_NUM_THREADS", minimum=1, auto=IntDomain(1, 1),
-                   summary="OpenMP team size, for OpenMP builds of TensorFlow/oneDNN"),
-        StringEnvKnob(name="KMP_AFFINITY", family="openmp",
-                      needs_library=INTEL_OPENMP_LIBS,
-                      auto=(UNSET, "granularity=fine,compact,1,0", "granularity=fine,scatter",
-                            "none"),
-                      summary="Intel OpenMP thread placement, e.g. granularity=fine,compact,1,0"),
-        IntEnvKnob(name="KMP_BLOCKTIME", minimum=0, auto=ChoiceDomain((UNSET, 0, 1, 10, 200)),
-                   default=200, extra_words=("infinite",), needs_library=INTEL_OPENMP_LIBS,
-                   summary="ms an Intel OpenMP thread spins after a parallel region "
-                           "before sleeping (default 200)"),
-        StringEnvKnob(name="KMP_HW_SUBSET", family="openmp", auto=(UNSET,),
-                      needs_library=INTEL_OPENMP_LIBS,
-                      summary="Intel OpenMP hardware subset, e.g. 1T (one thread per core)"),
+        TorchPool(name="torch_threads",
+                  summary="PyTorch intra-op pool: the OpenMP team one op splits its work "
+                          "over (torch.set_num_threads; --threads of the PyTorch built-ins)",
+                  command_hint="for a command, OMP_NUM_THREADS sizes torch's intra-op pool"),
+        TorchPool(name="torch_interop_threads",
+                  summary="PyTorch inter-op pool: ops run at once by torch.jit/fork "
+                          "(torch.set_num_interop_threads; --interop-threads)",
+                  command_hint="for a command, torch's inter-op pool has no environment "
+                               "variable: give the program's own flag as a custom flag "
+                               "knob"),
+    ]
+
+
+def runtime_knobs() -> list[Knob]:
+    """oneDNN on/off, batch size, precision and XLA, in catalogue order."""
+    return [
         StringEnvKnob(name="TF_ENABLE_ONEDNN_OPTS", family="runtime", auto=("1", "0"),
                       allowed=("0", "1", UNSET), bool_words=("0", "1"),
                       summary="oneDNN graph rewrites and kernels in TensorFlow (1 on, 0 off)"),

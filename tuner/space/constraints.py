@@ -3,9 +3,9 @@ configuration that cannot run as intended.
 
 * ``instances`` copies each need at least one whole core of the binding, and, with
   ``threads_within_binding`` (the default), enough cores for the smallest ``intra_op``.
-* With ``threads_within_binding``, ``intra_op`` and ``OMP_NUM_THREADS`` are at most the
-  hardware threads each instance is bound to (a thread pool larger than its cores only
-  oversubscribes them).
+* With ``threads_within_binding``, ``intra_op``, ``OMP_NUM_THREADS`` and ``torch_threads``
+  are at most the hardware threads each instance is bound to (a thread pool larger than its
+  cores only oversubscribes them).
 * ``physcpubind: {follow: intra_op}`` sizes the binding to the thread count: each instance
   gets ``intra_op`` physical cores, so ``intra_op x instances`` is at most the cores.
 
@@ -28,7 +28,7 @@ from tuner.knobs import UNSET, ChoiceDomain, Domain, IntDomain
 from tuner.spec.consistency import Problem
 
 PLACEMENT = ("cpunodebind", "physcpubind", "instances")
-THREAD_KNOBS = ("intra_op", "OMP_NUM_THREADS")
+THREAD_KNOBS = ("intra_op", "OMP_NUM_THREADS", "torch_threads")
 
 
 @dataclass(frozen=True, kw_only=True)
