@@ -108,7 +108,8 @@ def test_roles_and_the_lines_for_people() -> None:
     assert describe_build(build) == "torch 2.13.0 parallel_backend OpenMP"
     assert summary_line(["jemalloc", "libgomp"], build) == (
         "libgomp, jemalloc; build: torch 2.13.0 parallel_backend OpenMP")
-    assert summary_line([], None) == "allocator default"
+    assert summary_line([], None) == "no OpenMP/TBB/BLAS library, allocator default"
+    assert summary_line(["tcmalloc"], None) == "no OpenMP/TBB/BLAS library, tcmalloc"
     assert summary_line(None, None) == "libraries unknown"
 
 

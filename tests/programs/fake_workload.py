@@ -3,9 +3,14 @@
 Follows the workload contract: SETTINGS line, METRIC per interval, FINAL. Its throughput is a
 known function of its flags and environment, so a search has a findable optimum:
 1000 - 40*(threads - 3)^2 - 25*(block != 1) + small deterministic jitter.
+
+It stands in for an Intel OpenMP program (its throughput depends on KMP_BLOCKTIME), so it
+maps Intel's OpenMP runtime when the environment has one (intel-openmp, a dev dependency):
+tuner judges KMP_* knobs inert by construction in a process that maps none.
 """
 
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -22,6 +27,10 @@ parser.add_argument("--intervals", type=int, default=3)
 parser.add_argument("--interval-seconds", type=float, default=0.01)
 parser.add_argument("--sleep", type=float, default=0.0, help="sleep before measuring")
 args = parser.parse_args()
+
+INTEL_OPENMP = os.path.join(sys.prefix, "lib", "libiomp5.so")
+if os.path.exists(INTEL_OPENMP):
+    ctypes.CDLL(INTEL_OPENMP)
 
 settings = {
     "threads": args.threads,

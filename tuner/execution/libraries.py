@@ -190,13 +190,17 @@ def describe_build(build: Mapping[str, Any] | None) -> str:
 
 def summary_line(names: Iterable[str] | None, build: Mapping[str, Any] | None) -> str:
     """``libgomp, jemalloc; build: torch 2.13.0 parallel_backend OpenMP``: the names, with
-    ``allocator default`` when no allocator library is mapped (``libraries unknown`` when
-    they could not be read), then the build if one was reported."""
+    ``no OpenMP/TBB/BLAS library`` when only an allocator (or nothing) is mapped and
+    ``allocator default`` when no allocator library is (``libraries unknown`` when they
+    could not be read), then the build if one was reported."""
     if names is None:
         text = "libraries unknown"
     else:
         shown = list(_ordered(names))
-        if not set(ROLES["allocator"]) & set(shown):
+        allocators = set(ROLES["allocator"])
+        if not set(shown) - allocators:
+            shown.insert(0, "no OpenMP/TBB/BLAS library")
+        if not allocators & set(shown):
             shown.append("allocator default")
         text = ", ".join(shown)
     said = describe_build(build)

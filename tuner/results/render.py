@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tuner.execution.libraries import summary_line
 from tuner.results.answer import baseline_names
 from tuner.results.summary import Summary
 from tuner.space.baselines import ROLE_LABELS
@@ -44,6 +45,18 @@ def baseline_lines(summary: Summary) -> list[str]:
     return lines
 
 
+def loaded_lines(summary: Summary) -> list[str]:
+    """What each baseline's process loaded, one line each (none when nothing was read):
+    ``Loaded by the framework defaults (trial 0): libgomp, allocator default; build: ...``"""
+    lines = []
+    for role, view in summary.baselines.items():
+        loaded = view.loaded
+        if loaded is not None and (loaded.known or loaded.build):
+            lines.append(f"Loaded by the {ROLE_LABELS.get(role, role)} (trial {view.number}): "
+                         f"{summary_line(loaded.libraries, loaded.build)}")
+    return lines
+
+
 def render(summary: Summary, *, written: Path | None = None,
            importances: dict[str, float] | None = None) -> str:
     lines = [f"Study {summary.name} ({summary.workload}): {summary.counted} trials"
@@ -56,6 +69,7 @@ def render(summary: Summary, *, written: Path | None = None,
                      f"{noise['interval_cv']:.1%}")
         if noise.get("warning"):
             lines.append(f"Warning: {noise['warning']}")
+    lines += loaded_lines(summary)
     for name, result in summary.screening.items():
         lines.append(f"Screening {name}: {result.get('evidence', '')}")
     lines += baseline_lines(summary)

@@ -1,7 +1,8 @@
 """What a study found, read back from the study database: the recommended knobs (the
 confirmed winner when confirmation ran), speedups over both baselines with 95% intervals,
 the noise floor, inert knobs with their evidence, knob importance, how much of the space was
-explored, failed or pruned trials with their reasons, and the baselines that failed (the
+explored, failed or pruned trials with their reasons, what the baselines' processes loaded
+(threading and allocator libraries, framework build), and the baselines that failed (the
 answer and speedups are then stated against the one that ran, or against nothing)."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tuner.store.attributes import (
     DUPLICATE_OF,
     FINGERPRINT,
     LAUNCH,
+    LOADED,
     NOISE,
     REASON,
     ROLE,
@@ -37,6 +39,7 @@ from tuner.store.attributes import (
 )
 from tuner.store.database import abandoned, counted_trials, live_trials
 from tuner.store.sampled import with_sampler_params
+from tuner.store.values import Loaded
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +54,8 @@ class TrialView:
     launch: Launch | None
     #: The earlier trial whose measurement this one reused (same configuration).
     duplicate_of: int | None = None
+    #: What its workload's process loaded (libraries, framework build), if it was read.
+    loaded: Loaded | None = None
 
     @classmethod
     def of(cls, trial: FrozenTrial) -> TrialView:
@@ -61,7 +66,7 @@ class TrialView:
                    applied=applied_of(attrs, trial.params), samples=SAMPLES.get(attrs),
                    reason=REASON.get(attrs),
                    launch=Launch.from_dict(stored) if stored is not None else None,
-                   duplicate_of=DUPLICATE_OF.get(attrs))
+                   duplicate_of=DUPLICATE_OF.get(attrs), loaded=LOADED.get(attrs))
 
 
 @dataclass(frozen=True, kw_only=True)

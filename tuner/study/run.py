@@ -4,7 +4,9 @@
 1. ``open``: open (or resume) the Optuna study on its storage, fail and retry trials left
    running by a dead tuner, enqueue the baselines that have not run (``tuner.study.opening``);
 2. ``baselines``: the defaults ``noise.runs`` times (the noise floor), the vendor's;
-3. ``screening``: screen the knobs that may be inert and fix those that are
+3. ``screening``: say what the baselines' processes loaded (threading and allocator
+   libraries, framework build), then screen the knobs that may be inert and fix those that
+   are: by construction when the library that reads a knob was not loaded, else measured
    (``tuner.study.screening``);
 4. ``search``: run the sampler's proposals until the budget is used
    (``tuner.study.trial``);
@@ -208,6 +210,9 @@ class StudyRun:
             return
         if noise.warning:
             self.events.note("warning: " + noise.warning)
+        loads = screening.baseline_loads(self.study, self.space) or []
+        if any(load.loaded.known or load.loaded.build for load in loads):
+            self.events.note("baselines loaded: " + " | ".join(load.line for load in loads))
         screening.screen(self.study, self.measurer, gate=self.gate, say=self.events.note)
 
     def search(self) -> None:

@@ -13,24 +13,38 @@ margin (1.5 times the noise floor, at least 5%): "no measurable effect" must be 
 a wide interval keeps the knob in the search rather than fixing it on too little evidence.
 The rounds are sequential: 4 for every probe, then 2 more at a time (up to 10) for the knobs
 still undecided, so a clear case costs 4 rounds and a close one gets the precision it needs.
+
+Before any round, a knob that only a runtime library reads (its ``needs_library``: KMP_*
+need Intel's or LLVM's OpenMP) is judged from what the baselines' processes loaded (the
+trial attribute ``loaded``): when every finished baseline whose libraries are known mapped
+none of those libraries, the knob is inert by construction, fixed at unset with 0 rounds
+(``basis: libraries``). It is measured as above when a baseline mapped one, when no
+baseline's libraries are known, when a baseline has not finished, or when a knob in the
+space changes which libraries load (``changes_libraries``: the OpenMP runtime, the
+allocator), since a trial may then load what the baselines did not.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from tuner import stats
+from tuner.execution.libraries import LABELS, summary_line
 from tuner.goal import Goal
 from tuner.knobs import UNSET, IntDomain, KnobContext
+from tuner.space.baselines import ROLE_LABELS
 from tuner.space.search_space import Dimension, SearchSpace
-from tuner.store.attributes import SCREENING
-from tuner.store.database import claim
+from tuner.store.attributes import LOADED, ROLE, SCREENING
+from tuner.store.database import claim, live_trials
 from tuner.store.gate import StudyGate
-from tuner.store.values import Screening
+from tuner.store.values import BY_LIBRARIES, MEASURED, Loaded, Screening
 from tuner.study.events import Say, ignore
 from tuner.study.interleave import Entry, paired, run_rounds
 from tuner.study.measure import Measurer
@@ -88,7 +102,88 @@ def screen(study: optuna.Study, measurer: Measurer, *, gate: StudyGate, rounds: 
     if not claim(study, gate, "screening", socket.gethostname(),
                  timeout=measurer.settings.claim_timeout):
         return
-    SCREENING.put(study, Screening.from_dict(_run(study, measurer, dims, rounds, say)))
+    space = measurer.space
+    loads = baseline_loads(study, space)
+    changers = [d.name for d in space.dims if d.knob.changes_libraries]
+    decided: dict[str, dict[str, Any]] = {}
+    for dim in dims:
+        entry, why = by_libraries(dim.name, dim.knob.needs_library, loads, changers)
+        if entry is not None:
+            decided[dim.name] = entry
+            say(f"  {dim.name}: {entry['evidence']}")
+        elif why:
+            say(f"  {dim.name}: {why}")
+    measured = [d for d in dims if d.name not in decided]
+    if measured:
+        decided.update(_run(study, measurer, measured, rounds, say))
+    results = {d.name: decided[d.name] for d in dims}
+    SCREENING.put(study, Screening.from_dict(results))
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselineLoad:
+    """What one finished baseline trial's process loaded."""
+
+    role: str
+    trial: int
+    loaded: Loaded
+
+    @property
+    def line(self) -> str:
+        """``framework defaults, trial 0: openblas, allocator default; build: ...``"""
+        return (f"{ROLE_LABELS.get(self.role, self.role)}, trial {self.trial}: "
+                f"{summary_line(self.loaded.libraries, self.loaded.build)}")
+
+
+def baseline_loads(study: optuna.Study, space: SearchSpace) -> list[BaselineLoad] | None:
+    """What each completed baseline trial loaded (a trial that stored nothing: unknown);
+    None while a baseline is still waiting or running (what it loads is not known yet)."""
+    names = {b.name for b in space.baselines}
+    out = []
+    for trial in live_trials(study):
+        role = ROLE.get(trial)
+        if role not in names:
+            continue
+        if trial.state in (TrialState.WAITING, TrialState.RUNNING):
+            return None
+        if trial.state == TrialState.COMPLETE:
+            out.append(BaselineLoad(role=role, trial=trial.number,
+                                    loaded=LOADED.get(trial) or Loaded()))
+    return out
+
+
+def _runtimes(needs: Sequence[str]) -> str:
+    labels = [LABELS.get(n, n) for n in needs]
+    said = labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} or {labels[-1]}"
+    return f"{said} runtime ({'/'.join(needs)})"
+
+
+def by_libraries(name: str, needs: Sequence[str], loads: Sequence[BaselineLoad] | None,
+                 changers: Sequence[str]) -> tuple[dict[str, Any] | None, str]:
+    """The screening entry of a knob inert by construction (see the module), or None and
+    why it is measured instead ("" for a knob no particular library reads)."""
+    if not needs:
+        return None, ""
+    if changers:
+        return None, (f"{', '.join(changers)} in the space may load libraries the baselines "
+                      f"did not: measured")
+    if loads is None:
+        return None, "a baseline has not finished, so what it loads is unknown: measured"
+    known = [load for load in loads if load.loaded.libraries is not None]
+    if not known:
+        return None, "no baseline's loaded libraries are known: measured"
+    for load in known:
+        found = [n for n in needs if n in (load.loaded.libraries or ())]
+        if found:
+            return None, (f"{'/'.join(found)} mapped in the "
+                          f"{ROLE_LABELS.get(load.role, load.role)}' process: measured")
+    evidence = (f"no {_runtimes(needs)} mapped in the baselines' processes ("
+                + " | ".join(load.line for load in loads)
+                + f"): inert by construction, fixed at {UNSET}, 0 rounds")
+    return {"probes": [], "speedups": {}, "margin": None, "rounds": 0, "inert": True,
+            "evidence": evidence, "basis": BY_LIBRARIES, "needs": list(needs),
+            "loaded": {load.role: {"trial": load.trial, **load.loaded.to_dict()}
+                       for load in loads}}, ""
 
 
 def _verdict(speedup: stats.Speedup, limit: float) -> str:
@@ -151,7 +246,8 @@ def _run(study: optuna.Study, measurer: Measurer, dims: list[Dimension], rounds:
             conclusion = f"not shown to be inside +/-{limit:.1%} in {done} rounds, kept"
         evidence = f"{'; '.join(lines)}: {conclusion}"
         results[name] = {"probes": probes[name], "speedups": speedups, "margin": limit,
-                         "rounds": done, "inert": inert, "evidence": evidence}
+                         "rounds": done, "inert": inert, "evidence": evidence,
+                         "basis": MEASURED}
         say(f"  {evidence}")
     return results
 

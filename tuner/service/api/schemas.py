@@ -108,6 +108,12 @@ class Baseline(BaseModel):
     trial: int
     value: float | None
     applied: dict[str, Any]
+    libraries: list[str] | None = Field(
+        default=None, description="threading, BLAS and allocator libraries its process "
+        "mapped (libgomp, libiomp5, libomp, libtbb, openblas, jemalloc, tcmalloc); null: "
+        "unknown")
+    build: dict[str, Any] | None = Field(
+        default=None, description="the framework build the workload reported")
 
 
 class FailedBaseline(BaseModel):
@@ -158,6 +164,13 @@ class Trial(BaseModel):
     launch: str | None = None
     started: str | None = None
     finished: str | None = None
+    libraries: list[str] | None = Field(
+        default=None, description="threading, BLAS and allocator libraries the workload's "
+        "process mapped (libgomp, libiomp5, libomp, libtbb, openblas, jemalloc, tcmalloc); "
+        "null: unknown")
+    build: dict[str, Any] | None = Field(
+        default=None, description="the framework build the workload reported (TensorFlow's "
+        "oneDNN threading, PyTorch's parallel backend)")
 
 
 class Submitted(BaseModel):

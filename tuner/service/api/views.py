@@ -17,6 +17,7 @@ from tuner.service.api import schemas
 from tuner.store.attributes import (
     DUPLICATE_OF,
     HOST_CLASS,
+    LOADED,
     REASON,
     ROLE,
     SAMPLES,
@@ -28,6 +29,7 @@ from tuner.store.attributes import (
     status_of,
 )
 from tuner.store.database import abandoned
+from tuner.store.values import Loaded
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +108,10 @@ def detail(study: optuna.Study, summary: Summary | None = None) -> schemas.Study
         **item(study, summary).model_dump(), description=str(spec.get("description", "")),
         spec=spec, spec_text=SPEC_TEXT.get(attrs), space=SPACE.get(attrs),
         fingerprint=summary.fingerprint, noise=summary.noise or None,
-        baselines={role: schemas.Baseline(trial=v.number, value=v.value, applied=v.applied)
-                   for role, v in summary.baselines.items()},
+        baselines={role: schemas.Baseline(
+            trial=v.number, value=v.value, applied=v.applied,
+            libraries=_libraries(v.loaded), build=_build(v.loaded))
+            for role, v in summary.baselines.items()},
         best_config=best_of(summary), screening=summary.screening,
         confirmation=summary.confirmation or None, states=summary.states,
         explored=summary.explored, space_size=summary.space_size, samples=summary.samples,
@@ -116,8 +120,17 @@ def detail(study: optuna.Study, summary: Summary | None = None) -> schemas.Study
         baseline_statement=summary.baseline_statement)
 
 
+def _libraries(loaded: Loaded | None) -> list[str] | None:
+    return None if loaded is None or loaded.libraries is None else list(loaded.libraries)
+
+
+def _build(loaded: Loaded | None) -> dict[str, Any] | None:
+    return None if loaded is None or loaded.build is None else dict(loaded.build)
+
+
 def trial(frozen: FrozenTrial, gone: dict[int, str]) -> schemas.Trial:
     attrs = frozen.user_attrs
+    loaded = LOADED.get(attrs)
     return schemas.Trial(
         number=frozen.number, state=frozen.state.name.lower(),
         role=ROLE.get(attrs), value=frozen.value, params=frozen.params,
@@ -127,7 +140,8 @@ def trial(frozen: FrozenTrial, gone: dict[int, str]) -> schemas.Trial:
         duplicate_of=DUPLICATE_OF.get(attrs), abandoned=frozen.number in gone,
         launch=SHELL.get(attrs),
         started=frozen.datetime_start.isoformat() if frozen.datetime_start else None,
-        finished=frozen.datetime_complete.isoformat() if frozen.datetime_complete else None)
+        finished=frozen.datetime_complete.isoformat() if frozen.datetime_complete else None,
+        libraries=_libraries(loaded), build=_build(loaded))
 
 
 def trials(study: optuna.Study) -> list[schemas.Trial]:
