@@ -79,6 +79,11 @@ def test_defaults_are_torchs_own() -> None:
     final = protocol.result()["throughput"]
     line = next(x for x in out.splitlines() if x.startswith("Throughput: "))
     assert line == f"Throughput: {final:.2f} sequences/sec"
+    # the regex the README gives for it
+    reference = make_parser(ParserSpec(regex=r"Throughput: (?P<throughput>[0-9.]+) sequences/sec"))
+    for text in out.splitlines():
+        reference.feed(text)
+    assert reference.result()["throughput"] == pytest.approx(final, abs=0.01)
 
 
 @pytest.mark.parametrize(("module", "extra"), [
