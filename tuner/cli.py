@@ -71,8 +71,9 @@ def _validate_one(path: str, host: Host, *, generic: bool) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from tuner.execution.runtimes import fingerprint_of
     from tuner.goal import Goal
-    from tuner.host import fingerprint, probe_host
+    from tuner.host import probe_host
     from tuner.results.render import render, write_best
     from tuner.results.summary import importance, summarize
     from tuner.settings import get_settings
@@ -99,15 +100,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if host.tools.numactl is None:
         print("note: numactl is not installed; CPU binding uses taskset/sched_setaffinity and "
               "memory binding is unavailable", file=sys.stderr)
-    fp = fingerprint(host, cache_dir=settings.cache_dir)
     for spec in studies:
         space = build_space(spec, host)
+        fp = fingerprint_of(host, spec.workload.python, settings=settings)
         for note in space.notes:
             print(f"note: {note}", file=sys.stderr)
         storage = args.storage or spec.storage or settings.default_storage
+        runtime = f" in runtime {fp.runtime}" if fp.runtime else ""
         print(f"Tuning {spec.name}: {len(space.dims)} knobs over {space.size} configurations "
-              f"on {fp.cpu_model} ({fp.physical_cores} cores, {fp.numa_nodes} NUMA nodes); "
-              f"storage {storage}", file=sys.stderr)
+              f"on {fp.cpu_model} ({fp.physical_cores} cores, {fp.numa_nodes} NUMA nodes)"
+              f"{runtime}; storage {storage}", file=sys.stderr)
         progress = Progress(planned=spec.budget.n_trials, time_budget=spec.budget.timeout,
                             unit=unit_of(spec.workload),
                             goal=Goal.of(spec.objective.direction), quiet=args.quiet)
@@ -198,7 +200,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"numactl: {host.tools.numactl or 'missing'}; taskset: {host.tools.taskset or 'missing'}")
     print("fingerprint: " + ", ".join(f"{k}={v}" for k, v in fp.to_dict().items()))
     targets = (("built-in workloads (runtime tensorflow)", Target(builtin=BUILTINS["resnet"])),
+               ("built-in workloads (runtime torch)", Target(builtin=BUILTINS["torch_resnet"])),
                ("commands, runtime: tensorflow", Target(builtin=None, runtime="tensorflow")),
+               ("commands, runtime: torch", Target(builtin=None, runtime="torch")),
                ("commands, runtime: openmp", Target(builtin=None, runtime="openmp")),
                ("commands, runtime: native (the default)",
                 Target(builtin=None, runtime="native")))
@@ -263,6 +267,71 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runtime(args: argparse.Namespace) -> int:
+    """``tuner runtime create|list|show|remove``: the named Python runtimes of this machine
+    (``workload.python: NAME``)."""
+    import json
+
+    from tuner.execution import runtimes
+    from tuner.settings import get_settings
+
+    where = get_settings().runtimes_dir
+    if args.action == "create":
+        print(f"creating runtime {args.name} in {where / args.name}", file=sys.stderr)
+        data = runtimes.create(args.name, runtimes_dir=where, requirements=args.requirements,
+                               packages=tuple(args.package or ()), base_python=args.python)
+        print(f"runtime {args.name}: {_runtime_line(data.get('probe') or {})}")
+    elif args.action == "list":
+        found = runtimes.names(where)
+        if not found:
+            print(f"no runtimes in {where} (`tuner runtime create NAME` makes one)")
+        for name in found:
+            data = runtimes.read_fingerprint(where, name)
+            print(f"{name:<20} {data.get('python')}  {_runtime_line(data.get('probe') or {})}")
+    elif args.action == "show":
+        print(json.dumps(runtimes.read_fingerprint(where, args.name), indent=2, sort_keys=True))
+    else:
+        runtimes.remove(args.name, runtimes_dir=where)
+        print(f"removed runtime {args.name} from {where}")
+    return 0
+
+
+def _runtime_line(probe: dict[str, object]) -> str:
+    """Python, frameworks (with builds) and OpenMP libraries of a runtime's probe."""
+    parts = [f"python {probe.get('python')}"]
+    if probe.get("tensorflow"):
+        parts.append(f"tensorflow {probe['tensorflow']} (oneDNN threading "
+                     f"{probe.get('onednn_threading', 'unknown')})")
+    if probe.get("torch"):
+        parts.append(f"torch {probe['torch']} ({probe.get('torch_parallel_backend', '?')})")
+    if probe.get("numpy"):
+        parts.append(f"numpy {probe['numpy']}")
+    libraries = probe.get("libraries")
+    parts.append("libraries " + (", ".join(map(str, libraries))
+                                 if isinstance(libraries, list) and libraries else "none"))
+    return "; ".join(parts)
+
+
+def _runtime_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("runtime", help="named Python runtimes for built-in workloads "
+                                       "(workload.python: NAME)")
+    actions = p.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="make a venv NAME, install its packages, "
+                                               "probe and fingerprint it")
+    create.add_argument("name")
+    create.add_argument("--requirements", type=Path, help="a pip requirements file")
+    create.add_argument("--package", action="append", metavar="SPEC",
+                        help="a package to install, e.g. intel-tensorflow==2.14.0 "
+                             "(repeatable)")
+    create.add_argument("--python", default=sys.executable,
+                        help="the base interpreter of the venv (default: tuner's)")
+    actions.add_parser("list", help="the runtimes, their Python, frameworks and OpenMP")
+    for action, text in (("show", "a runtime's fingerprint (JSON)"),
+                         ("remove", "delete a runtime")):
+        actions.add_parser(action, help=text).add_argument("name")
+    p.set_defaults(func=cmd_runtime)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tuner", description="Automated performance tuning "
                                      "of ML workloads on CPUs.")
@@ -321,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="one pass over the studies, then exit")
     p.add_argument("--max-idle", type=float, help="exit after this many idle seconds")
     p.set_defaults(func=cmd_worker)
+    _runtime_parser(sub)
     return parser
 
 

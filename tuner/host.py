@@ -113,6 +113,9 @@ class Tools:
 class Host:
     topology: Topology
     tools: Tools
+    #: False for a host that stands for machines not known here (``generic_host``): what
+    #: only the machine that runs a study can check (its named runtimes) is left to it.
+    local: bool = True
 
 
 def parse_cpu_list(text: str) -> list[int]:
@@ -216,6 +219,26 @@ def probe_host(root: Path = Path("/")) -> Host:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RuntimeFacts:
+    """What a study's named runtime (``workload.python``) adds to its fingerprint, from the
+    runtime's probe (``tuner.execution.runtimes``)."""
+
+    #: The runtime's name, or its interpreter's path.
+    label: str
+    #: The interpreter.
+    python: str
+    python_version: str
+    tensorflow: str
+    #: TensorFlow's oneDNN threading: ``openmp`` (Intel's build), ``threadpool``, or "".
+    onednn_threading: str
+    torch: str
+    #: PyTorch's ATen parallel backend (``OpenMP``, ...), or "".
+    torch_parallel: str
+    #: The OpenMP runtimes in its prefix (libgomp, libiomp5, libomp), comma-separated.
+    openmp: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Fingerprint:
     """The environment a measurement was taken in. Measurements from different host classes
     must never be mixed in one study."""
@@ -231,13 +254,26 @@ class Fingerprint:
     tensorflow: str
     onednn: str
     numactl: str
+    #: The study's runtime (``workload.python``: its name or interpreter path); "" for
+    #: tuner's own interpreter. With a runtime, ``python``, ``tensorflow`` and ``onednn``
+    #: are the runtime's, and these say its builds and OpenMP library.
+    runtime: str = ""
+    onednn_threading: str = ""
+    torch: str = ""
+    torch_parallel: str = ""
+    openmp: str = ""
 
     @property
     def host_class(self) -> str:
         """A short id of what makes timings comparable: CPU, core and NUMA layout, framework
-        versions. Kernel and Python patch versions are recorded but do not split classes."""
-        key = [self.cpu_model, self.sockets, self.physical_cores, self.logical_cpus,
-               self.numa_nodes, self.tensorflow, self.onednn]
+        versions, and the runtime when the study names one (a study without one keeps the
+        class it always had). Kernel and Python patch versions are recorded but do not
+        split classes."""
+        key: list[object] = [self.cpu_model, self.sockets, self.physical_cores,
+                             self.logical_cpus, self.numa_nodes, self.tensorflow, self.onednn]
+        if self.runtime:
+            key += [self.runtime, self.onednn_threading, self.torch, self.torch_parallel,
+                    self.openmp]
         digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
         return f"{self.physical_cores}c{self.numa_nodes}n-{digest}"
 
@@ -266,13 +302,17 @@ _ONEDNN_PROBE = (
 )
 
 
-def onednn_version(cache_dir: Path, python: str = sys.executable) -> str:
-    """oneDNN's version as TensorFlow reports it with ONEDNN_VERBOSE=1 (cached per TF version;
-    the probe starts TensorFlow once, a few seconds)."""
-    tf_version = tensorflow_version()
+def onednn_version(cache_dir: Path, python: str = sys.executable,
+                   tf_version: str | None = None) -> str:
+    """oneDNN's version as TensorFlow reports it with ONEDNN_VERBOSE=1 (cached per TF version,
+    and per interpreter for a runtime's, whose ``tf_version`` its probe gave; the probe
+    starts TensorFlow once, a few seconds)."""
+    # a runtime's (its probe gave ``tf_version``) is cached per interpreter too
+    tag = "" if tf_version is None else "-" + hashlib.sha256(python.encode()).hexdigest()[:10]
+    tf_version = tf_version or tensorflow_version()
     if tf_version == "not installed":
         return "not installed"
-    cache = cache_dir / f"onednn-{tf_version}.json"
+    cache = cache_dir / f"onednn-{tf_version}{tag}.json"
     try:
         return str(json.loads(cache.read_text())["onednn"])
     except (OSError, ValueError, KeyError):
@@ -316,8 +356,22 @@ def numactl_version(tools: Tools) -> str:
     return "present"
 
 
-def fingerprint(host: Host, *, cache_dir: Path) -> Fingerprint:
+def fingerprint(host: Host, *, cache_dir: Path,
+                runtime: RuntimeFacts | None = None) -> Fingerprint:
+    """The fingerprint of a study measured on ``host``, in tuner's own interpreter or in
+    ``runtime`` (``tuner.execution.runtimes.facts`` of the study's ``workload.python``)."""
     topo = host.topology
+    if runtime is not None:
+        return Fingerprint(
+            cpu_model=topo.model, sockets=len(topo.sockets),
+            physical_cores=topo.physical_cores, logical_cpus=topo.logical_cpus,
+            numa_nodes=len(topo.nodes), threads_per_core=topo.threads_per_core,
+            kernel=platform.release(), python=runtime.python_version,
+            tensorflow=runtime.tensorflow,
+            onednn=onednn_version(cache_dir, runtime.python, runtime.tensorflow),
+            numactl=numactl_version(host.tools), runtime=runtime.label,
+            onednn_threading=runtime.onednn_threading, torch=runtime.torch,
+            torch_parallel=runtime.torch_parallel, openmp=runtime.openmp or "none")
     return Fingerprint(
         cpu_model=topo.model,
         sockets=len(topo.sockets),
@@ -356,7 +410,7 @@ def generic_host() -> Host:
     host before it runs the study."""
     return Host(topology=synthetic_topology(sockets=8, cores_per_socket=64, threads_per_core=2,
                                             nodes_per_socket=2, model="generic"),
-                tools=Tools(numactl="numactl", taskset="taskset"))
+                tools=Tools(numactl="numactl", taskset="taskset"), local=False)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     output_dir: Path = Path("tuner-out")
     #: Cache of slow host facts (the oneDNN version probe).
     cache_dir: Path = Path.home() / ".cache" / "tuner"
+    #: Where ``tuner runtime create NAME`` makes named Python runtimes (virtual environments
+    #: with their framework build; ``workload.python: NAME`` runs a built-in in one).
+    runtimes_dir: Path = Path.home() / ".local" / "share" / "tuner" / "runtimes"
     #: Root of /sys and /proc for the host probe (tests point it at a fake tree).
     sys_root: Path = Path("/")
     #: Lines of a trial's output kept for the study database.

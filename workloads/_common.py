@@ -6,7 +6,10 @@ A workload is a program, ``python -m workloads.NAME``. It
 2. applies the thread settings *before* TensorFlow runs its first op
    (``configure_tensorflow``), because TensorFlow fixes its thread pools at start-up;
 3. prints one ``SETTINGS {json}`` line with the values it actually runs with (thread pools,
-   CPU affinity, memory policy, the OpenMP/KMP variables it sees, versions);
+   CPU affinity, memory policy, the OpenMP/KMP variables it sees, versions, the threading
+   and allocator ``libraries`` mapped in the process and the framework ``build``); a
+   library mapped only by the first step (a lazy ``dlopen``) updates it: the line is
+   printed again after that step, and the last one holds;
 4. warms up (excluded from timing), then measures for a fixed wall-clock time split into
    intervals, printing ``METRIC throughput=... unit=... interval=i`` per interval and
    ``FINAL throughput=... unit=...`` at the end (``measure``);
@@ -27,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +90,81 @@ REPORTED_ENV = (
     "TF_NUM_INTEROP_THREADS",
     "TF_NUM_INTRAOP_THREADS",
 )
+
+
+#: File-name patterns of the threading, BLAS and allocator libraries, as tuner names them
+#: (``tuner.execution.libraries``, which a workload cannot import: it runs in whatever
+#: runtime the study names; ``workloads._torch`` holds the same). A wheel's bundled copy
+#: carries a hash (torch's ``libgomp-a34b3233.so.1``).
+_SUFFIX = r"(?:-[0-9a-f]{6,})?\.so(?:\.\d+)*"
+LIBRARY_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(stem + _SUFFIX + r"\Z")) for name, stem in (
+        ("libgomp", r"libgomp"),
+        ("libiomp5", r"libiomp5(?:_db)?"),
+        ("libomp", r"libomp"),
+        ("libtbb", r"libtbb(?:\d+)?"),
+        ("jemalloc", r"libjemalloc"),
+        ("tcmalloc", r"libtcmalloc(?:_minimal|_and_profiler|_debug|_minimal_debug)?"),
+    )) + (("openblas", re.compile(r"lib(?:scipy_)?openblas[\w.-]*\.so(?:\.\d+)*\Z")),)
+
+
+def library_kind(filename: str) -> str | None:
+    """The library a shared object's file name says it is (``libgomp``, ``libiomp5``,
+    ``libomp``, ``libtbb``, ``openblas``, ``jemalloc``, ``tcmalloc``), or None."""
+    for name, pattern in LIBRARY_PATTERNS:
+        if pattern.match(filename):
+            return name
+    return None
+
+
+def mapped_library_files() -> dict[str, list[str]]:
+    """The threading and allocator libraries mapped in this process (/proc/self/maps), by
+    kind, with their paths."""
+    found: dict[str, set[str]] = {}
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                parts = line.split(None, 5)
+                if len(parts) == 6:
+                    path = parts[5].strip().removesuffix(" (deleted)")
+                    kind = library_kind(os.path.basename(path))
+                    if kind is not None:
+                        found.setdefault(kind, set()).add(path)
+    except OSError:
+        return {}
+    return {kind: sorted(paths) for kind, paths in sorted(found.items())}
+
+
+def mapped_libraries() -> list[str]:
+    """``mapped_library_files``' kinds, sorted: the SETTINGS line's ``libraries``."""
+    return sorted(mapped_library_files())
+
+
+def tensorflow_build(tf: Any) -> dict[str, Any]:
+    """TensorFlow's build, for the SETTINGS line's ``build``: its version and oneDNN's
+    threading, ``openmp`` for Intel's OpenMP build (oneDNN enabled and an OpenMP runtime
+    that TensorFlow brought, not one ``LD_PRELOAD`` put there), else ``threadpool`` (the
+    stock build runs oneDNN on TensorFlow's own thread pool, where OpenMP variables are
+    inert)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        onednn = bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        onednn = False
+    preloaded = {os.path.realpath(p) for p in
+                 os.environ.get("LD_PRELOAD", "").replace(":", " ").split() if p}
+    openmp = [path for kind, paths in mapped_library_files().items()
+              if kind in ("libgomp", "libiomp5", "libomp") for path in paths
+              if os.path.realpath(path) not in preloaded]
+    return {"framework": "tensorflow", "version": tf.__version__,
+            "onednn": onednn, "onednn_threading": "openmp" if onednn and openmp
+            else "threadpool"}
+
+
+#: The last SETTINGS line printed (``measure`` prints it again if the first step mapped
+#: another library).
+_SETTINGS: dict[str, Any] = {}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,10 +301,25 @@ def report_settings(tf: Any, args: argparse.Namespace, workload: str,
         "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
         "python": platform.python_version(),
         "pid": os.getpid(),
+        "libraries": mapped_libraries(),
     }
+    if tf is not None:
+        settings["build"] = tensorflow_build(tf)
     settings.update(extra or {})
     print("SETTINGS " + json.dumps(settings, sort_keys=True), flush=True)
+    _SETTINGS.clear()
+    _SETTINGS.update(settings)
     return settings
+
+
+def _settings_after_first_step() -> None:
+    """Print the SETTINGS line again if the first step mapped a library that was not yet
+    mapped when it was printed (the parser keeps the last)."""
+    if _SETTINGS and "libraries" in _SETTINGS:
+        now = mapped_libraries()
+        if now != _SETTINGS["libraries"]:
+            _SETTINGS["libraries"] = now
+            print("SETTINGS " + json.dumps(_SETTINGS, sort_keys=True), flush=True)
 
 
 def _installed_tensorflow() -> str | None:
@@ -260,6 +354,8 @@ def measure(
         step()
         if index == 0:
             mark("first_step")
+            _settings_after_first_step()
+    first_step_timed = warmup_steps == 0  # its libraries are checked, off the clock
     mark("first_step")
     mark("warmed_up")
     per_interval = seconds / intervals
@@ -273,6 +369,11 @@ def measure(
         while items == 0.0 or elapsed < per_interval:
             step()
             items += items_per_step
+            if first_step_timed:
+                first_step_timed = False
+                paused = time.perf_counter()
+                _settings_after_first_step()
+                start += time.perf_counter() - paused
             elapsed = time.perf_counter() - start
         rate = items / elapsed
         rates.append(rate)

@@ -1,7 +1,10 @@
 """The server side of the fork server (``tuner.execution.forkserver``), run as its own
-process: ``python -m tuner.execution.fork_child MODULE FD [PRELOAD,...]``.
+process: ``python -m tuner.execution.fork_child MODULE FD [PRELOAD,...]`` in tuner's own
+interpreter; another interpreter (a runtime's, ``workload.python``) runs this file by its
+path (``RUN_FILE``), so the module imports nothing but the standard library.
 
-It imports the workload module and the ``PRELOAD`` modules (TensorFlow) once, tells the
+It imports the workload module and the ``preload_for`` modules (the module's framework:
+TensorFlow, or PyTorch for ``workloads.torch_*``) once, tells the
 tuner side it is ready on the socket ``FD``, and then, for each request, forks. The child
 sets itself up as a fresh process would be (a new session, PR_SET_PDEATHSIG, its output on
 the pipe that came with the request, the trial's environment, CPU affinity, the NUMA memory
@@ -25,13 +28,32 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from tuner.execution.children import PR_SET_PDEATHSIG
-from tuner.host import parse_cpu_list
-
-#: What a server imports besides the workload module, once, before its first fork.
+#: What a server imports besides the workload module, once, before its first fork (the
+#: TensorFlow workloads'; ``preload_for`` gives each module's).
 PRELOAD = ("tensorflow",)
+#: What the PyTorch workloads' servers import.
+TORCH_PRELOAD = ("torch",)
+#: prctl(2): the signal a child gets when its parent dies (tuner.execution.children too).
+PR_SET_PDEATHSIG = 1
+#: ``python -c RUN_FILE PATH ARGS...`` runs the file PATH as ``__main__`` without putting
+#: its folder on ``sys.path`` (a script's folder would shadow modules by its siblings).
+RUN_FILE = "import runpy, sys; runpy.run_path(sys.argv.pop(1), run_name='__main__')"
 _SET_MEMPOLICY = {"x86_64": 238, "aarch64": 237}
 _MPOL = {"bind": 2, "interleave": 3, "local": 4}
+
+
+def preload_for(module: str) -> tuple[str, ...]:
+    """The framework a workload module's server imports before its first fork."""
+    return TORCH_PRELOAD if module.startswith("workloads.torch_") else PRELOAD
+
+
+def _cpu_list(text: str) -> list[int]:
+    """The kernel's list format (``0-3,8``), as ``tuner.host.parse_cpu_list`` reads it."""
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in text.strip().split(","))):
+        low, _, high = part.partition("-")
+        out.extend(range(int(low), int(high or low) + 1))
+    return out
 
 
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -52,7 +74,7 @@ def set_mempolicy(option: str) -> None:
         if value == "all":
             with open("/sys/devices/system/node/online", encoding="ascii") as online:
                 value = online.read()
-        nodes = parse_cpu_list(value)
+        nodes = _cpu_list(value)
         if not nodes:
             raise ValueError(f"no NUMA node in {option!r}")
     bits = ctypes.c_ulong * (max(nodes, default=0) // 64 + 1)
@@ -137,7 +159,8 @@ def serve(module: str, fd: int, preload: tuple[str, ...] = PRELOAD) -> None:
 
 def main(argv: Sequence[str]) -> None:
     """``MODULE FD [PRELOAD,...]``: serve ``MODULE`` on the socket ``FD``."""
-    preload = tuple(filter(None, argv[2].split(","))) if len(argv) > 2 else PRELOAD
+    preload = (tuple(filter(None, argv[2].split(","))) if len(argv) > 2
+               else preload_for(argv[0]))
     serve(argv[0], int(argv[1]), preload)
 
 

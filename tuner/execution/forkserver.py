@@ -18,7 +18,15 @@ started for a request that stopped waiting for it is killed.
 
 Runtimes read some variables at import time (``TF_ENABLE_ONEDNN_OPTS``, the OpenMP and MKL
 variables); those are the server's own environment, so trials that differ in them get
-different servers. Launches that are not ``python -m workloads.NAME``, run several
+different servers. OpenMP runtimes read ``OMP_*``/``KMP_*``/``GOMP_*`` when they initialise,
+which in a child forked from a server that imported the framework has already happened; the
+dynamic loader reads ``LD_PRELOAD`` (an allocator, Intel's OpenMP) at exec, and allocators
+their own variables when they initialise: all of them are import-time variables, so a
+server is started with the trial's values and serves only trials with the same values (a
+child then maps exactly what a fresh process with that environment maps after the same
+imports). Servers are keyed by the launch's interpreter as well: a runtime's interpreter
+(``workload.python``) gets servers of its own, started with that interpreter, which import
+that runtime's framework. Launches that are not ``PYTHON -m workloads.NAME``, run several
 instances, or set a working directory go to fresh processes.
 """
 
@@ -42,22 +50,28 @@ from typing import Any, BinaryIO
 from tuner.execution import runner
 from tuner.execution.backend import Backend, ProcessBackend
 from tuner.execution.children import child_setup
-from tuner.execution.fork_child import PRELOAD, main, set_mempolicy
+from tuner.execution.fork_child import PRELOAD, RUN_FILE, main, preload_for, set_mempolicy
 from tuner.execution.launch import Instance, Launch
 from tuner.execution.outcome import OnReading, Outcome
 from tuner.execution.runner import RunHooks, RunRequest
 
 __all__ = ["PRELOAD", "ForkServer", "ForkServerBackend", "Forked", "backend_for",
-           "import_time_env", "plan", "set_mempolicy"]
+           "import_time_env", "interpreter_of", "plan", "preload_for", "server_argv",
+           "set_mempolicy"]
 
+#: Prefixes of the variables read when a process starts or a runtime initialises: the
+#: frameworks' (TensorFlow, oneDNN, PyTorch), OpenMP's (GNU, Intel/LLVM), the BLAS
+#: libraries', the dynamic loader's (``LD_PRELOAD``, ``LD_LIBRARY_PATH``), the allocators'
+#: (glibc ``MALLOC_*``, jemalloc ``MALLOC_CONF``, ``TCMALLOC_*``) and Python's.
 IMPORT_TIME = ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_", "TF_XLA_", "OMP_", "KMP_", "MKL_", "GOMP_",
-               "ONEDNN_", "DNNL_", "PYTHON")
+               "ONEDNN_", "DNNL_", "PYTHON", "LD_", "MALLOC_", "TCMALLOC_", "JE_MALLOC_",
+               "OPENBLAS_", "GOTO_", "BLIS_", "TORCH_", "ATEN_")
 
 logger = logging.getLogger(__name__)
 
 
-#: One server per workload module and import-time environment.
-ServerKey = tuple[str, tuple[tuple[str, str], ...]]
+#: One server per interpreter, workload module and import-time environment.
+ServerKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
 def import_time_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -71,6 +85,24 @@ def plan(launch: Launch) -> tuple[str, list[str]] | None:
             and not launch.instances and launch.cwd is None):
         return argv[2], argv[3:]
     return None
+
+
+def interpreter_of(launch: Launch) -> str:
+    """The interpreter a planned launch names (built-ins name it by its absolute path;
+    anything else is taken for tuner's own)."""
+    first = launch.argv[0]
+    return first if os.path.isabs(first) else sys.executable
+
+
+def server_argv(python: str, module: str, fd: int, preload: tuple[str, ...]) -> list[str]:
+    """How the server starts: ``-m tuner.execution.fork_child`` in tuner's own interpreter;
+    in another (which cannot import tuner) the file ``fork_child.py`` by its path."""
+    args = [module, str(fd), ",".join(preload)]
+    if os.path.abspath(python) == os.path.abspath(sys.executable):
+        return [python, "-m", "tuner.execution.fork_child", *args]
+    from tuner.execution import fork_child
+
+    return [python, "-c", RUN_FILE, str(fork_child.__file__), *args]
 
 
 # --- the tuner side --------------------------------------------------------------------------
@@ -101,12 +133,14 @@ class ForkServer:
     import-time environment."""
 
     def __init__(self, module: str, env: Mapping[str, str], python: str = sys.executable,
-                 start_timeout: float = 300.0, preload: tuple[str, ...] = PRELOAD) -> None:
+                 start_timeout: float = 300.0, preload: tuple[str, ...] | None = None
+                 ) -> None:
         ours, theirs = socket.socketpair()
         self.module = module
+        self.python = python
+        preload = preload_for(module) if preload is None else preload
         self.proc = subprocess.Popen(
-            [python, "-m", "tuner.execution.fork_child", module, str(theirs.fileno()),
-             ",".join(preload)],
+            server_argv(python, module, theirs.fileno(), preload),
             env=dict(env),
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, preexec_fn=child_setup(None), close_fds=True)
@@ -233,19 +267,20 @@ class ForkServer:
 class ForkServerBackend(Backend):
     """Runs built-in workloads as forks of pre-imported servers; anything else as fresh
     processes. At most ``max_servers`` servers live at once (least recently used go);
-    each imports ``preload`` (TensorFlow) once, before its first fork."""
+    each runs in the launch's interpreter and imports ``preload`` (None: the module's
+    framework, ``preload_for``) once, before its first fork."""
 
-    def __init__(self, *, python: str = sys.executable, max_servers: int = 3,
-                 preload: tuple[str, ...] = PRELOAD) -> None:
-        self.python = python
+    def __init__(self, *, max_servers: int = 3,
+                 preload: tuple[str, ...] | None = None) -> None:
         self.max_servers = max_servers
         self.preload = preload
         self.servers: OrderedDict[ServerKey, ForkServer] = OrderedDict()
         self.fresh = ProcessBackend()
         self.failures: dict[ServerKey, str] = {}
 
-    def server_for(self, module: str, env: Mapping[str, str]) -> ForkServer | None:
-        key: ServerKey = (module, import_time_env(env))
+    def server_for(self, module: str, env: Mapping[str, str],
+                   python: str = sys.executable) -> ForkServer | None:
+        key: ServerKey = (python, module, import_time_env(env))
         if key in self.failures:
             return None
         server = self.servers.get(key)
@@ -259,7 +294,7 @@ class ForkServerBackend(Backend):
             old.close()
         base = {k: v for k, v in env.items() if not k.startswith("TF_NUM_")}
         try:
-            server = ForkServer(module, base, python=self.python, preload=self.preload)
+            server = ForkServer(module, base, python=python, preload=self.preload)
         except OSError as exc:
             self.failures[key] = str(exc)
             return None
@@ -270,7 +305,8 @@ class ForkServerBackend(Backend):
             on_reading: OnReading | None) -> Outcome:
         target = plan(request.launch)
         env = {**request.base_env, **request.launch.env}
-        server = self.server_for(target[0], env) if target else None
+        server = (self.server_for(target[0], env, interpreter_of(request.launch))
+                  if target else None)
         if target is None or server is None:
             return self.fresh.run(request, on_reading)
         args = target[1]

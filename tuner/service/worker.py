@@ -31,6 +31,7 @@ import optuna
 from tuner.errors import SpecError, StudyConflictError, TunerError
 from tuner.execution.forkserver import backend_for
 from tuner.execution.host_lock import HostLock, LockedBackend
+from tuner.execution.runtimes import RuntimeProblem, fingerprint_of
 from tuner.host import Fingerprint, Host, fingerprint, generic_host, probe_host
 from tuner.settings import Settings
 from tuner.space.search_space import SpaceError, build_space
@@ -59,6 +60,8 @@ class Worker:
     #: Ids of studies this host cannot fit: not fitted again (neither the host nor a stored
     #: spec changes; a study deleted and submitted again gets a new id).
     unfit: set[int] = field(default_factory=set)
+    #: Fingerprints of the studies that name a runtime (``workload.python``), by runtime.
+    runtime_prints: dict[str, Fingerprint] = field(default_factory=dict)
 
     @classmethod
     def on_this_host(cls, storage_url: str, settings: Settings) -> Worker:
@@ -86,19 +89,38 @@ class Worker:
         signal.signal(signal.SIGINT, handle)
 
     # --- work ---------------------------------------------------------------------------
+    def fingerprint_for(self, python: str | None) -> Fingerprint:
+        """This machine's fingerprint for a study whose ``workload.python`` is ``python``
+        (``RuntimeProblem`` if this machine has no such runtime)."""
+        if python is None:
+            return self.fingerprint
+        if python not in self.runtime_prints:
+            self.runtime_prints[python] = fingerprint_of(self.host, python,
+                                                         settings=self.settings)
+        return self.runtime_prints[python]
+
     def candidates(self) -> list[str]:
         out = []
-        mine = self.fingerprint.host_class
         for summary in optuna.get_all_study_summaries(self.storage, include_best_trial=False):
             attrs = summary.user_attrs
             if STATUS.get(attrs) not in RUNNABLE or summary._study_id in self.unfit:
                 continue
             host_class = HOST_CLASS.get(attrs)
-            if host_class in (None, mine):
+            if host_class is None:
+                out.append(summary.study_name)
+                continue
+            python = _python_of(attrs)
+            try:
+                mine = self.fingerprint_for(python).host_class
+            except RuntimeProblem as exc:
+                self.skip(summary.study_name, f"workload.python: {exc}")
+                continue
+            if host_class == mine:
                 out.append(summary.study_name)
             else:
                 self.skip(summary.study_name, f"it is measured on host class {host_class}; "
-                                              f"this worker's is {mine}")
+                                              f"this worker's is {mine}"
+                                              + (f" (runtime {python})" if python else ""))
         return sorted(out)
 
     def skip(self, name: str, reason: str) -> None:
@@ -174,7 +196,7 @@ class Worker:
         gate = StudyGate(self.storage_url, name)
         try:
             target = StudyTarget(space=space, storage_url=self.storage_url,
-                                 fingerprint=self.fingerprint,
+                                 fingerprint=self.fingerprint_for(spec.workload.python),
                                  spec_text=SPEC_TEXT.get(attrs))
             backend = LockedBackend(backend_for(spec.launcher), self.host_lock)
             result = StudyRun(target, collaborators=Collaborators(
@@ -185,9 +207,22 @@ class Worker:
             # this host builds (tools such as numactl differ): others may run it
             self.skip(name, str(exc))
             return False
+        except RuntimeProblem as exc:
+            # this machine's runtime could not be probed: others may have a working one
+            self.skip(name, f"workload.python: {exc}")
+            return False
         except TunerError as exc:
             self.fail(study, str(exc))
             return False
         finally:
             gate.close()
         return result.ran > 0 or result.confirmation is not None
+
+
+def _python_of(attrs: dict[str, object]) -> str | None:
+    """``workload.python`` of a stored study (None when unset or unreadable)."""
+    try:
+        python = SPEC.get(attrs)["workload"].get("python")
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
+    return python if isinstance(python, str) else None

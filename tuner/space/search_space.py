@@ -42,7 +42,7 @@ from tuner.space.constraints import (
     thread_low,
     valid_count,
 )
-from tuner.space.workload import base_builder, target_of
+from tuner.space.workload import PythonProblem, base_builder, target_of
 from tuner.spec.consistency import FieldPath, Problem, placeholders_of
 from tuner.spec.load import Fit
 from tuner.spec.models import BaselineName, StudySpec, WorkloadSpec
@@ -140,7 +140,7 @@ class SearchSpace:
         """The launch of a trial: the workload's base, then ``values``, then the fixed
         knobs (which no baseline overrides). Knobs this host cannot apply are skipped with
         a note in the launch."""
-        builder = base_builder(self.spec.workload)
+        builder = base_builder(self.spec.workload, python=self.ctx.target.python)
         merged = {k: v for k, v in values.items() if k not in self.fixed}
         merged.update(self.fixed)
         for name, value in merged.items():
@@ -188,8 +188,9 @@ def _workload_identity(workload: WorkloadSpec) -> dict[str, Any]:
     spelling (``tensorflow: true`` for tensorflow or unset, ``false`` for native; only
     ``openmp``, which had no older spelling, as ``runtime``)."""
     data = workload.model_dump(mode="json", by_alias=True)
-    if data.get("echo") is None:
-        data.pop("echo", None)
+    for added in ("echo", "python"):  # fields added later: only when set
+        if data.get(added) is None:
+            data.pop(added, None)
     runtime = data.pop("runtime", None)
     if runtime == "openmp":
         data["runtime"] = runtime
@@ -211,7 +212,10 @@ def _with_baseline_choices(domain: Domain, values: list[Any]) -> Domain:
 def build_space(spec: StudySpec, host: Host) -> SearchSpace:
     """Fit ``spec`` to ``host``. Raises ``SpaceError`` listing every problem found."""
     problems = check_params(spec) + check_objective(spec)
-    target = target_of(spec.workload)
+    try:
+        target = target_of(spec.workload, host)
+    except PythonProblem as exc:
+        raise SpaceError([*problems, (("workload", "python"), str(exc))]) from exc
     ctx = KnobContext(host=host, target=target)
     known = catalogue(dict(spec.knobs))
     knobs: dict[str, Knob] = dict(known)

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -231,6 +232,10 @@ class ParserSpec(Strict):
         return self
 
 
+#: A named runtime (``workload.python``; ``tuner.execution.runtimes`` holds the same rule).
+RUNTIME_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
 class WorkloadSpec(Strict):
     """A built-in workload by name with its parameters, or a command as an argument list."""
 
@@ -283,6 +288,25 @@ class WorkloadSpec(Strict):
             raise ValueError(f"unknown built-in workload {builtin!r}; known: "
                              f"{', '.join(sorted(BUILTINS))}{hint}")
         return builtin
+
+    @field_validator("python")
+    @classmethod
+    def _python_name_or_path(cls, python: str | None, info: ValidationInfo) -> str | None:
+        if python is None:
+            return python
+        if info.data.get("command") is not None:
+            raise ValueError("python belongs to built-in workloads: a command names its "
+                             "interpreter itself (its first argument)")
+        if python.startswith("/"):
+            if "\x00" in python or "/../" in python + "/" or "/./" in python + "/":
+                raise ValueError("expected a plain absolute path of an interpreter (no '.', "
+                                 "'..' or NUL), such as /opt/venv/bin/python")
+            return python
+        if not RUNTIME_NAME.fullmatch(python) or python.startswith("."):
+            raise ValueError(f"{python!r} is neither a runtime name (letters, digits, '.', "
+                             "'_', '-'; at most 64; not starting with '.'; made by `tuner "
+                             "runtime create NAME`) nor an absolute path of an interpreter")
+        return python
 
     @field_validator("echo")
     @classmethod

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuner.host import Host, fingerprint
+from tuner.execution.runtimes import fingerprint_of
+from tuner.host import Host
 from tuner.settings import get_settings
 from tuner.space import build_space, fit_to
 from tuner.spec import load_file
@@ -18,8 +19,10 @@ def run_study_file(path: Path | str, host: Host, storage_url: str, *,
     ``storage_url`` (the study file's text stored with it)."""
     loaded = load_file(path, fit=fit_to(host))
     settings = get_settings()
-    target = StudyTarget(space=build_space(loaded.studies[0], host), storage_url=storage_url,
-                         fingerprint=fingerprint(host, cache_dir=settings.cache_dir),
+    spec = loaded.studies[0]
+    target = StudyTarget(space=build_space(spec, host), storage_url=storage_url,
+                         fingerprint=fingerprint_of(host, spec.workload.python,
+                                                    settings=settings),
                          spec_text=loaded.text)
     return StudyRun(target, collaborators=Collaborators(settings=settings),
                     limits=limits).run()

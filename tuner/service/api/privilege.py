@@ -2,6 +2,8 @@
 submitter (or read a file of its choosing), and therefore needs the admin token.
 
 - a ``command`` workload;
+- a built-in whose ``workload.python`` is a path (it names a program to run; a runtime
+  name is fine: only the admin of the machine creates runtimes, ``tuner runtime create``);
 - a custom ``{env: NAME}`` knob whose variable is not on ``tuner.knobs.custom.SAFE_ENV``,
   or whose values are not plain numbers/keywords;
 - a custom ``{flag: ...}`` knob on a built-in workload (it could re-point the built-in's own
@@ -47,6 +49,9 @@ def admin_reasons(spec: StudySpec) -> list[str]:
     workload = spec.workload
     if workload.command is not None:
         reasons.append(f"{spec.name}: it runs a command")
+    if workload.python is not None and workload.python.startswith("/"):
+        reasons.append(f"{spec.name}.workload.python: names an interpreter by its path (a "
+                       "runtime made by `tuner runtime create NAME` takes the api token)")
     for name, knob in spec.knobs.items():
         if knob.env is not None:
             why = env_needs_admin(knob.env, _knob_values(knob))
