@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PYTHON, ROOT
-from tests.security.conftest import ADMIN, WRITE, YAML, Server
+from tests.security.conftest import ADMIN, READ, WRITE, YAML, Server
 
 BUILTIN = "name: {name}\nworkload: {{builtin: resnet}}\nknobs:\n  {knob}\n"
 
@@ -105,3 +105,51 @@ def test_a_custom_knobs_default_is_held_to_the_allow_list_too() -> None:
 
     assert reasons("cores") == []
     assert any("$(touch /tmp/x)" in r for r in reasons("$(touch /tmp/x)"))
+
+
+def test_an_interpreter_named_by_its_path_needs_the_admin_token(open_reads: Server) -> None:
+    """``workload.python: /path`` names a program for the workers to run: the admin token;
+    a runtime's name (made on the machine by its admin, ``tuner runtime create``) takes the
+    api token."""
+    surface = ROOT / "bench" / "surfaces" / "resnet-small.json"
+
+    def study(name: str, python: str) -> str:
+        return (f"name: {name}\nworkload: {{builtin: replay, python: {python}, "
+                f"params: {{surface: '{surface}'}}}}\n")
+
+    by_path = study("interpreted", PYTHON)
+    refused = open_reads.request("POST", "/studies", content=by_path,
+                                 headers={**YAML, **WRITE})
+    assert refused.status_code == 403, refused.text
+    assert "admin token" in refused.json()["detail"]
+    assert "workload.python" in refused.json()["detail"]
+    assert open_reads.get("/studies/interpreted").status_code == 404
+    assert open_reads.request("POST", "/studies", content=by_path,
+                              headers={**YAML, **ADMIN}).status_code == 201
+    named = study("named", "intel-tf")
+    accepted = open_reads.request("POST", "/studies", content=named,
+                                  headers={**YAML, **WRITE})
+    assert accepted.status_code == 201, accepted.text
+    assert open_reads.request("DELETE", "/studies/named", headers=WRITE).status_code == 204
+    assert open_reads.request("DELETE", "/studies/interpreted",
+                              headers=WRITE).status_code == 403
+    assert open_reads.request("DELETE", "/studies/interpreted",
+                              headers=ADMIN).status_code == 204
+
+
+def test_a_runtime_the_workers_machine_lacks_is_a_4xx_naming_the_field(
+        guarded: Server) -> None:
+    """With its worker on board the service resolves ``workload.python`` on its machine:
+    an unknown name (or a path that is no interpreter) is a validation error that names
+    the field and the runtimes there, never a 500."""
+    body = "name: nowhere\nworkload: {builtin: resnet, python: nosuch-runtime}\n"
+    refused = guarded.request("POST", "/studies", content=body, headers={**YAML, **WRITE})
+    assert refused.status_code == 422, refused.text
+    assert "workload.python" in refused.text
+    assert "no runtime named 'nosuch-runtime'" in refused.text
+    assert "runtimes there:" in refused.text
+    body = "name: nowhere\nworkload: {builtin: resnet, python: /nonexistent/bin/python}\n"
+    refused = guarded.request("POST", "/studies", content=body, headers={**YAML, **ADMIN})
+    assert refused.status_code == 422, refused.text
+    assert "workload.python" in refused.text and "does not exist" in refused.text
+    assert guarded.get("/studies/nowhere", headers=READ).status_code == 404
