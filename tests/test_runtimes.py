@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import optuna
 import pytest
 from pydantic import ValidationError
 
@@ -38,11 +39,15 @@ SURFACE = ROOT / "bench" / "surfaces" / "resnet-small.json"
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A runtimes folder holding ``tiny``: a real venv with nothing installed (an empty
-    requirements file), made by ``runtimes.create``."""
+    requirements file), made by ``tuner runtime create``."""
     where = tmp_path_factory.mktemp("runtimes")
     empty = where.parent / "empty-requirements.txt"
     empty.write_text("# nothing\n")
-    runtimes.create("tiny", runtimes_dir=where, requirements=empty)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUNER_RUNTIMES_DIR", str(where))
+        get_settings.cache_clear()
+        assert main(["runtime", "create", "tiny", "--requirements", str(empty)]) == 0
+    get_settings.cache_clear()
     return where
 
 
@@ -298,3 +303,31 @@ def test_the_probe_of_tuners_own_interpreter() -> None:
     assert probe["prefix"] == sys.prefix and probe["numpy"]
     # torch's bundled libgomp and the intel-openmp package's libiomp5 lie in the venv
     assert {"libgomp", "libiomp5"} <= set(probe["libraries"])
+
+
+def test_a_worker_takes_a_study_measured_in_its_runtime(
+        tiny: Path, use_runtimes, local_host: Host,  # type: ignore[no-untyped-def]
+        tmp_path: Path) -> None:
+    """The host class stored with a study that names a runtime is the runtime's: a worker
+    compares it with its own fingerprint in that runtime, and leaves (with the reason) a
+    study whose runtime this machine lacks."""
+    from tuner.service.api.routes.studies import queue
+    from tuner.service.worker import Worker
+    from tuner.store.attributes import HOST_CLASS
+
+    use_runtimes(tiny)
+    settings = get_settings()
+    storage = f"sqlite:///{tmp_path / 'w.db'}"
+    worker = Worker(storage_url=storage, host=local_host,
+                    fingerprint=runtimes.fingerprint_of(local_host, None, settings=settings),
+                    settings=settings)
+    in_tiny = runtimes.fingerprint_of(local_host, "tiny", settings=settings).host_class
+    for name, python, host_class in (("mine", "tiny", in_tiny),
+                                     ("default-class", "tiny", worker.fingerprint.host_class),
+                                     ("elsewhere", "absent", in_tiny)):
+        spec = replay_study(python).model_copy(update={"name": name})
+        queue(worker.storage, spec, "")
+        HOST_CLASS.put(optuna.load_study(study_name=name, storage=worker.storage), host_class)
+    assert worker.candidates() == ["mine"]
+    assert "this worker's is" in worker.skipped["default-class"]
+    assert "no runtime named 'absent'" in worker.skipped["elsewhere"]

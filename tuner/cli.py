@@ -199,6 +199,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"  node {node}: CPUs {format_cpu_list(topo.cpus_of_node(node))}")
     print(f"numactl: {host.tools.numactl or 'missing'}; taskset: {host.tools.taskset or 'missing'}")
     print("fingerprint: " + ", ".join(f"{k}={v}" for k, v in fp.to_dict().items()))
+    from tuner.execution.runtimes import names
+
+    where = get_settings().runtimes_dir
+    print(f"runtimes in {where}: {', '.join(names(where)) or 'none'} (`tuner runtime list`)")
     targets = (("built-in workloads (runtime tensorflow)", Target(builtin=BUILTINS["resnet"])),
                ("built-in workloads (runtime torch)", Target(builtin=BUILTINS["torch_resnet"])),
                ("commands, runtime: tensorflow", Target(builtin=None, runtime="tensorflow")),
