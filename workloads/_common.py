@@ -303,8 +303,9 @@ def report_settings(tf: Any, args: argparse.Namespace, workload: str,
         "pid": os.getpid(),
         "libraries": mapped_libraries(),
     }
-    if tf is not None:
-        settings["build"] = tensorflow_build(tf)
+    # the same keys with and without TensorFlow: a run without it reports NumPy as its build
+    settings["build"] = (tensorflow_build(tf) if tf is not None else
+                         {"framework": "numpy", "version": _numpy_version()})
     settings.update(extra or {})
     print("SETTINGS " + json.dumps(settings, sort_keys=True), flush=True)
     _SETTINGS.clear()
@@ -320,6 +321,15 @@ def _settings_after_first_step() -> None:
         if now != _SETTINGS["libraries"]:
             _SETTINGS["libraries"] = now
             print("SETTINGS " + json.dumps(_SETTINGS, sort_keys=True), flush=True)
+
+
+def _numpy_version() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("numpy")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _installed_tensorflow() -> str | None:
