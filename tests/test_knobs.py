@@ -199,9 +199,10 @@ def test_catalogue_families_and_libraries() -> None:
     (tests/test_knobs_openmp.py has the rest of issue 12's knobs)."""
     knobs = catalogue()
     openmp = ("libgomp", "libiomp5", "libomp")
-    for name in ("OMP_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY",
-                 "OMP_SCHEDULE"):
+    for name in ("OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY", "OMP_SCHEDULE"):
         assert knobs[name].family == "openmp" and knobs[name].needs_library == openmp
+    # OpenBLAS (NumPy's, in every TensorFlow process) sizes its pool from OMP_NUM_THREADS too
+    assert knobs["OMP_NUM_THREADS"].needs_library == openmp + ("openblas",)
     for name in ("KMP_AFFINITY", "KMP_BLOCKTIME", "KMP_HW_SUBSET"):
         assert knobs[name].needs_library == ("libiomp5", "libomp")
     assert [n for n, k in knobs.items() if k.changes_libraries] == ["omp_runtime", "allocator"]

@@ -85,6 +85,42 @@ def test_otherwise_the_knob_is_measured(needs: tuple[str, ...], loads: list[Base
     assert by_libraries("KMP_BLOCKTIME", needs, loads, changers) == (None, why)
 
 
+def test_omp_num_threads_is_measured_where_only_openblas_reads_it() -> None:
+    """NumPy's OpenBLAS sizes its pool from OMP_NUM_THREADS (pthreads build or not): a
+    TensorFlow 2.21 process maps no OpenMP runtime, yet the knob is not inert by
+    construction there (the NumPy proxy's throughput follows it)."""
+    from tuner.knobs import catalogue
+
+    needs = catalogue()["OMP_NUM_THREADS"].needs_library
+    loads = [load("defaults", 0, ("openblas",), TF_221)]
+    assert by_libraries("OMP_NUM_THREADS", needs, loads, []) == (
+        None, "openblas mapped in the framework defaults' process: measured")
+    entry, _ = by_libraries("OMP_NUM_THREADS", needs, [load("defaults", 0, ("jemalloc",))], [])
+    assert entry is not None and entry["inert"] and entry["rounds"] == 0
+
+
+def test_a_knob_screened_inert_has_no_importance() -> None:
+    """The search never varies an inert knob: the only trials that set it are baselines, so
+    an importance would say which baseline set it, not what it does."""
+    import optuna
+
+    from tuner.results.summary import importance
+
+    study = optuna.create_study(direction="maximize")
+    for index in range(12):  # "blocktime" moves with the value, "threads" a little
+        study.add_trial(optuna.trial.create_trial(
+            params={"threads": index % 3 + 1, "blocktime": index % 2},
+            distributions={"threads": optuna.distributions.IntDistribution(1, 3),
+                           "blocktime": optuna.distributions.IntDistribution(0, 1)},
+            value=100.0 * (index % 2) + index % 3))
+    assert "blocktime" in importance(study)
+    entry, _ = by_libraries("blocktime", INTEL, [load("defaults", 0, ())], [])
+    assert entry is not None
+    SCREENING.put(study, Screening.from_dict({"blocktime": entry}))
+    shown = importance(study)
+    assert set(shown) == {"threads"} and shown["threads"] == pytest.approx(1.0)
+
+
 def test_stored_screenings_without_the_new_fields_still_load() -> None:
     old = {"KMP_BLOCKTIME": {"probes": [0, 1], "speedups": {}, "margin": 0.05, "rounds": 4,
                              "inert": True, "evidence": "inside +/-5.0%: inert"}}

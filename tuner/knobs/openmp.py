@@ -12,11 +12,12 @@ and ``KMP_BLOCKTIME=1``. Intel Extension for PyTorch's launcher, which run_cpu w
 run_cpu itself sets neither. Rather than apply those rules, a study measures them.
 
 Each knob says which runtime reads it (``needs_library``): the ``OMP_*`` variables and
-``GOMP_CPU_AFFINITY`` any of them (LLVM's ``kmp_settings.cpp`` parses GOMP_CPU_AFFINITY under
-``KMP_GOMP_COMPAT``, as a rival of KMP_AFFINITY, which wins when both are set), the
-``KMP_*`` ones Intel's and LLVM's only. All stay available on every runtime: they are plain
-variables, and a study that lists them on a ``native`` program knows why (no vendor baseline
-sets them there). On TensorFlow they carry ``OPENMP_NOTE``.
+``GOMP_CPU_AFFINITY`` any of them (``OMP_NUM_THREADS`` OpenBLAS too; LLVM's
+``kmp_settings.cpp`` parses GOMP_CPU_AFFINITY under ``KMP_GOMP_COMPAT``, as a rival of
+KMP_AFFINITY, which wins when both are set), the ``KMP_*`` ones Intel's and LLVM's only.
+All stay available on every runtime: they are plain variables, and a study that lists them
+on a ``native`` program knows why (no vendor baseline sets them there). On TensorFlow they
+carry ``OPENMP_NOTE``.
 """
 
 from __future__ import annotations
@@ -291,7 +292,10 @@ class OmpSchedule(OmpVariable):
 def openmp_knobs() -> list[Knob]:
     """Fresh instances of this family, in catalogue order."""
     return [
+        # OpenBLAS (NumPy's, loaded by every TensorFlow process) sizes its pool from
+        # OMP_NUM_THREADS when OPENBLAS_NUM_THREADS is unset, OpenMP build or not
         IntEnvKnob(name="OMP_NUM_THREADS", minimum=1, auto=IntDomain(1, 1),
+                   needs_library=OPENMP_LIBS + ("openblas",),
                    summary="OpenMP team size (PyTorch's intra-op pool for commands; for "
                            "OpenMP builds of TensorFlow/oneDNN)"),
         StringEnvKnob(name="KMP_AFFINITY", family="openmp",

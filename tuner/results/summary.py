@@ -227,6 +227,8 @@ def summarize(study: optuna.Study) -> Summary:
 def importance(study: optuna.Study) -> dict[str, float]:
     """Knob importance by Optuna's PED-ANOVA evaluator over the completed trials ({} when
     there are too few, or no knob varies), the baselines at the points the sampler sees.
+    A knob screening fixed as inert is left out: the search never varied it, so what it
+    would show is only which baseline set it.
 
     Not fANOVA: it needs scikit-learn, and with scikit-learn installed every TensorFlow
     workload of the environment imports it (Keras's scikit-learn wrapper), 0.6 s more
@@ -240,6 +242,10 @@ def importance(study: optuna.Study) -> dict[str, float]:
             warnings.simplefilter("ignore")
             result = optuna.importance.get_param_importances(
                 with_sampler_params(study), evaluator=evaluator, normalize=True)
-        return {k: float(v) for k, v in result.items()}
     except (ValueError, RuntimeError, ZeroDivisionError):
         return {}
+    screening = SCREENING.get(study)
+    inert = set(screening.inert) if screening is not None else set()
+    kept = {k: float(v) for k, v in result.items() if k not in inert}
+    total = sum(kept.values())
+    return {k: v / total for k, v in kept.items()} if total > 0 else {}
