@@ -73,6 +73,19 @@ def test_binding_follows_the_thread_count(xeon: Host) -> None:
             assert len(parse_cpu_list(copy.prefix[1].split("=")[1])) == values["intra_op"]
 
 
+def test_binding_follows_torchs_pool(xeon: Host) -> None:
+    text = ("name: c\nworkload: {builtin: torch_resnet}\nknobs:\n"
+            "  physcpubind: {follow: torch_threads}\n  torch_threads: {low: 1, high: 28}\n")
+    space = build_space(parse_text(text, "c.yaml").studies[0], xeon)
+    assert [d.name for d in space.dims] == ["torch_threads"]
+    for values in sample(space, 50):
+        assert values["physcpubind"] == values["torch_threads"]
+        launch = space.launch(values)
+        (copy,) = launch.copies()
+        assert len(copy.cpus or ()) == values["torch_threads"]
+        assert launch.argv[launch.argv.index("--threads") + 1] == str(values["torch_threads"])
+
+
 def test_thread_choices_that_depend_on_the_binding_need_a_range(xeon: Host) -> None:
     with pytest.raises(SpaceError, match="needs a range"):
         space_of("  physcpubind: auto\n  intra_op: [1, 2, 4, 8]\n", xeon)

@@ -1,5 +1,5 @@
 """The TensorFlow built-ins under Intel's TensorFlow 2.14 (its OpenMP build), in the runtime
-named ``intel-tf`` (CI makes it: ``tuner runtime create intel-tf --package
+named ``intel-tf`` (``make test`` makes it: ``tuner runtime create intel-tf --package
 intel-tensorflow==2.14.0 --package 'numpy<2'``; skipped where it does not exist): each
 runs its small preset through tuner's launch, reports oneDNN on OpenMP with Intel's
 libiomp5 mapped, and the OpenMP variables reach Intel's runtime."""

@@ -25,6 +25,8 @@ CASES: dict[str, tuple[dict[str, object], str]] = {
     "parallel_wavenet": ({"mode": "generate"}, "intra_op: [1, 2]"),
     "gnmt": ({}, "intra_op: [1, 2]"),
     "proxy": ({"backend": "numpy"}, "OMP_NUM_THREADS: [1, 2]"),
+    "torch_resnet": ({"mode": "infer"}, "torch_threads: [1, 2], allocator: auto"),
+    "torch_transformer": ({"mode": "infer"}, "torch_threads: [1, 2], omp_runtime: auto"),
 }
 SHORT = {"preset": "small", "seconds": 0.6, "intervals": 2, "warmup_steps": 1}
 

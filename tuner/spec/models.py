@@ -82,7 +82,7 @@ class KnobSpec(Strict):
     flag: Text | None = None
     siblings: StrictBool = False
     #: physcpubind only: bind each instance to as many cores as this thread knob's value.
-    follow: Literal["intra_op", "OMP_NUM_THREADS"] | None = None
+    follow: Literal["intra_op", "OMP_NUM_THREADS", "torch_threads"] | None = None
     #: A custom knob's value the program runs with today (the defaults baseline uses it).
     default: Scalar | None = None
 
