@@ -167,6 +167,7 @@ confirm: {{top: 2, rounds: 4}}
     assert "No configuration measurably beat the baselines" in render(summary)
 
 
+@pytest.mark.slow  # 15 s: a second whole study
 def test_a_second_seed_confirms_within_the_first_runs_interval(
         write_study: Callable[[str], Path], local_host: Host, tmp_path: Path) -> None:
     picks = []

@@ -14,7 +14,8 @@ import pytest
 from tests.service.conftest import TOKENS
 
 
-@pytest.mark.parametrize("token", [None, "admin-token"])
+# without a token (11 s) in the slow run: the admin token reaches every route
+@pytest.mark.parametrize("token", [pytest.param(None, marks=pytest.mark.slow), "admin-token"])
 def test_no_server_error(token: str | None, finished_storage: str,
                          serve: Callable[..., str], tmp_path: Path) -> None:
     copy = tmp_path / "copy.db"  # it may delete studies: not the session's shared one

@@ -124,6 +124,7 @@ confirm: {{top: 1, rounds: 2}}
         assert bad not in logs, logs
 
 
+@pytest.mark.slow  # 44 s; test_search kills a tuner mid-trial in the default run
 def test_a_killed_workers_trial_is_failed_by_heartbeat_and_retried(
         database: str, tmp_path: Path) -> None:
     submit(database, """

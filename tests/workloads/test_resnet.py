@@ -108,6 +108,7 @@ def test_workload_rejects_bad_flags_clearly() -> None:
     assert proc.returncode == 2 and "--inter-op and --intra-op must be >= 0" in proc.stderr
 
 
+@pytest.mark.slow  # 40 s; the fake workload's pasted line runs by default (test_cli)
 def test_a_real_study_then_the_pasted_launch_line(write_study: Callable[[str], Path],
                                                   tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'real.db'}"

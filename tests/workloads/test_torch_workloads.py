@@ -88,7 +88,8 @@ def test_defaults_are_torchs_own() -> None:
 
 @pytest.mark.parametrize(("module", "extra"), [
     ("torch_resnet", ["--image-size", "32", "--batch-size", "2", "--precision", "bf16"]),
-    ("torch_transformer", ["--layers", "1", "--seq-len", "32"]),
+    pytest.param("torch_transformer", ["--layers", "1", "--seq-len", "32"],
+                 marks=pytest.mark.slow),
 ])
 def test_train_mode_runs(module: str, extra: list[str]) -> None:
     reported = parsed(run_workload(module, "--mode", "train", *extra)).reported
