@@ -208,6 +208,18 @@ def test_a_foreign_interpreter_gets_only_the_workloads_package(
     assert out.strip() == "ok"
 
 
+def test_a_module_named_workloads_beside_the_script_does_not_hide_the_package(
+        tmp_path: Path) -> None:
+    """bench/workloads.py is such a module: a script in bench/ has it first on sys.path."""
+    (tmp_path / "workloads.py").write_text("NOT_THE_PACKAGE = True\n")
+    code = ("import workloads, sys\nassert not hasattr(workloads, '__path__')\n"
+            "from tuner.execution.runtimes import workloads_package\n"
+            "print(workloads_package())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, check=True, timeout=60).stdout
+    assert Path(out.strip()) == ROOT / "workloads"
+
+
 def test_a_runtime_runs_a_builtin_fresh_and_forked(
         tiny: Path, use_runtimes, local_host: Host) -> None:  # type: ignore[no-untyped-def]
     use_runtimes(tiny)

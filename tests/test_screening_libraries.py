@@ -75,7 +75,9 @@ def test_a_baseline_with_unknown_libraries_does_not_count_but_one_must_be_known(
      "libiomp5 mapped in the vendor settings' process: measured"),
     (("libgomp", "libiomp5", "libomp"), [load("defaults", 0, ("libgomp",))], [],
      "libgomp mapped in the framework defaults' process: measured"),
-    (INTEL, [load("defaults", 0, ())], ["omp_runtime"],
+    (INTEL, [load("defaults", 0, ("libiomp5",))], ["omp_runtime"],
+     "omp_runtime in the space may load libraries the baselines did not: measured"),
+    (INTEL, [load("defaults", 0, None), load("vendor", 1, ("libiomp5",))], ["omp_runtime"],
      "omp_runtime in the space may load libraries the baselines did not: measured"),
     (INTEL, None, [], "a baseline has not finished, so what it loads is unknown: measured"),
     ((), [load("defaults", 0, ())], [], ""),
@@ -83,6 +85,24 @@ def test_a_baseline_with_unknown_libraries_does_not_count_but_one_must_be_known(
 def test_otherwise_the_knob_is_measured(needs: tuple[str, ...], loads: list[BaselineLoad] | None,
                                         changers: list[str], why: str) -> None:
     assert by_libraries("KMP_BLOCKTIME", needs, loads, changers) == (None, why)
+
+
+def test_a_knob_whose_runtime_only_another_knob_loads_is_kept_unscreened() -> None:
+    """KMP_BLOCKTIME next to omp_runtime, the defaults on GNU's libgomp: probed alone against
+    the defaults it can only do nothing; under Intel's runtime it may matter (0.71x for
+    KMP_BLOCKTIME=0 in bench/openmp_knobs.py), so the search keeps it."""
+    loads = [load("defaults", 0, ("libgomp", "openblas")),
+             load("vendor", 1, ("libgomp", "libiomp5", "tcmalloc"))]
+    entry, why = by_libraries("KMP_BLOCKTIME", INTEL, loads, ["omp_runtime", "allocator"])
+    assert entry is not None and why == ""
+    assert not entry["inert"] and entry["rounds"] == 0 and entry["basis"] == "libraries"
+    assert entry["evidence"] == (
+        "no Intel OpenMP or LLVM OpenMP runtime (libiomp5/libomp) mapped in the framework "
+        "defaults' process (framework defaults, trial 0: libgomp, openblas, allocator "
+        "default); only omp_runtime, allocator can load one, which a probe against the "
+        "defaults does not: kept for the search, unscreened, 0 rounds")
+    stored = Screening.from_dict({"KMP_BLOCKTIME": entry})
+    assert stored.inert == {} and stored.knobs["KMP_BLOCKTIME"].rounds == 0
 
 
 def test_omp_num_threads_is_measured_where_only_openblas_reads_it() -> None:

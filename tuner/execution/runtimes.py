@@ -347,13 +347,23 @@ def remove(name: str, *, runtimes_dir: Path) -> None:
     shutil.rmtree(runtimes_dir / name, ignore_errors=True)
 
 
-def workloads_path(cache_dir: Path) -> str:
-    """A folder that holds only ``workloads`` (a link to tuner's package of built-ins), for
-    the ``PYTHONPATH`` of a foreign interpreter."""
+def workloads_package() -> Path:
+    """The folder of tuner's ``workloads`` package: installed beside ``tuner`` (a plain or
+    an editable install), else wherever ``import workloads`` finds a package (a script's
+    own folder may hold a module of that name, e.g. ``bench/workloads.py``: not a package)."""
+    beside = Path(__file__).resolve().parents[2] / "workloads"
+    if (beside / "__init__.py").is_file():
+        return beside
     spec = importlib.util.find_spec("workloads")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeProblem("tuner's workloads package is not importable here")
-    package = Path(list(spec.submodule_search_locations)[0]).resolve()
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
+
+
+def workloads_path(cache_dir: Path) -> str:
+    """A folder that holds only ``workloads`` (a link to tuner's package of built-ins), for
+    the ``PYTHONPATH`` of a foreign interpreter."""
+    package = workloads_package()
     digest = hashlib.sha256(str(package).encode()).hexdigest()[:12]
     folder = cache_dir / "pythonpath" / digest
     link = folder / "workloads"

@@ -21,7 +21,10 @@ none of those libraries, the knob is inert by construction, fixed at unset with 
 (``basis: libraries``). It is measured as above when a baseline mapped one, when no
 baseline's libraries are known, when a baseline has not finished, or when a knob in the
 space changes which libraries load (``changes_libraries``: the OpenMP runtime, the
-allocator), since a trial may then load what the baselines did not.
+allocator), since a trial may then load what the baselines did not. In that last case,
+when the defaults' own process maps none of the knob's libraries, a probe against the
+defaults could only show it doing nothing under the wrong runtime: the knob is kept for
+the search, unscreened, with that evidence and 0 rounds.
 """
 
 from __future__ import annotations
@@ -165,8 +168,7 @@ def by_libraries(name: str, needs: Sequence[str], loads: Sequence[BaselineLoad] 
     if not needs:
         return None, ""
     if changers:
-        return None, (f"{', '.join(changers)} in the space may load libraries the baselines "
-                      f"did not: measured")
+        return _kept_for_the_search(needs, loads, changers)
     if loads is None:
         return None, "a baseline has not finished, so what it loads is unknown: measured"
     known = [load for load in loads if load.loaded.libraries is not None]
@@ -184,6 +186,27 @@ def by_libraries(name: str, needs: Sequence[str], loads: Sequence[BaselineLoad] 
             "evidence": evidence, "basis": BY_LIBRARIES, "needs": list(needs),
             "loaded": {load.role: {"trial": load.trial, **load.loaded.to_dict()}
                        for load in loads}}, ""
+
+
+def _kept_for_the_search(needs: Sequence[str], loads: Sequence[BaselineLoad] | None,
+                         changers: Sequence[str]) -> tuple[dict[str, Any] | None, str]:
+    """With a knob in the space that changes what loads (``changers``): a probe runs alone
+    against the defaults, so when the defaults' process maps none of the knob's libraries,
+    screening would only show the knob doing nothing under the runtime the defaults load
+    (KMP_BLOCKTIME under GNU's libgomp), while it may matter under the one a changer loads.
+    Such a knob is kept for the search, unscreened, 0 rounds; otherwise it is measured."""
+    defaults = next((load for load in loads or () if load.role == "defaults"
+                     and load.loaded.libraries is not None), None)
+    if defaults is None or set(needs) & set(defaults.loaded.libraries or ()):
+        return None, (f"{', '.join(changers)} in the space may load libraries the baselines "
+                      f"did not: measured")
+    evidence = (f"no {_runtimes(needs)} mapped in the framework defaults' process "
+                f"({defaults.line}); only {', '.join(changers)} can load one, which a probe "
+                f"against the defaults does not: kept for the search, unscreened, 0 rounds")
+    return {"probes": [], "speedups": {}, "margin": None, "rounds": 0, "inert": False,
+            "evidence": evidence, "basis": BY_LIBRARIES, "needs": list(needs),
+            "loaded": {defaults.role: {"trial": defaults.trial, **defaults.loaded.to_dict()}}
+            }, ""
 
 
 def _verdict(speedup: stats.Speedup, limit: float) -> str:
