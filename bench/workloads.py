@@ -45,17 +45,26 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("gnmt", "gnmt", {}),
     ("proxy numpy", "proxy", {"backend": "numpy"}),
     ("proxy tensorflow", "proxy", {"backend": "tensorflow"}),
+    ("torch_resnet infer", "torch_resnet", {"mode": "infer"}),
+    ("torch_resnet train", "torch_resnet", {"mode": "train"}),
+    ("torch_transformer infer", "torch_transformer", {"mode": "infer"}),
+    ("resnet infer, TF 2.14 Intel build", "resnet", {"mode": "infer", "python": "intel-tf"}),
 ]
 
 
 def spec_for(builtin: str, params: dict[str, Any], preset: str,
              full_seconds: float) -> StudySpec:
     merged = {"preset": preset, **params}
+    # "python" names the runtime the built-in runs in, not one of its parameters
+    python = merged.pop("python", None)
     if preset == "full":
         merged["seconds"] = full_seconds
         merged["warmup_steps"] = 2
+    workload: dict[str, Any] = {"builtin": builtin, "params": merged}
+    if python is not None:
+        workload["python"] = python
     return StudySpec.model_validate({
-        "name": f"bench-{builtin}", "workload": {"builtin": builtin, "params": merged},
+        "name": f"bench-{builtin}", "workload": workload,
         "pruner": {"name": "none", "stable_error": 0.0}})
 
 
