@@ -22,7 +22,6 @@ import ctypes
 import json
 import os
 import platform
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -39,31 +38,11 @@ TORCH_REPORTED_ENV = tuple(dict.fromkeys((
     "LD_PRELOAD",
 )))
 
-#: File-name patterns of the threading, BLAS and allocator libraries: the same names and
-#: patterns as tuner's own reading of /proc/PID/maps (``tuner.execution.libraries``, which
-#: a workload cannot import: it runs in whatever runtime the study names). A wheel's bundled
-#: copy carries a hash (torch's ``libgomp-a34b3233.so.1``); ``libomp`` (LLVM's) never matches
-#: ``libgomp`` or ``libiomp5``.
-_SUFFIX = r"(?:-[0-9a-f]{6,})?\.so(?:\.\d+)*"
-LIBRARY_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (name, re.compile(stem + _SUFFIX + r"\Z")) for name, stem in (
-        ("libgomp", r"libgomp"),
-        ("libiomp5", r"libiomp5(?:_db)?"),
-        ("libomp", r"libomp"),
-        ("libtbb", r"libtbb(?:\d+)?"),
-        ("jemalloc", r"libjemalloc"),
-        ("tcmalloc", r"libtcmalloc(?:_minimal|_and_profiler|_debug|_minimal_debug)?"),
-    )) + (("openblas", re.compile(r"lib(?:scipy_)?openblas[\w.-]*\.so(?:\.\d+)*\Z")),)
-
-
 def classify_library(path: str) -> str | None:
     """The library name (``libgomp``, ``libiomp5``, ``libomp``, ``libtbb``, ``openblas``,
-    ``jemalloc``, ``tcmalloc``) of a shared object's path, or None for any other file."""
-    base = path.removesuffix(" (deleted)").rsplit("/", 1)[-1]
-    for name, pattern in LIBRARY_PATTERNS:
-        if pattern.match(base):
-            return name
-    return None
+    ``jemalloc``, ``tcmalloc``) of a shared object's path, or None for any other file
+    (``_common.LIBRARY_PATTERNS``: tuner's own names, which a workload cannot import)."""
+    return _common.library_kind(path.removesuffix(" (deleted)").rsplit("/", 1)[-1])
 
 
 def mapped_libraries(maps_text: str | None = None) -> list[str]:
