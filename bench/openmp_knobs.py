@@ -19,17 +19,20 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tuner import stats
 from tuner.errors import TunerError
+from tuner.execution.outcome import OnReading, Outcome
 from tuner.host import fingerprint, probe_host
 from tuner.settings import get_settings
 from tuner.space.search_space import build_space
 from tuner.space.workload import unit_of
 from tuner.spec.models import StudySpec
+from tuner.study.interleave import Entry, paired, run_rounds
 from tuner.study.measure import Measurer
 
 HERE = Path(__file__).resolve().parent
@@ -70,15 +73,6 @@ CASES = [
 ]
 
 
-@dataclass
-class Config:
-    label: str
-    applied: dict[str, Any]
-    values: list[float | None] = field(default_factory=list)
-    libraries: set[str] = field(default_factory=set)
-    reasons: list[str] = field(default_factory=list)
-
-
 #: The value that leaves a knob as the runtime has it, where it is not ``unset``.
 AS_IS = {"allocator": "default", "omp_runtime": "gnu"}
 
@@ -104,31 +98,35 @@ def label_of(applied: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in applied.items()) or "defaults"
 
 
+@dataclass
+class LibraryRecorder(Measurer):
+    """A measurer that also keeps, by configuration, the libraries its runs mapped."""
+
+    mapped: dict[str, set[str]] = field(default_factory=dict)
+
+    def run(self, applied: Mapping[str, Any], on_reading: OnReading | None = None) -> Outcome:
+        outcome = super().run(applied, on_reading)
+        self.mapped.setdefault(label_of(dict(applied)), set()).update(outcome.libraries or ())
+        return outcome
+
+
 def measure_case(case: Case, rounds: int) -> dict[str, Any]:
     space = build_space(spec_for(case), probe_host())
-    measurer = Measurer(space, get_settings())
-    configs = [Config("defaults", {})] + [Config(label_of(p), p) for p in case.probes]
-    for index in range(rounds):
-        for config in configs[index % len(configs):] + configs[:index % len(configs)]:
-            outcome = measurer.run(config.applied)
-            value = outcome.metrics.get(measurer.metric) if outcome.ok else None
-            config.values.append(value)
-            config.reasons.append(outcome.reason if not outcome.ok else "")
-            config.libraries.update(getattr(outcome, "libraries", None) or ())
-    reference = configs[0]
+    measurer = LibraryRecorder(space, get_settings())
+    entries = [Entry(label=label_of(p), applied=p) for p in [{}, *case.probes]]
+    run_rounds(measurer, entries, rounds)
+    reference = entries[0]
     rows = []
-    for config in configs:
-        pairs = [(a, b) for a, b in zip(config.values, reference.values, strict=True)
-                 if a is not None and b is not None]
+    for entry in entries:
+        values = entry.ok_values()
         row: dict[str, Any] = {
-            "config": config.label, "values": config.values,
-            "median": statistics.median([v for v in config.values if v is not None])
-            if any(v is not None for v in config.values) else None,
-            "libraries": sorted(config.libraries),
-            "failures": sorted({r for r in config.reasons if r})}
-        if config is not reference and len(pairs) >= 2:
-            row["speedup"] = stats.paired_speedup([a for a, _ in pairs],
-                                                  [b for _, b in pairs], floor=0.0).to_dict()
+            "config": entry.label, "values": entry.values,
+            "median": statistics.median(values) if values else None,
+            "libraries": sorted(measurer.mapped.get(entry.label, ())),
+            "failures": sorted({r for r in entry.reasons if r})}
+        a, b = paired(entry, reference)
+        if entry is not reference and len(a) >= 2:
+            row["speedup"] = stats.paired_speedup(a, b, floor=0.0).to_dict()
         rows.append(row)
     return {"case": case.label, "unit": unit_of(space.spec.workload), "rounds": rounds,
             "rows": rows}
