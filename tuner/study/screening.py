@@ -182,10 +182,16 @@ def by_libraries(name: str, needs: Sequence[str], loads: Sequence[BaselineLoad] 
     evidence = (f"no {_runtimes(needs)} mapped in the baselines' processes ("
                 + " | ".join(load.line for load in loads)
                 + f"): inert by construction, fixed at {UNSET}, 0 rounds")
-    return {"probes": [], "speedups": {}, "margin": None, "rounds": 0, "inert": True,
+    return _by_libraries_entry(inert=True, evidence=evidence, needs=needs, loads=loads), ""
+
+
+def _by_libraries_entry(*, inert: bool, evidence: str, needs: Sequence[str],
+                        loads: Sequence[BaselineLoad]) -> dict[str, Any]:
+    """A screening entry decided from the libraries ``loads`` mapped: no probe, 0 rounds."""
+    return {"probes": [], "speedups": {}, "margin": None, "rounds": 0, "inert": inert,
             "evidence": evidence, "basis": BY_LIBRARIES, "needs": list(needs),
             "loaded": {load.role: {"trial": load.trial, **load.loaded.to_dict()}
-                       for load in loads}}, ""
+                       for load in loads}}
 
 
 def _kept_for_the_search(needs: Sequence[str], loads: Sequence[BaselineLoad] | None,
@@ -203,10 +209,8 @@ def _kept_for_the_search(needs: Sequence[str], loads: Sequence[BaselineLoad] | N
     evidence = (f"no {_runtimes(needs)} mapped in the framework defaults' process "
                 f"({defaults.line}); only {', '.join(changers)} can load one, which a probe "
                 f"against the defaults does not: kept for the search, unscreened, 0 rounds")
-    return {"probes": [], "speedups": {}, "margin": None, "rounds": 0, "inert": False,
-            "evidence": evidence, "basis": BY_LIBRARIES, "needs": list(needs),
-            "loaded": {defaults.role: {"trial": defaults.trial, **defaults.loaded.to_dict()}}
-            }, ""
+    return _by_libraries_entry(inert=False, evidence=evidence, needs=needs,
+                               loads=[defaults]), ""
 
 
 def _verdict(speedup: stats.Speedup, limit: float) -> str:
