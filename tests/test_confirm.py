@@ -1,12 +1,13 @@
-"""The confirmation's recommendation: a candidate only when it is a measured win over every
-baseline; otherwise the better baseline (the demo's case: nothing beats the defaults)."""
+"""The confirmation's recommendation: the best measured win over every baseline; without
+one, the best estimate among the entries not measured a loss (a baseline or a candidate,
+for which no win is claimed)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tuner.goal import MAXIMIZE, MINIMIZE
-from tuner.study.confirmation import winner
+from tuner.study.confirmation import choose, winner
 
 
 def entry(label: str, median: float, **verdicts: str) -> dict[str, Any]:
@@ -14,10 +15,17 @@ def entry(label: str, median: float, **verdicts: str) -> dict[str, Any]:
             "speedups": {role: {"verdict": v} for role, v in verdicts.items()}}
 
 
-def test_a_higher_median_that_is_no_measured_win_does_not_beat_the_defaults() -> None:
+def test_without_a_measured_win_the_best_estimate_is_recommended_and_says_so() -> None:
     entries = [entry("defaults", 124.1, vendor="win"), entry("vendor", 118.0),
                entry("trial 9", 128.0, defaults="no measurable difference", vendor="win")]
-    assert winner(entries, goal=MAXIMIZE) == "defaults"
+    assert choose(entries, goal=MAXIMIZE) == ("trial 9", "best estimate")
+
+
+def test_a_candidate_measured_a_loss_is_never_the_best_estimate() -> None:
+    entries = [entry("defaults", 124.1), entry("vendor", 118.0, defaults="loss"),
+               entry("trial 9", 128.0, defaults="no measurable difference", vendor="loss"),
+               entry("trial 4", 120.0, defaults="inconclusive", vendor="inconclusive")]
+    assert choose(entries, goal=MAXIMIZE) == ("defaults", "baseline")
 
 
 def test_the_best_measured_win_is_recommended() -> None:

@@ -162,7 +162,8 @@ confirm: {{top: 2, rounds: 4}}
     assert summary.confirmed
     for entry in summary.confirmation["entries"]:
         for speedup in entry["speedups"].values():
-            assert speedup["verdict"] == "no measurable difference", entry
+            # too close to tell: no difference, or inconclusive when the rounds ran out
+            assert speedup["verdict"] in ("no measurable difference", "inconclusive"), entry
     from tuner.results.render import render
     assert "No configuration measurably beat the baselines" in render(summary)
 

@@ -121,7 +121,7 @@ def noise_warning(floor: NoiseFloor, *, limit: float = NOISY_CV) -> str | None:
             f"throttling; pinning the workload to cores (physcpubind) usually helps")
 
 
-Verdict = Literal["win", "loss", "no measurable difference"]
+Verdict = Literal["win", "loss", "no measurable difference", "inconclusive"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,10 +27,28 @@ def format_speedup(speedup: dict[str, Any]) -> str:
     if "low" not in speedup:
         return f"{format_ratio(speedup['ratio'])} (single unconfirmed samples)"
     text = f"{speedup['ratio']:.2f}x [{speedup['low']:.2f}, {speedup['high']:.2f}]"
+    if speedup["verdict"] == "inconclusive":
+        return text + (f" — inconclusive: the interval is still +/-{speedup['half_width']:.1%} "
+                       "wide when the round budget ran out, too wide to tell a difference "
+                       "from none (confirm.max_rounds buys more rounds)")
     if speedup["verdict"] == "no measurable difference":
         return text + (f" — no measurable difference (inside the {speedup['floor']:.1%} noise "
                        "floor or the interval holds 1x): not a win")
     return text + (" — a measured win" if speedup["verdict"] == "win" else " — slower")
+
+
+def precision_lines(confirmation: dict[str, Any]) -> list[str]:
+    """What precision the sequential confirmation reached, and whether its target was met."""
+    precision = confirmation.get("precision")
+    if not precision or precision.get("reached") is None:
+        return []
+    rounds = confirmation.get("rounds")
+    text = (f"  Precision: +/-{precision['reached']:.1%} after {rounds} interleaved rounds "
+            f"(target +/-{precision['target']:.1%}")
+    if precision.get("settled"):
+        return [text + ": met; the intervals stay valid however early the rounds stopped)"]
+    return [text + ": not met, the round budget ran out first; a comparison wider than the "
+            "target is inconclusive, not 'no difference')"]
 
 
 def baseline_lines(summary: Summary) -> list[str]:
@@ -85,6 +103,9 @@ def render(summary: Summary, *, written: Path | None = None,
         lines.append(f"  {key:<{width}} = {value}{note}")
     if not best.applied:
         lines.append("  (no knob set: the framework defaults)")
+    if summary.confirmation.get("choice") == "best estimate":
+        lines.append("  (recommended as the confirmation's best estimate: no win over the "
+                     "baselines is claimed for it, none measured it slower)")
     for role, speedup in summary.speedups.items():
         lines.append(f"Speedup over {ROLE_LABELS[role]}: {format_speedup(speedup)}")
     if summary.confirmed and summary.speedups:
@@ -93,6 +114,7 @@ def render(summary: Summary, *, written: Path | None = None,
             "one comparison")
         lines.append(f"  (95% intervals, {kind} of the confirmation: paired interleaved "
                      "rounds, Student t on log-ratios)")
+        lines += precision_lines(summary.confirmation)
     ran = summary.compared_with
     if not ran and summary.failed_baselines:
         lines.append("No speedup is claimed: no baseline ran to compare against.")

@@ -3,6 +3,8 @@ fitted to the host. Each returns problems as (path in the study, message)."""
 
 from __future__ import annotations
 
+import importlib.util
+
 from tuner.execution.parsers import PARSER_PRESETS, metric_names
 from tuner.space.workload import parser_of
 from tuner.spec.builtin_workloads import BUILTINS
@@ -49,3 +51,16 @@ def check_objective(spec: StudySpec) -> list[Problem]:
         return [(("objective", "metric"),
                  f"the parser yields {sorted(names)}, not {spec.objective.metric!r}")]
     return []
+
+
+#: Samplers that need a package beyond tuner's own, with how to get it.
+SAMPLER_NEEDS = {"gp": ("torch", "PyTorch: pip install 'tuner[torch]' (or torch)"),
+                 "cmaes": ("cmaes", "the cmaes package: pip install cmaes")}
+
+
+def sampler_unavailable(name: str) -> str | None:
+    """Why sampler ``name`` cannot run here (None: it can)."""
+    need = SAMPLER_NEEDS.get(name)
+    if need is None or importlib.util.find_spec(need[0]) is not None:
+        return None
+    return f"the {name} sampler needs {need[1]}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from tuner.knobs import (
 )
 from tuner.knobs.custom import CustomKnob, TemplateKnob, placeholder_text
 from tuner.space.baselines import baseline_values, custom_defaults
-from tuner.space.checks import check_objective, check_params
+from tuner.space.checks import check_objective, check_params, sampler_unavailable
 from tuner.space.constraints import (
     PLACEMENT,
     Constraints,
@@ -118,8 +118,7 @@ class SearchSpace:
         for dim in self.dims:  # placement first: the ranges after it depend on it
             if skip and dim.name in skip:
                 continue
-            domain = narrow(dim.domain, self.constraints.cap(
-                dim.name, {**self.fixed, **values}, self.thread_low)) or dim.domain
+            domain = self.domain_of(dim, values)
             if isinstance(domain, IntDomain):
                 values[dim.name] = trial.suggest_int(dim.name, domain.low, domain.high,
                                                      step=domain.step)
@@ -132,6 +131,29 @@ class SearchSpace:
             copies = self.constraints.instances({**self.fixed, **values})
             values["physcpubind"] = threads * copies
         return values
+
+    def domain_of(self, dim: Dimension, values: Mapping[str, Any]) -> Domain:
+        """``dim``'s domain given the values of the knobs before it (a thread count within
+        the binding chosen)."""
+        return narrow(dim.domain, self.constraints.cap(
+            dim.name, {**self.fixed, **values}, self.thread_low)) or dim.domain
+
+    def configurations(self, skip: set[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every valid configuration of the tuned knobs (but those in ``skip``), in grid
+        order: what ``suggest`` can return, without the values a knob follows."""
+        dims = [d for d in self.dims if not (skip and d.name in skip)]
+
+        def extend(index: int, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
+            if index == len(dims):
+                yield dict(values)
+                return
+            dim = dims[index]
+            for value in self.domain_of(dim, values).values():
+                values[dim.name] = value
+                yield from extend(index + 1, values)
+                del values[dim.name]
+
+        return extend(0, {})
 
     def grid(self) -> dict[str, list[Any]]:
         return {d.name: d.domain.values() for d in self.dims}
@@ -311,6 +333,9 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
             params[dim.name] = value
         baselines.append(BaselineTrial(name=b, values=recipes[b], params=params,
                                        approximate=approximate))
+    missing = sampler_unavailable(spec.sampler.name)
+    if missing:
+        raise SpaceError([(("sampler", "name"), missing)])
     if spec.sampler.name == "grid":
         if size != full:
             raise SpaceError([(("sampler", "name"), (

@@ -357,7 +357,7 @@ class Budget(Strict):
 
 
 class SamplerSpec(Strict):
-    name: Literal["tpe", "random", "grid"] = "tpe"
+    name: Literal["tpe", "gp", "cmaes", "random", "grid"] = "tpe"
     #: numpy's ``RandomState`` (Optuna's samplers) takes 0..2**32-1.
     seed: Annotated[int, Field(ge=0, le=limits.MAX_SEED, strict=True)] | None = None
     multivariate: StrictBool = True
@@ -402,9 +402,11 @@ class PrunerSpec(Strict):
     """Stop trials clearly worse than the best so far from their per-interval metrics.
     ``noise`` (default): the median of the intervals so far is more than ``margin`` (and
     more than 3 standard errors of the interval noise) below the best; Optuna's ``median``,
-    ``percentile`` (with ``percentile``), ``wilcoxon``, or ``none``."""
+    ``percentile`` (with ``percentile``), ``wilcoxon``, ``successive_halving`` (rungs at
+    ``min_intervals`` times 1, 3, 9... intervals, the best third going on), or ``none``."""
 
-    name: Literal["noise", "median", "percentile", "wilcoxon", "none"] = "noise"
+    name: Literal["noise", "median", "percentile", "wilcoxon", "successive_halving",
+                  "none"] = "noise"
     margin: Annotated[float, Field(ge=0, lt=1)] = 0.10
     min_intervals: Annotated[int, Field(ge=1, le=1000, strict=True)] = 2
     percentile: Annotated[float, Field(gt=0, lt=100)] = 25.0
@@ -420,11 +422,23 @@ class PrunerSpec(Strict):
 
 
 class ConfirmSpec(Strict):
-    """After the search, the ``top`` candidates and both baselines run ``rounds`` times,
-    interleaved; speedups are reported with 95% intervals. ``top: 0`` skips it."""
+    """After the search, the ``top`` candidates and both baselines run in interleaved
+    rounds: ``rounds`` first, then more (about 1.5 times as many at each look) up to
+    ``max_rounds``, until every interval still compared is within +/- ``precision`` (a
+    fraction; ``auto``: the machine's noise floor, at least 2%). Speedups are reported
+    with 95% intervals valid however early the rounds stop. ``top: 0`` skips it."""
 
     top: Annotated[int, Field(ge=0, le=10, strict=True)] = 3
-    rounds: Annotated[int, Field(ge=2, le=50, strict=True)] = 5
+    rounds: Annotated[int, Field(ge=2, le=50, strict=True)] = 4
+    max_rounds: Annotated[int, Field(ge=2, le=100, strict=True)] = 12
+    precision: Literal["auto"] | Annotated[float, Field(gt=0.0, le=1.0, strict=True)] = "auto"
+
+    @model_validator(mode="after")
+    def _budget_holds_the_first_look(self) -> ConfirmSpec:
+        if self.max_rounds < self.rounds:
+            raise ValueError(f"max_rounds ({self.max_rounds}) must be at least rounds "
+                             f"({self.rounds}), the rounds of the first look")
+        return self
 
 
 class StudySpec(Strict):

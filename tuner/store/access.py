@@ -10,10 +10,13 @@ import copy
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from tuner.store import records
 from tuner.store.values import Run
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
 
 T = TypeVar("T")
 
@@ -143,6 +146,9 @@ class SystemAttr(Generic[T]):
         attrs = source if isinstance(source, Mapping) else source.system_attrs
         raw = attrs.get(self.key)
         return copy.copy(self.default) if raw is None else self.load(raw)
+
+    def put(self, storage: BaseStorage, trial_id: int, value: T) -> None:
+        storage.set_trial_system_attr(trial_id, self.key, value)  # type: ignore[arg-type]
 
 
 def text(raw: Any) -> str:

@@ -72,8 +72,10 @@ Trial system attributes:
 
 * ``tuner:sampler_params`` — object — ``study.sampler.baseline_trial`` — a baseline's whole
   point for the sampler (``tuner.store.sampled``)
-* ``fixed_params`` — object — ``study.sampler.baseline_trial`` — Optuna's own key (as
-  ``Study.enqueue_trial`` writes it): the params the trial is given
+* ``fixed_params`` — object — ``study.sampler.baseline_trial``, ``study.novelty`` —
+  Optuna's own key (as ``Study.enqueue_trial`` writes it): the params the trial is given
+* ``tuner:proposal`` — text — ``study.novelty`` — how a search trial's configuration was
+  chosen (the sampler's first proposal, a later ask, or the nearest unexplored one)
 * ``failed_trial``, ``retry_history`` — integer, list — ``retry_abandoned`` through Optuna's
   ``RetryHeartbeatStaleTrialCallback``, whose keys they are — the trial a retry repeats
 """
@@ -239,9 +241,13 @@ SAMPLER_PARAMS: SystemAttr[dict[str, Any] | None] = SystemAttr(
     meaning="a baseline's whole point for the sampler (tuner.store.sampled)",
     load=object_or_none, default=None)
 FIXED_PARAMS: SystemAttr[dict[str, Any]] = SystemAttr(
-    key="fixed_params", kind="object", writer="tuner.study.sampler.baseline_trial",
+    key="fixed_params", kind="object",
+    writer="tuner.study.sampler.baseline_trial, tuner.study.novelty",
     meaning="Optuna's own key (Study.enqueue_trial): the params the trial is given",
     load=mapping, default={})
+PROPOSAL: SystemAttr[str] = SystemAttr(
+    key="tuner:proposal", kind="text", writer="tuner.study.novelty",
+    meaning="how a search trial's configuration was chosen", load=text_or_empty, default="")
 FAILED_TRIAL: SystemAttr[int | None] = SystemAttr(
     key="failed_trial", kind="integer", writer=f"{RETRY} (Optuna's retry callback)",
     meaning="the first trial a retry repeats", load=integer, default=None)
@@ -254,8 +260,8 @@ ATTRIBUTES: tuple[Attr[Any] | Family[Any] | SystemAttr[Any], ...] = (
     SPEC, SPEC_TEXT, SPACE, SPACE_KEY, FINGERPRINT, HOST_CLASS, UNIT, STATUS, STATUS_REASON,
     STATUS_AT, SUBMITTED_AT, STARTED_AT, NOISE, SCREENING, CONFIRMATION, TUNER_BEST, CLAIMS,
     ABANDONED, ROLE, APPLIED, LAUNCH, SHELL, WORKER, APPROXIMATE, SAMPLES, RUNS, REPORTED,
-    LOADED, ECHOED, REASON, DUPLICATE_OF, RUN_SECONDS, SAMPLER_PARAMS, FIXED_PARAMS, FAILED_TRIAL,
-    RETRY_HISTORY)
+    LOADED, ECHOED, REASON, DUPLICATE_OF, RUN_SECONDS, SAMPLER_PARAMS, FIXED_PARAMS, PROPOSAL,
+    FAILED_TRIAL, RETRY_HISTORY)
 
 
 def key_of(attribute: Attr[Any] | Family[Any] | SystemAttr[Any]) -> str:

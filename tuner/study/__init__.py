@@ -8,11 +8,12 @@ May import: every room below it (``spec``, ``execution``, ``knobs``, ``space``, 
 
 from tuner.study.events import RunEvents, Silent
 from tuner.study.measure import Measurer
-from tuner.study.opening import make_sampler, open_study
+from tuner.study.opening import open_study
 from tuner.study.progress import Progress
 from tuner.study.pruning import NoisePruner, make_pruner
 from tuner.study.run import Collaborators, RunLimits, RunResult, StudyRun, StudyTarget
 from tuner.study.sampler import BaselineAwareSampler
+from tuner.study.samplers import make_sampler
 from tuner.study.trial import TrialFailed, TrialObjective
 
 __all__ = [

@@ -4,6 +4,15 @@ study's best is the configuration that wins *here*, under the same conditions as
 not the luckiest single sample of the search. If no candidate beats the better baseline,
 that baseline is the recommendation.
 
+The rounds are sequential (``tuner.study.sequential``): ``confirm.rounds`` first, then more
+at each look (about 1.5 times as many) up to ``confirm.max_rounds``, stopping at the first
+look where every interval still compared is narrower than the target precision
+(``confirm.precision``; ``auto``: the noise floor, at least 2%). At each look a candidate
+measurably slower than the leading candidate leaves the race (its intervals are reported as
+they stood), so the rounds go to the comparisons still open. A comparison that shows no
+difference but is still wider than the target when the round budget runs out is
+``inconclusive``, not "no difference"; the record states the precision reached.
+
 The result is the study attribute ``confirmation``; it is redone when trials were added
 after it (a resumed study).
 """
@@ -28,6 +37,7 @@ from tuner.store.values import Confirmation
 from tuner.study.events import Say, ignore
 from tuner.study.interleave import Entry, paired, run_rounds
 from tuner.study.measure import Measurer
+from tuner.study.sequential import Looks, Stopped, half_width, run_looks, target_precision
 from tuner.study.trial import study_floor
 
 
@@ -75,25 +85,120 @@ def confirm(study: optuna.Study, measurer: Measurer, *, gate: StudyGate,
     entries = choose_entries(study, spec.top)
     if len(entries) < 2:
         return None
-    say(f"confirming: {spec.rounds} interleaved rounds of "
-        f"{', '.join(e.label for e in entries)}")
-    run_rounds(measurer, entries, spec.rounds)
-    result = compare(entries, floor=study_floor(study),
-                     goal=Goal.of(measurer.space.spec.objective.direction))
+    floor = study_floor(study)
+    race = Race(entries, floor=floor, goal=Goal.of(measurer.space.spec.objective.direction),
+                target=target_precision(spec.precision, floor))
+    looks = Looks.growing(spec.rounds, max(spec.rounds, spec.max_rounds))
+    say(f"confirming {', '.join(e.label for e in entries)} in interleaved rounds until every "
+        f"interval is within +/-{race.target:.1%} (looks after "
+        f"{', '.join(map(str, looks.rounds))} rounds)")
+    stopped = run_looks(looks, add_rounds=lambda n: race.add_rounds(measurer, n),
+                        settled=race.settled, comparisons=race.comparisons)
+    result = race.result(stopped, looks)
     result["at_trials"] = counted
-    result["rounds"] = spec.rounds
     CONFIRMATION.put(study, Confirmation.from_dict(result))
+    reached = result["precision"]["reached"]
+    if reached is None:
+        say(f"confirmation: no comparison could be made in {stopped.rounds} rounds "
+            "(runs failed)")
+    else:
+        say(f"confirmation: +/-{reached:.1%} reached in {stopped.rounds} rounds "
+            + ("(target met)" if stopped.settled else
+               f"(target +/-{race.target:.1%} not met: the round budget ran out)"))
     return result
 
 
-def compare(entries: list[Entry], *, floor: float, goal: Goal) -> dict[str, Any]:
-    """The confirmation's record: speedups of every entry over each baseline with
-    simultaneous intervals, throughput intervals, and the winner."""
-    # every entry against each baseline, the baselines against each other once
-    comparisons = sum(1 for e in entries for b in entries
-                      if b.label in ROLE_LABELS and b is not e) - (
+class Race:
+    """The entries of one confirmation, the candidates still racing, and the rule that
+    stops it: every interval among those still racing narrower than ``target``."""
+
+    def __init__(self, entries: list[Entry], *, floor: float, goal: Goal,
+                 target: float) -> None:
+        self.entries = entries
+        self.floor = floor
+        self.goal = goal
+        self.target = target
+        self.racing = list(entries)
+        self.dropped: dict[str, str] = {}
+        self.level = 0.95
+        self.rounds = 0
+        candidates = sum(e.label not in ROLE_LABELS for e in entries)
+        self.comparisons = baseline_comparisons(entries) + max(0, candidates - 1)
+
+    def add_rounds(self, measurer: Measurer, count: int) -> None:
+        run_rounds(measurer, self.racing, count)
+        self.rounds += count
+        for entry in self.entries:  # a candidate out of the race sat these rounds out
+            entry.values += [None] * (self.rounds - len(entry.values))
+            entry.reasons += [""] * (self.rounds - len(entry.reasons))
+
+    def settled(self, level: float) -> bool:
+        self.level = level
+        self._drop_the_slower()
+        racing = {e.label for e in self.racing}
+        record = compare(self.entries, floor=self.floor, goal=self.goal, level=level)
+        widths = [half_width(s) for e in record["entries"] if e["label"] in racing
+                  for s in e["speedups"].values()]
+        # nothing comparable (every pairing failed): more rounds of failing runs buy nothing
+        return not widths or max(widths) <= self.target
+
+    def _drop_the_slower(self) -> None:
+        candidates = [e for e in self.racing if e.label not in ROLE_LABELS and
+                      len(e.ok_values()) >= 2]
+        if len(candidates) < 2:
+            return
+        leader = self.goal.best_of(candidates, key=lambda e: statistics.median(e.ok_values()))
+        for entry in candidates:
+            if entry is leader:
+                continue
+            a, b = paired(entry, leader)
+            if len(a) < 2:
+                continue
+            versus = stats.paired_speedup(a, b, floor=0.0, goal=self.goal, level=self.level)
+            if versus.high < 1.0:
+                self.racing.remove(entry)
+                self.dropped[entry.label] = (f"left the race after {self.rounds} rounds: "
+                                             f"{versus} of {leader.label}")
+
+    def result(self, stopped: Stopped, looks: Looks) -> dict[str, Any]:
+        record = compare(self.entries, floor=self.floor, goal=self.goal, level=stopped.level)
+        racing = {e.label for e in self.racing}
+        widths = []
+        for entry in record["entries"]:
+            if entry["label"] in self.dropped:
+                entry["dropped"] = self.dropped[entry["label"]]
+            for speedup in entry["speedups"].values():
+                width = half_width(speedup)
+                speedup["half_width"] = width
+                if entry["label"] in racing:
+                    widths.append(width)
+                if width > self.target and speedup["verdict"] == "no measurable difference":
+                    speedup["verdict"] = "inconclusive"
+        record["comparisons"] = self.comparisons
+        record["rounds"] = stopped.rounds
+        record["precision"] = {"target": self.target,
+                               "reached": max(widths) if widths else None,
+                               "settled": stopped.settled and bool(widths),
+                               "looks": list(looks.rounds),
+                               "level": stopped.level}
+        return record
+
+
+def baseline_comparisons(entries: list[Entry]) -> int:
+    """Every entry against each baseline, the baselines against each other once."""
+    return sum(1 for e in entries for b in entries
+               if b.label in ROLE_LABELS and b is not e) - (
         1 if sum(e.label in ROLE_LABELS for e in entries) == 2 else 0)
-    level = stats.simultaneous_level(comparisons)
+
+
+def compare(entries: list[Entry], *, floor: float, goal: Goal,
+            level: float | None = None) -> dict[str, Any]:
+    """The confirmation's record: speedups of every entry over each baseline with
+    simultaneous intervals (at ``level`` each; by default Bonferroni over the comparisons),
+    throughput intervals, and the winner."""
+    comparisons = baseline_comparisons(entries)
+    if level is None:
+        level = stats.simultaneous_level(comparisons)
     baselines = {e.label: e for e in entries if e.label in ROLE_LABELS}
     out: list[dict[str, Any]] = []
     for entry in entries:
@@ -110,15 +215,24 @@ def compare(entries: list[Entry], *, floor: float, goal: Goal) -> dict[str, Any]
                 item["speedups"][role] = stats.paired_speedup(
                     a, b, floor=floor, goal=goal, level=level).to_dict()
         out.append(item)
-    best = winner(out, goal=goal)
-    return {"entries": out, "best": best, "floor": floor, "level": level,
+    best, basis = choose(out, goal=goal)
+    return {"entries": out, "best": best, "choice": basis, "floor": floor, "level": level,
             "comparisons": comparisons}
 
 
 def winner(entries: list[dict[str, Any]], *, goal: Goal) -> str | None:
     """The label of the recommendation: the candidate with the best median among those
-    measured a win over every baseline; without one, the better baseline (no candidate
-    beat it here); without a baseline that ran, the best median."""
+    measured a win over every baseline; without one, the entry with the best median among
+    those not measured a loss against any baseline (the best estimate: deploying it is the
+    better bet, though no win is claimed for it; often a baseline); without a baseline
+    that ran, the best median."""
+    return choose(entries, goal=goal)[0]
+
+
+def choose(entries: list[dict[str, Any]], *, goal: Goal) -> tuple[str | None, str]:
+    """``winner``'s label and the basis of the choice: ``measured win``, ``best estimate``
+    (a candidate, no win claimed), ``baseline`` (a baseline's median was best) or
+    ``best median`` (no baseline ran)."""
     ran = [e for e in entries if "median" in e]
 
     def best_of(pool: list[dict[str, Any]]) -> str | None:
@@ -129,4 +243,16 @@ def winner(entries: list[dict[str, Any]], *, goal: Goal) -> str | None:
     bases = [e for e in ran if e["label"] in ROLE_LABELS]
     wins = [e for e in ran if e["label"] not in ROLE_LABELS and all(
         e["speedups"].get(b["label"], {}).get("verdict") == "win" for b in bases)]
-    return best_of(wins) or best_of(bases) or best_of(ran)
+    if bases and wins:
+        return best_of(wins), MEASURED_WIN
+    if bases:
+        safe = [e for e in ran if e["label"] in ROLE_LABELS or not any(
+            s.get("verdict") == "loss" for s in e["speedups"].values())]
+        label = best_of(safe)
+        return label, BASELINE if label in ROLE_LABELS else BEST_ESTIMATE
+    return best_of(ran), "best median"
+
+
+MEASURED_WIN = "measured win"
+BEST_ESTIMATE = "best estimate"
+BASELINE = "baseline"

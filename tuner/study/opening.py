@@ -28,24 +28,7 @@ from tuner.store.attributes import (
 from tuner.store.database import live_trials, open_storage, retry_abandoned
 from tuner.study.pruning import make_pruner
 from tuner.study.sampler import BaselineAwareSampler, baseline_trial
-
-
-def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
-    spec = space.spec.sampler
-    if spec.name == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
-    if spec.name == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=spec.seed)
-    planned = space.spec.budget.n_trials or 40
-    startup = spec.n_startup_trials
-    if startup is None:
-        # Baselines count as startup trials. Optuna's default of 10 random trials would leave
-        # a 12-trial study no model-guided trial at all.
-        startup = max(len(space.baselines) + 2, min(10, planned // 3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=spec.seed, multivariate=spec.multivariate,
-                                          n_startup_trials=startup, constant_liar=True)
+from tuner.study.samplers import make_sampler
 
 
 def open_study(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint,
@@ -57,7 +40,7 @@ def open_study(space: SearchSpace, *, storage_url: str, fingerprint: Fingerprint
         open_storage(storage_url))
     name = space.spec.name
     key = space.key()
-    sampler = BaselineAwareSampler(sampler or make_sampler(space))
+    sampler = BaselineAwareSampler(sampler or make_sampler(space), space=space)
     pruner = make_pruner(space.spec.pruner)
     try:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,

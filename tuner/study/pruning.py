@@ -66,6 +66,11 @@ def make_pruner(spec: PrunerSpec) -> BasePruner:
     if spec.name == "percentile":
         return optuna.pruners.PercentilePruner(spec.percentile, n_startup_trials=3,
                                                n_warmup_steps=spec.min_intervals - 1)
+    if spec.name == "successive_halving":
+        # rungs at min_intervals, x3, x9 ... intervals: a trial goes on to the next rung only
+        # while it is in the best third of the trials that reached it
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=spec.min_intervals,
+                                                      reduction_factor=3)
     if spec.name == "wilcoxon":
         return optuna.pruners.WilcoxonPruner(p_threshold=0.1,
                                              n_startup_steps=spec.min_intervals)

@@ -32,6 +32,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tuner.store.attributes import FIXED_PARAMS, ROLE, SAMPLER_PARAMS
 from tuner.store.sampled import with_sampler_params
+from tuner.study.novelty import propose
 
 if TYPE_CHECKING:
     from tuner.space.search_space import BaselineTrial, SearchSpace
@@ -83,13 +84,16 @@ def _suggest(trial: Trial, name: str, value: Any, distribution: BaseDistribution
 
 
 class BaselineAwareSampler(optuna.samplers.BaseSampler):
-    """Wraps a sampler; it sees the baseline trials at their ``SAMPLER_PARAMS``.
+    """Wraps a sampler; it sees the baseline trials at their ``SAMPLER_PARAMS``, and (given
+    the space) never spends a trial on a configuration already taken.
 
     Call order as any sampler's: ``before_trial``, ``infer_relative_search_space``,
     ``sample_relative``, ``sample_independent`` per remaining param, ``after_trial``."""
 
-    def __init__(self, inner: optuna.samplers.BaseSampler) -> None:
+    def __init__(self, inner: optuna.samplers.BaseSampler, *,
+                 space: SearchSpace | None = None) -> None:
         self.inner = inner
+        self.space = space
 
     def __str__(self) -> str:
         return f"BaselineAware({self.inner})"
@@ -108,7 +112,11 @@ class BaselineAwareSampler(optuna.samplers.BaseSampler):
                                              param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """The inner sampler's bookkeeping first; then, given the space, a new search trial
+        gets a configuration no trial has taken (``tuner.study.novelty``)."""
         self.inner.before_trial(study, trial)
+        if self.space is not None:
+            propose(self, study, trial, space=self.space)
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:

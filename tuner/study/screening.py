@@ -13,6 +13,9 @@ margin (1.5 times the noise floor, at least 5%): "no measurable effect" must be 
 a wide interval keeps the knob in the search rather than fixing it on too little evidence.
 The rounds are sequential: 4 for every probe, then 2 more at a time (up to 10) for the knobs
 still undecided, so a clear case costs 4 rounds and a close one gets the precision it needs.
+The intervals are those of ``tuner.study.sequential``: examined only at those looks, at the
+level the looks and the probes spend of the 5% error, so stopping early at a look does not
+make noise pass for an effect (or for its absence).
 
 Before any round, a knob that only a runtime library reads (its ``needs_library``: KMP_*
 need Intel's or LLVM's OpenMP) is judged from what the baselines' processes loaded (the
@@ -51,6 +54,7 @@ from tuner.store.values import BY_LIBRARIES, MEASURED, Loaded, Screening
 from tuner.study.events import Say, ignore
 from tuner.study.interleave import Entry, paired, run_rounds
 from tuner.study.measure import Measurer
+from tuner.study.sequential import Looks, run_looks
 from tuner.study.trial import study_floor
 
 logger = logging.getLogger(__name__)
@@ -235,28 +239,33 @@ def _run(study: optuna.Study, measurer: Measurer, dims: list[Dimension], rounds:
         f"{1 + sum(map(len, entries.values()))} configurations in interleaved rounds")
     undecided = set(probes)
     verdicts: dict[str, list[str]] = {}
-    done = 0
-    step = rounds
-    while undecided and done < MAX_ROUNDS:
+    looks = Looks.stepping(rounds, MORE_ROUNDS, max(rounds, MAX_ROUNDS))
+
+    def add_rounds(count: int) -> None:
         active = [reference] + [e for name in sorted(undecided) for e in entries[name]]
-        run_rounds(measurer, active, step)
-        done += step
+        run_rounds(measurer, active, count)
         for group in entries.values():  # decided probes sat these rounds out
             for entry in group:
                 entry.values += [None] * (len(reference.values) - len(entry.values))
+
+    def decided(level: float) -> bool:
         for name in sorted(undecided):
             verdicts[name] = [_verdict(s, limit) if s else "failed"
-                              for s in (_speedup(e, reference, floor, goal)
+                              for s in (_speedup(e, reference, floor, goal, level)
                                         for e in entries[name])]
             if "matters" in verdicts[name] or all(v == "inert" for v in verdicts[name]):
                 undecided.discard(name)
-        step = MORE_ROUNDS
+        return not undecided
+
+    stopped = run_looks(looks, add_rounds=add_rounds, settled=decided,
+                        comparisons=sum(map(len, entries.values())))
+    done = stopped.rounds
     results: dict[str, Any] = {}
     for name, group in entries.items():
         speedups = {}
         lines = []
         for value, entry in zip(probes[name], group, strict=True):
-            speedup = _speedup(entry, reference, floor, goal)
+            speedup = _speedup(entry, reference, floor, goal, stopped.level)
             if speedup is None:
                 lines.append(f"{name}={value}: runs failed ("
                              + "; ".join(sorted({r for r in entry.reasons if r})) + ")")
@@ -279,9 +288,9 @@ def _run(study: optuna.Study, measurer: Measurer, dims: list[Dimension], rounds:
     return results
 
 
-def _speedup(entry: Entry, reference: Entry, floor: float,
-             goal: Goal) -> stats.Speedup | None:
+def _speedup(entry: Entry, reference: Entry, floor: float, goal: Goal,
+             level: float) -> stats.Speedup | None:
     probe, ref = paired(entry, reference)
     if len(probe) < 2:
         return None
-    return stats.paired_speedup(probe, ref, floor=floor, goal=goal)
+    return stats.paired_speedup(probe, ref, floor=floor, goal=goal, level=level)

@@ -1,0 +1,150 @@
+"""Sequential comparisons: intervals that hold however early the rounds stop, and the
+confirmation's race that stops at a target precision."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tuner import stats
+from tuner.execution.outcome import Outcome, Status
+from tuner.goal import MAXIMIZE
+from tuner.study.confirmation import Race
+from tuner.study.interleave import Entry
+from tuner.study.sequential import Looks, half_width, run_looks, target_precision
+
+
+def test_looks_grow_to_the_budget_and_spend_the_error_once() -> None:
+    looks = Looks.growing(4, 12)
+    assert looks.rounds == (4, 6, 9, 12)
+    assert Looks.stepping(4, 2, 10).rounds == (4, 6, 8, 10)
+    assert Looks.growing(5, 5).rounds == (5,)
+    spent = sum(1 - looks.level(k, 3) for k in range(len(looks.rounds))) * 3
+    assert spent == pytest.approx(0.05)
+    assert looks.level(0, 1) > looks.level(3, 1)  # the last look gets the most error
+
+
+def test_target_precision() -> None:
+    assert target_precision("auto", 0.08) == 0.08
+    assert target_precision("auto", 0.004) == 0.02
+    assert target_precision(0.03, 0.08) == 0.03
+
+
+@dataclass
+class SimulatedPair:
+    """Two configurations whose true ratio is ``true_ratio``, measured in rounds under a
+    common drift, compared as the confirmation does."""
+
+    noise: float
+    true_ratio: float
+    target: float
+    rng: random.Random
+    every_round: bool = False
+    a: list[float] = field(default_factory=list)
+    b: list[float] = field(default_factory=list)
+    final: stats.Speedup | None = None
+
+    def add(self, count: int) -> None:
+        for _ in range(count):
+            drift = math.exp(self.rng.gauss(0, 0.05))
+            self.b.append(100 * drift * math.exp(self.rng.gauss(0, self.noise)))
+            self.a.append(100 * self.true_ratio * drift * math.exp(self.rng.gauss(0, self.noise)))
+
+    def settled(self, level: float) -> bool:
+        speedup = stats.paired_speedup(self.a, self.b, floor=0.0,
+                                       level=0.95 if self.every_round else level)
+        self.final = speedup
+        return half_width(speedup) <= self.target or speedup.low > 1 or speedup.high < 1
+
+
+def sequential_coverage(noise: float, *, runs: int, true_ratio: float, target: float,
+                        seed: int, every_round: bool = False) -> tuple[float, float]:
+    """Share of simulated sequential comparisons whose final interval holds the true ratio,
+    and the mean rounds spent. The rounds stop at the first look where the interval is
+    within ``target`` or excludes 1 (or at 12). ``every_round``: the naive procedure, a
+    plain 95% interval looked at after every round."""
+    rng = random.Random(seed)
+    looks = Looks(tuple(range(3, 13))) if every_round else Looks.growing(4, 12)
+    covered = 0
+    spent = 0
+    for _ in range(runs):
+        pair = SimulatedPair(noise, true_ratio, target, rng, every_round)
+        stopped = run_looks(looks, add_rounds=pair.add, settled=pair.settled, comparisons=1)
+        spent += stopped.rounds
+        assert pair.final is not None
+        covered += pair.final.low <= true_ratio <= pair.final.high
+    return covered / runs, spent / runs
+
+
+@pytest.mark.parametrize("noise", [0.02, 0.06, 0.12])
+def test_sequential_intervals_cover_the_true_ratio(noise: float) -> None:
+    """At three noise levels (per-run spread 2%, 6%, 12%), stopping as soon as the interval
+    is precise or decided, the final interval holds the true ratio in at least 95% of
+    studies."""
+    coverage, rounds = sequential_coverage(noise, runs=1500, true_ratio=1.04, target=0.03,
+                                           seed=int(noise * 1000))
+    assert coverage >= 0.95, (coverage, rounds)
+    assert 4 <= rounds <= 12
+
+
+def test_looking_after_every_round_at_95_percent_is_not_valid() -> None:
+    """Why the looks spend the error: the naive sequential procedure misses more often."""
+    naive, _ = sequential_coverage(0.12, runs=1500, true_ratio=1.0, target=0.03, seed=9,
+                                   every_round=True)
+    valid, _ = sequential_coverage(0.12, runs=1500, true_ratio=1.0, target=0.03, seed=9)
+    assert naive < 0.93 < 0.95 <= valid
+
+
+@dataclass
+class FakeMeasurer:
+    """Answers each configuration (``applied['x']`` is its true throughput) with noise."""
+
+    noise: float
+    seed: int = 0
+    metric: str = "throughput"
+    runs: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def run(self, applied: dict[str, Any], **_: Any) -> Outcome:
+        self.runs.append(str(applied["x"]))
+        value = float(applied["x"]) * math.exp(self.rng.gauss(0, self.noise))
+        return Outcome(status=Status.OK, reason="", metrics={self.metric: value})
+
+
+def race_of(values: dict[str, float], *, noise: float, target: float, most: int,
+            seed: int = 1) -> tuple[dict[str, Any], FakeMeasurer]:
+    entries = [Entry(label=label, applied={"x": x}) for label, x in values.items()]
+    race = Race(entries, floor=0.01, goal=MAXIMIZE, target=target)
+    measurer = FakeMeasurer(noise=noise, seed=seed)
+    looks = Looks.growing(4, most)
+    stopped = run_looks(looks, add_rounds=lambda n: race.add_rounds(measurer, n),  # type: ignore[arg-type]
+                        settled=race.settled, comparisons=race.comparisons)
+    return race.result(stopped, looks), measurer
+
+
+def test_the_race_stops_at_the_target_precision_and_drops_the_slower() -> None:
+    record, measurer = race_of({"defaults": 100.0, "vendor": 101.0, "trial 3": 140.0,
+                                "trial 5": 100.0}, noise=0.01, target=0.03, most=12)
+    precision = record["precision"]
+    assert precision["settled"] and precision["reached"] <= 0.03
+    assert record["rounds"] < 12  # stopped at an early look
+    entries = {e["label"]: e for e in record["entries"]}
+    assert "left the race" in entries["trial 5"]["dropped"]
+    assert entries["trial 3"]["speedups"]["defaults"]["verdict"] == "win"
+    assert record["best"] == "trial 3"
+    assert measurer.runs.count("100.0") < measurer.runs.count("140.0") + record["rounds"]
+
+
+def test_a_budget_spent_before_the_precision_is_inconclusive() -> None:
+    record, _ = race_of({"defaults": 100.0, "vendor": 100.0, "trial 3": 101.0},
+                        noise=0.15, target=0.02, most=6)
+    assert not record["precision"]["settled"]
+    assert record["precision"]["reached"] > 0.02
+    verdicts = {s["verdict"] for e in record["entries"] for s in e["speedups"].values()}
+    assert "inconclusive" in verdicts and "no measurable difference" not in verdicts
