@@ -1,6 +1,6 @@
 """What tuner itself adds to every trial, beyond the workload's own process.
 
-    python bench/overhead.py [--trials 60] [--postgres postgresql://postgres@127.0.0.1/tuner_bench]
+    python bench/overhead.py [--trials 60 500] [--postgres postgresql://postgres@127.0.0.1/tuner_bench]
 
 * loop: a whole study of ``--trials`` trials through ``tuner.study.run.tune`` with an instant
   backend (each run answers at once with 3 intervals and a value): the sampler's ask, the
@@ -50,8 +50,9 @@ def loop_seconds(storage: str, trials: int) -> tuple[float, float]:
     """Seconds per trial of a whole study, and of TPE's ask alone at that study size."""
     spec = StudySpec.model_validate({
         "name": f"overhead-{time.time_ns()}", "workload": {"builtin": "resnet"},
-        "knobs": {"intra_op": "auto", "inter_op": {"low": 1, "high": 4},
-                  "KMP_BLOCKTIME": [0, 1, 200], "batch_size": [4, 8, 16, 32]},
+        "knobs": {"intra_op": "auto", "inter_op": {"low": 1, "high": 16},
+                  "KMP_BLOCKTIME": [0, 1, 200],
+                  "batch_size": [2, 4, 8, 16, 32, 64, 128, 256]},
         "budget": {"n_trials": trials}, "screening": "off", "confirm": {"top": 0},
         "noise": {"runs": 3}})
     space = build_space(spec, probe_host())
@@ -129,31 +130,41 @@ def typical_trial_seconds() -> tuple[float, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=60)
+    parser.add_argument("--trials", type=int, nargs="+", default=[60, 500],
+                        help="study sizes to time the loop at")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/tuner_bench")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     trial, where = typical_trial_seconds()
     forked = forked_trial_seconds()
+    launch = launch_seconds()
+    parse = parse_seconds()
+    print(f"typical small-preset run: {trial:.2f} s fresh ({where}); {forked:.2f} s forked "
+          "(ResNet small, fork launcher, median of 3, measured in this run)")
+    for trials in args.trials:
+        print(f"\nstudy of {trials} trials")
+        table(trials, args.postgres, trial=trial, forked=forked, fixed=(launch, parse))
+    return 0
+
+
+def table(trials: int, postgres: str, *, trial: float, forked: float,
+          fixed: tuple[float, float]) -> None:
+    launch, parse = fixed
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        sqlite_loop, sqlite_ask = loop_seconds(f"sqlite:///{tmp}/overhead.db", args.trials)
-    rows += [("sampling (TPE ask + suggest)", sqlite_ask),
+        sqlite_loop, sqlite_ask = loop_seconds(f"sqlite:///{tmp}/overhead.db", trials)
+    rows += [(f"sampling (TPE ask + suggest, at {trials} trials)", sqlite_ask),
              ("loop per trial on SQLite (sampling, storage, pruner, tell)", sqlite_loop)]
     postgres_loop = None
     try:
-        ensure_database(args.postgres)
-        postgres_loop, _ = loop_seconds(args.postgres, args.trials)
+        ensure_database(postgres)
+        postgres_loop, _ = loop_seconds(postgres, trials)
         rows.append(("loop per trial on PostgreSQL", postgres_loop))
     except Exception as exc:  # the benchmark reports an unreachable server and goes on
         print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
-    launch = launch_seconds()
-    parse = parse_seconds()
     rows += [("launch, stream and stop (runner above subprocess.run)", launch),
              ("parse one run's output (40 lines)", parse)]
-    print(f"typical small-preset run: {trial:.2f} s fresh ({where}); {forked:.2f} s forked "
-          "(ResNet small, fork launcher, median of 3)")
     print("| part | seconds per trial | share of a fresh run | share of a forked run |")
     print("|---|---|---|---|")
     for label, seconds in rows:
@@ -164,7 +175,6 @@ def main(argv: list[str] | None = None) -> int:
             total = loop + launch + parse
             print(f"| **total on {name}** | **{total * 1000:.1f} ms** | **{total / trial:.2%}** "
                   f"| **{total / forked:.2%}** |")
-    return 0
 
 
 def ensure_database(url: str) -> None:

@@ -18,8 +18,9 @@ strategy and seed it records:
 * to answer: the seconds when the answer is correct, infinite otherwise; its median is the
   table's "s to a correct answer" (">" when fewer than half the seeds are correct).
 
-Strategies: ``tpe`` (tuner's default), ``gp`` (Optuna's GPSampler), ``cmaes``, ``random``,
-``grid`` (in random order), each with tuner's pruning and adaptive repeats;
+Strategies: ``tpe`` (tuner's default), ``gp`` (Optuna's GPSampler), ``cmaes``, ``hebo``
+(``bench/hebo_sampler.py``, in a venv of its own), ``random``, ``grid`` (in random order),
+each with tuner's pruning and adaptive repeats;
 ``tpe-halving`` (successive halving across trials instead of the noise pruner);
 ``tpe-no-pruning`` (3 full runs per trial); and ``concertio``, the fixed-repeat practice of
 commercial tuners (Concertio's Optimizer Studio): 3 full runs per trial, no pruning, no
@@ -51,8 +52,11 @@ from tuner.testing.replay_studies import ReplayOptions, host_for, replay_spec, r
 from tuner.testing.surfaces import Surface
 
 HERE = Path(__file__).resolve().parent
-STRATEGIES = ("tpe", "gp", "cmaes", "random", "grid", "tpe-halving", "tpe-no-pruning",
-              "concertio")
+STRATEGIES = ("tpe", "gp", "cmaes", "hebo", "random", "grid", "tpe-halving",
+              "tpe-no-pruning", "concertio")
+#: Run by default: HEBO needs a venv of its own (bench/hebo_sampler.py), run it with
+#: ``--strategies hebo --merge`` from there.
+DEFAULT_STRATEGIES = tuple(s for s in STRATEGIES if s != "hebo")
 WITHIN = 0.02
 
 
@@ -65,8 +69,8 @@ class Task:
 
 
 def spec_overrides(task: Task) -> dict[str, Any]:
-    sampler = {"tpe-no-pruning": "tpe", "concertio": "tpe",
-               "tpe-halving": "tpe"}.get(task.strategy, task.strategy)
+    sampler = {"tpe-no-pruning": "tpe", "concertio": "tpe", "tpe-halving": "tpe",
+               "hebo": "tpe"}.get(task.strategy, task.strategy)
     overrides: dict[str, Any] = {
         "budget": {"n_trials": task.budget}, "sampler": {"name": sampler, "seed": task.seed},
         "confirm": {"top": 3}}
@@ -112,9 +116,20 @@ def run_task(task: Task) -> dict[str, Any]:
     _SURFACES[task.surface] = surface
     spec = replay_spec(surface, path, name=f"{surface.name}-{task.strategy}-{task.seed}",
                        **spec_overrides(task))
+    host = host_for(surface)
+    custom = None
+    if task.strategy == "hebo":  # in a venv of its own: see bench/hebo_sampler.py
+        from hebo_sampler import HEBOSampler
+
+        from tuner.space.search_space import build_space
+        from tuner.study.samplers import startup_trials
+
+        custom = HEBOSampler(seed=task.seed,
+                             n_startup_trials=startup_trials(build_space(spec, host)))
     started = time.process_time()
-    replayed = run_replay(surface, spec, host_for(surface),
-                          ReplayOptions(seed=task.seed, confirm=task.strategy != "concertio"))
+    replayed = run_replay(surface, spec, host,
+                          ReplayOptions(seed=task.seed, sampler=custom,
+                                        confirm=task.strategy != "concertio"))
     cpu = time.process_time() - started
     applied, wins = answer_of(replayed.study)
     _, best = surface.optimum()
@@ -185,10 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--surfaces", nargs="*",
                         default=sorted(str(p) for p in (HERE / "surfaces").glob("*.json")))
-    parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES))
+    parser.add_argument("--strategies", nargs="*", default=list(DEFAULT_STRATEGIES),
+                        choices=STRATEGIES)
     parser.add_argument("--max-budget", type=int, default=60)
     parser.add_argument("--jobs", type=int, default=multiprocessing.cpu_count())
     parser.add_argument("--out", type=Path, default=HERE / "results" / "time_to_answer")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of other strategies from the last results")
     args = parser.parse_args(argv)
     tasks = []
     for path in args.surfaces:
@@ -205,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
             if index % 20 == 0:
                 print(f"{index}/{len(tasks)} studies, {time.monotonic() - started:.0f} s",
                       file=sys.stderr, flush=True)
+    if args.merge and args.out.with_suffix(".json").exists():
+        earlier = json.loads(args.out.with_suffix(".json").read_text())["rows"]
+        rows += [r for r in earlier if r["strategy"] not in args.strategies]
     print(report(rows, args.out, time.monotonic() - started))
     return 0
 

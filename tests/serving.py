@@ -29,7 +29,7 @@ knobs:
 budget: {{n_trials: 10}}
 sampler: {{seed: 4}}
 noise: {{runs: 3}}
-confirm: {{top: 2, rounds: 3}}
+confirm: {{top: 2, rounds: 3, max_rounds: 3}}
 """
 
 

@@ -69,7 +69,7 @@ knobs:
 budget: {{n_trials: 10}}
 sampler: {{name: tpe, seed: 2}}
 noise: {{runs: 3}}
-confirm: {{top: 2, rounds: 3}}
+confirm: {{top: 2, rounds: 3, max_rounds: 3}}
 storage: {storage}
 """)
     out = tuner("tune", str(path), "--output", str(tmp_path / "out"), cwd=tmp_path, check=True)
@@ -154,7 +154,7 @@ studies:
       membind: auto
     budget: {{n_trials: 4}}
     noise: {{runs: 2}}
-    confirm: {{top: 1, rounds: 2}}
+    confirm: {{top: 1, rounds: 2, max_rounds: 2}}
   - name: needs-numactl
     workload: {{builtin: resnet}}
     knobs: {{membind: [0]}}

@@ -66,7 +66,8 @@ def picky_study(name: str, condition: str, **overrides: Any) -> str:
         "knobs": {"threads": {"flag": "--threads", "low": 1, "high": 6},
                   "KMP_BLOCKTIME": [0, 1, 200]},
         "budget": {"n_trials": 6}, "sampler": {"name": "tpe", "seed": 3},
-        "noise": {"runs": 2}, "screening": "off", "confirm": {"top": 2, "rounds": 2},
+        "noise": {"runs": 2}, "screening": "off",
+        "confirm": {"top": 2, "rounds": 2, "max_rounds": 2},
         **overrides})
 
 

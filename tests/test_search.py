@@ -51,7 +51,8 @@ def fake_study(**overrides: Any) -> str:
     """The study file of the fake workload, with top-level keys replaced (``study_yaml``)."""
     return study_yaml(**{"name": "fake", "workload": fake_workload(), "knobs": fake_knobs(),
                          "budget": {"n_trials": 12}, "sampler": {"name": "tpe", "seed": 3},
-                         "noise": {"runs": 3}, "confirm": {"top": 2, "rounds": 3},
+                         "noise": {"runs": 3}, "confirm": {"top": 2, "rounds": 3,
+                                                  "max_rounds": 3},
                          **overrides})
 
 
@@ -153,7 +154,7 @@ knobs:
 budget: {{n_trials: 6}}
 screening: off
 noise: {{runs: 4}}
-confirm: {{top: 2, rounds: 4}}
+confirm: {{top: 2, rounds: 4, max_rounds: 6}}
 """
     result = run_study(write_study(text), local_host, storage)
     noise = records.get(result.study.user_attrs, "noise")

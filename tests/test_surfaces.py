@@ -94,7 +94,7 @@ threads_within_binding: false
 sampler: {{name: grid}}
 budget: {{n_trials: 5}}
 noise: {{runs: 2}}
-confirm: {{top: 1, rounds: 3}}
+confirm: {{top: 1, rounds: 3, max_rounds: 3}}
 """)
     result = run_study_file(path, local_host, f"sqlite:///{tmp_path / 'r.db'}")
     summary = summarize(result.study)

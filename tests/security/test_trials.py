@@ -32,7 +32,7 @@ knobs:
 budget: {{n_trials: 4}}
 sampler: {{name: grid}}
 noise: {{runs: 2}}
-confirm: {{top: 1, rounds: 2}}
+confirm: {{top: 1, rounds: 2, max_rounds: 2}}
 """
 
 

@@ -133,7 +133,7 @@ def test_embedded_service_runs_a_submitted_study(serve: Callable[..., str],
     body = (f"name: embedded\nworkload: {{command: [{PYTHON}, {FAKE_WORKLOAD}], "
             f"parser: protocol}}\nknobs: {{threads: {{flag: --threads, low: 1, high: 4}}}}\n"
             f"budget: {{n_trials: 6}}\nsampler: {{name: grid}}\nnoise: {{runs: 2}}\n"
-            f"confirm: {{top: 1, rounds: 2}}\n")
+            f"confirm: {{top: 1, rounds: 2, max_rounds: 2}}\n")
     created = subprocess.run(["curl", "-s", "-X", "POST", "--data-binary", body, "-H",
                               "Content-Type: application/yaml", f"{url}/studies"],
                              capture_output=True, text=True, timeout=30)

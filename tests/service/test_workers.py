@@ -100,7 +100,7 @@ budget: {{n_trials: 9}}
 noise: {{runs: 2}}
 repeats: 1
 screening: off
-confirm: {{top: 1, rounds: 2}}
+confirm: {{top: 1, rounds: 2, max_rounds: 2}}
 """)
     workers = [start_worker(database, tmp_path, i) for i in range(3)]
     for worker in workers:

@@ -122,7 +122,7 @@ budget: {{n_trials: 4}}
 sampler: {{seed: 1}}
 noise: {{runs: 2}}
 repeats: 1
-confirm: {{top: 1, rounds: 2}}
+confirm: {{top: 1, rounds: 2, max_rounds: 2}}
 storage: {storage}
 """)
     out = subprocess.run([sys.executable, "-m", "tuner.cli", "tune", str(path), "--quiet"],

@@ -193,13 +193,18 @@ def propose(sampler: optuna.samplers.BaseSampler, study: optuna.Study, trial: Fr
     skip = {d.name for d in space.dims} - set(names)
     seen = taken(study, names, but=trial.number)
     proposal: dict[str, Any] = {}
-    for attempt in range(1, ATTEMPTS + 1):
+    exhausted = not skip and len(seen) >= space.size  # every configuration taken already
+    for attempt in range(1, 1 if exhausted else ATTEMPTS + 1):
         drafted = space.suggest(Draft(sampler, study, current), skip=skip)
         proposal = {name: drafted[name] for name in names}
         if config_key(proposal) not in seen:
             how = "sampler" if attempt == 1 else f"sampler, ask {attempt} (earlier asks " \
                                                   "repeated measured configurations)"
             return _fix(storage, trial, proposal, how)
+    if exhausted:
+        drafted = space.suggest(Draft(sampler, study, current), skip=skip)
+        return _fix(storage, trial, {name: drafted[name] for name in names},
+                    "sampler (every valid configuration measured)")
     nearest = nearest_untaken(space, skip=skip, seen=seen, target=proposal,
                               rng=random.Random(f"{study.study_name}:{trial.number}"))
     if nearest is None:

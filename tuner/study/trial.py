@@ -47,6 +47,7 @@ from tuner.store.attributes import (
     SHELL,
     WORKER,
 )
+from tuner.store.batch import Batch, batched
 from tuner.store.database import abandoned, retry_abandoned
 from tuner.store.values import Loaded, Noise, Run, Worker
 from tuner.study.events import RunEvents, Silent
@@ -129,16 +130,17 @@ class TrialObjective:
             applied = {**values, **inert}
         applied.update(self.space.fixed)
         launch = self.space.launch(applied)
-        for attribute, empty in FRESH_ATTRS:
-            if attribute.present(trial):
-                attribute.put(trial, empty)
-        ROLE.put(trial, role)
-        APPLIED.put(trial, applied)
-        LAUNCH.put(trial, launch.to_dict())
-        SHELL.put(trial, launch.shell_line())
-        WORKER.put(trial, Worker.here(self.hostname))
-        if baseline and baseline.approximate:
-            APPROXIMATE.put(trial, list(baseline.approximate))
+        with batched(trial) as start:  # one transaction, not one per attribute
+            for attribute, empty in FRESH_ATTRS:
+                if attribute.present(trial):
+                    attribute.put(start, empty)
+            ROLE.put(start, role)
+            APPLIED.put(start, applied)
+            LAUNCH.put(start, launch.to_dict())
+            SHELL.put(start, launch.shell_line())
+            WORKER.put(start, Worker.here(self.hostname))
+            if baseline and baseline.approximate:
+                APPROXIMATE.put(start, list(baseline.approximate))
         self.events.trial_started(trial.number, role, applied)
         if not baseline:
             earlier = self._finished_twin(trial, applied)
@@ -180,6 +182,13 @@ class TrialObjective:
         raise TrialFailed(reason)
 
     def _measure(self, trial: Trial, role: str, applied: Mapping[str, Any]) -> float:
+        """The trial's runs; what they found is written in one transaction at the end (also
+        when they are interrupted), the intermediate values as each interval arrives."""
+        with batched(trial) as found:
+            return self._runs(trial, found, role, applied)
+
+    def _runs(self, trial: Trial, found: Batch, role: str, applied: Mapping[str, Any]
+              ) -> float:
         low, high = self.runs_for(role)
         statistic = self.spec.repeats.statistic
         samples: list[float] = []
@@ -215,25 +224,25 @@ class TrialObjective:
                 intervals.append(outcome.intervals.get(self.measurer.metric, []))
                 record["tail"] = outcome.tail.splitlines()[-5:]
             runs.append(record)
-            if outcome.reported is not None and not REPORTED.present(trial):
-                REPORTED.put(trial, outcome.reported)
+            if outcome.reported is not None and not REPORTED.present(found):
+                REPORTED.put(found, outcome.reported)
             if (outcome.libraries is not None or outcome.build is not None) and (
                     loaded is None or (not loaded.known and outcome.libraries is not None)):
                 loaded = Loaded(libraries=outcome.libraries, build=outcome.build)
-                LOADED.put(trial, loaded)
+                LOADED.put(found, loaded)
             if outcome.echoed and outcome.echoed[0] != echoed:
                 echoed = outcome.echoed[0]  # the last run's: a failed run shows what went wrong
-                ECHOED.put(trial, echoed)
+                ECHOED.put(found, echoed)
             if not outcome.ok:
                 failure = outcome
                 break
             if len(samples) >= low and not deserves_more(samples, trial.study, statistic):
                 break
-        SAMPLES.put(trial, samples)
-        RUNS.put(trial, [Run.of(run) for run in runs])
-        RUN_SECONDS.put(trial, sum(run["seconds"] for run in runs))
+        SAMPLES.put(found, samples)
+        RUNS.put(found, [Run.of(run) for run in runs])
+        RUN_SECONDS.put(found, sum(run["seconds"] for run in runs))
         if failure is not None:
-            REASON.put(trial, failure.reason)
+            REASON.put(found, failure.reason)
             if failure.status is Status.PRUNED:
                 raise optuna.TrialPruned(failure.reason)
             raise TrialFailed(failure.reason)
