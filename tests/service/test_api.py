@@ -215,8 +215,11 @@ def test_dashboard_pages_render(finished_client: TestClient) -> None:
     study = finished_client.get("/ui/studies/finished")
     assert study.status_code == 200
     for marker in ('id="best-knobs"', 'id="trials-chart"', 'id="launch"', 'id="speedups"',
-                   'id="copy-launch"', 'id="importance"', 'id="noise"'):
+                   'id="copy-launch"', 'id="importance"', 'id="noise"', 'id="precision"'):
         assert marker in study.text, marker
+    precision = finished_client.get("/studies/finished").json()["confirmation"]["precision"]
+    assert f'data-target="{precision["target"]}"' in study.text
+    assert f'data-reached="{precision["reached"]}"' in study.text
     assert finished_client.get("/ui/studies/nope").status_code == 404
     assert finished_client.get("/", follow_redirects=False).headers["location"] == "/ui"
 

@@ -40,6 +40,9 @@ class Speedup(BaseModel):
     floor: float | None = None
     rounds: int | None = None
     level: float | None = None
+    half_width: float | None = Field(None, description="relative half-width of the interval "
+                                                       "(the precision the confirmation "
+                                                       "reached)")
 
 
 class Answer(BaseModel):
