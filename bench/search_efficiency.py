@@ -44,7 +44,7 @@ from typing import Any
 
 import optuna
 
-from tuner.host import Fingerprint, Host, Tools, probe_host, synthetic_topology
+from tuner.host import Fingerprint
 from tuner.settings import get_settings
 from tuner.space.search_space import SearchSpace, build_space
 from tuner.spec.models import StudySpec
@@ -52,6 +52,7 @@ from tuner.store import records
 from tuner.store.database import live_trials
 from tuner.study.opening import make_sampler
 from tuner.study.run import Collaborators, RunLimits, StudyRun, StudyTarget
+from tuner.testing.replay_studies import host_for, knob_entry
 from tuner.testing.surfaces import ReplayBackend, Surface
 
 HERE = Path(__file__).resolve().parent
@@ -67,27 +68,6 @@ class Task:
     pruning: bool
     budget: int
     startup_saving: float = 0.0
-
-
-def host_for(surface: Surface) -> Host:
-    fp = surface.fingerprint
-    local = probe_host()
-    if not surface.synthetic and fp.get("physical_cores") == local.topology.physical_cores:
-        return local
-    sockets = int(fp.get("sockets", 1))
-    return Host(topology=synthetic_topology(
-        sockets=sockets, cores_per_socket=int(fp["physical_cores"]) // sockets,
-        threads_per_core=int(fp.get("threads_per_core", 1)),
-        nodes_per_socket=max(1, int(fp.get("numa_nodes", 1)) // sockets)),
-        tools=Tools(numactl="numactl", taskset="taskset"))
-
-
-def knob_entry(values: list[Any]) -> Any:
-    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-    steps = {b - a for a, b in zip(values, values[1:], strict=False)}
-    if ints and len(steps) == 1:
-        return {"low": values[0], "high": values[-1], "step": steps.pop()}
-    return {"choices": values}
 
 
 def study_for(surface: Surface, path: Path, task: Task) -> StudySpec:
