@@ -154,7 +154,7 @@ knobs:
 budget: {{n_trials: 6}}
 screening: off
 noise: {{runs: 4}}
-confirm: {{top: 2, rounds: 4, max_rounds: 6}}
+confirm: {{top: 2, rounds: 4, max_rounds: 4}}
 """
     result = run_study(write_study(text), local_host, storage)
     noise = records.get(result.study.user_attrs, "noise")
