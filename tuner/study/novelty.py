@@ -138,19 +138,28 @@ def taken(study: optuna.Study, names: Sequence[str], *, but: int) -> set[str]:
     return keys
 
 
-def distance(config: Mapping[str, Any], target: Mapping[str, Any],
-             space: SearchSpace) -> tuple[int, float]:
-    """How far ``config`` lies from ``target``: knobs changed, then the summed change of
-    the integer knobs, each relative to its range."""
-    changed, spread = 0, 0.0
+def integer_spans(space: SearchSpace) -> dict[str, int]:
+    """The width of each integer knob's range (knobs with a single value left out)."""
+    spans = {}
     for dim in space.dims:
-        a, b = config.get(dim.name), target.get(dim.name)
-        if a == b:
+        values = [v for v in dim.domain.values() if isinstance(v, int)]
+        if len(values) > 1 and max(values) > min(values):
+            spans[dim.name] = max(values) - min(values)
+    return spans
+
+
+def distance(config: Mapping[str, Any], target: Mapping[str, Any],
+             spans: Mapping[str, int]) -> tuple[int, float]:
+    """How far ``config`` lies from ``target``: knobs changed, then the summed change of
+    the integer knobs, each relative to its range (``integer_spans``)."""
+    changed, spread = 0, 0.0
+    for name, value in config.items():
+        other = target.get(name)
+        if value == other:
             continue
         changed += 1
-        values = dim.domain.values()
-        if isinstance(a, int) and isinstance(b, int) and len(values) > 1:
-            spread += abs(a - b) / (max(values) - min(values))
+        if name in spans and isinstance(value, int) and isinstance(other, int):
+            spread += abs(value - other) / spans[name]
     return changed, spread
 
 
@@ -167,10 +176,11 @@ def nearest_untaken(space: SearchSpace, *, skip: set[str], seen: set[str],
         return None
     best: list[dict[str, Any]] = []
     best_distance: tuple[int, float] | None = None
+    spans = integer_spans(space)  # once, not per configuration
     for config in space.configurations(skip):
         if config_key(config) in seen:
             continue
-        far = distance(config, target, space)
+        far = distance(config, target, spans)
         if best_distance is None or far < best_distance:
             best, best_distance = [config], far
         elif far == best_distance:
@@ -194,19 +204,16 @@ def propose(sampler: optuna.samplers.BaseSampler, study: optuna.Study, trial: Fr
     seen = taken(study, names, but=trial.number)
     proposal: dict[str, Any] = {}
     exhausted = not skip and len(seen) >= space.size  # every configuration taken already
-    for attempt in range(1, 1 if exhausted else ATTEMPTS + 1):
+    for attempt in range(1, (1 if exhausted else ATTEMPTS) + 1):
         drafted = space.suggest(Draft(sampler, study, current), skip=skip)
         proposal = {name: drafted[name] for name in names}
         if config_key(proposal) not in seen:
             how = "sampler" if attempt == 1 else f"sampler, ask {attempt} (earlier asks " \
                                                   "repeated measured configurations)"
             return _fix(storage, trial, proposal, how)
-    if exhausted:
-        drafted = space.suggest(Draft(sampler, study, current), skip=skip)
-        return _fix(storage, trial, {name: drafted[name] for name in names},
-                    "sampler (every valid configuration measured)")
-    nearest = nearest_untaken(space, skip=skip, seen=seen, target=proposal,
-                              rng=random.Random(f"{study.study_name}:{trial.number}"))
+    nearest = None if exhausted else nearest_untaken(
+        space, skip=skip, seen=seen, target=proposal,
+        rng=random.Random(f"{study.study_name}:{trial.number}"))
     if nearest is None:
         return _fix(storage, trial, proposal, "sampler (every valid configuration measured)")
     _fix(storage, trial, nearest, f"nearest unexplored configuration (the sampler repeated "
