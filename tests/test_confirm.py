@@ -1,6 +1,7 @@
 """The confirmation's recommendation: the best measured win over every baseline; without
 one, the best estimate among the entries not measured a loss (a baseline or a candidate,
-for which no win is claimed)."""
+for which no win is claimed). "Best" is the paired speedup over the reference baseline, the
+estimate the report states, not the median."""
 
 from __future__ import annotations
 
@@ -44,3 +45,52 @@ def test_for_a_latency_lower_is_better() -> None:
 
 def test_nothing_ran_means_no_winner() -> None:
     assert winner([{"label": "defaults", "speedups": {}}], goal=MAXIMIZE) is None
+
+
+def test_the_paired_estimate_ranks_not_the_median() -> None:
+    """Trial 4 has the higher median (two fast runs, one at 60%); trial 8 delivers more:
+    its paired speedup over the defaults is the higher, and the report shows it so."""
+    entries = [entry("defaults", 100.0), entry("vendor", 98.0),
+               {"label": "trial 4", "median": 125.0,
+                "speedups": {"defaults": {"verdict": "win", "ratio": 1.08},
+                             "vendor": {"verdict": "win", "ratio": 1.10}}},
+               {"label": "trial 8", "median": 118.0,
+                "speedups": {"defaults": {"verdict": "win", "ratio": 1.16},
+                             "vendor": {"verdict": "win", "ratio": 1.18}}}]
+    assert choose(entries, goal=MAXIMIZE) == ("trial 8", "measured win")
+
+
+def test_without_a_defaults_run_the_vendor_is_the_reference() -> None:
+    entries = [entry("vendor", 100.0),
+               {"label": "trial 2", "median": 90.0,
+                "speedups": {"vendor": {"verdict": "no measurable difference",
+                                        "ratio": 1.02}}}]
+    assert choose(entries, goal=MAXIMIZE) == ("trial 2", "best estimate")
+
+
+def test_pruned_trials_are_confirmed_when_too_few_completed() -> None:
+    """A baseline measured high (a lucky run) prunes every search trial against it; the
+    confirmation then races the best pruned trials rather than confirming nothing."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from tuner.store.attributes import APPLIED, ROLE
+    from tuner.study.confirmation import choose_entries
+
+    study = optuna.create_study(direction="maximize")
+
+    def add(role: str, applied: dict[str, int], value: float, state: TrialState) -> None:
+        trial = study.ask()
+        ROLE.put(trial, role)
+        APPLIED.put(trial, applied)
+        trial.report(value, 1)
+        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+
+    add("defaults", {}, 258.0, TrialState.COMPLETE)
+    add("vendor", {"intra_op": 2}, 212.0, TrialState.COMPLETE)
+    for number, value in enumerate((140.0, 223.0, 157.0, 204.0)):
+        add("search", {"intra_op": 10 + number}, value, TrialState.PRUNED)
+    add("search", {"intra_op": 9}, 150.0, TrialState.COMPLETE)
+    labels = [e.label for e in choose_entries(study, top=3)]
+    # the completed trial first, then the pruned ones by the value they reached
+    assert labels == ["defaults", "vendor", "trial 6", "trial 3", "trial 5"]

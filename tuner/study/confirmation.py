@@ -19,6 +19,7 @@ after it (a resumed study).
 
 from __future__ import annotations
 
+import math
 import socket
 import statistics
 from typing import Any
@@ -53,10 +54,7 @@ def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
             applied = APPLIED.get(trial) or {}
             entries.append(Entry(label=role, applied=applied, trial=trial.number))
             seen.add(config_key(applied))
-    ranked: list[FrozenTrial] = goal.ranked(
-        (t for t in complete if ROLE.get(t) == "search" and t.value is not None),
-        key=lambda t: float(t.value or 0.0))
-    for trial in ranked:
+    for trial in ranked_candidates(study, goal):
         applied = APPLIED.get(trial) or {}
         key = config_key(applied)
         if key in seen:
@@ -67,6 +65,20 @@ def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
         if len(entries) - len(ROLE_LABELS) >= top:
             break
     return entries
+
+
+def ranked_candidates(study: optuna.Study, goal: Goal) -> list[FrozenTrial]:
+    """The search trials by value, the completed ones first, then the pruned ones by the
+    last value they reported. A pruned trial was stopped because it looked worse than the
+    best so far, and that best may itself have been a lucky run (a baseline measured high):
+    when it was, every later trial is pruned against it, and a confirmation of the
+    completed trials alone would have nothing to confirm."""
+    trials = [t for t in live_trials(study) if ROLE.get(t) == "search" and t.value is not None]
+    ranked: list[FrozenTrial] = []
+    for state in (TrialState.COMPLETE, TrialState.PRUNED):
+        ranked += goal.ranked((t for t in trials if t.state == state),
+                              key=lambda t: float(t.value or 0.0))
+    return ranked
 
 
 def confirm(study: optuna.Study, measurer: Measurer, *, gate: StudyGate,
@@ -221,36 +233,54 @@ def compare(entries: list[Entry], *, floor: float, goal: Goal,
 
 
 def winner(entries: list[dict[str, Any]], *, goal: Goal) -> str | None:
-    """The label of the recommendation: the candidate with the best median among those
-    measured a win over every baseline; without one, the entry with the best median among
-    those not measured a loss against any baseline (the best estimate: deploying it is the
-    better bet, though no win is claimed for it; often a baseline); without a baseline
-    that ran, the best median."""
+    """The label of the recommendation: the candidate with the best estimated speedup among
+    those measured a win over every baseline; without one, the entry with the best estimate
+    among those not measured a loss against any baseline (deploying it is the better bet,
+    though no win is claimed for it; often a baseline); without a baseline that ran, the
+    best median."""
     return choose(entries, goal=goal)[0]
 
 
 def choose(entries: list[dict[str, Any]], *, goal: Goal) -> tuple[str | None, str]:
     """``winner``'s label and the basis of the choice: ``measured win``, ``best estimate``
-    (a candidate, no win claimed), ``baseline`` (a baseline's median was best) or
-    ``best median`` (no baseline ran)."""
+    (a candidate, no win claimed), ``baseline`` (a baseline's estimate was best) or
+    ``best median`` (no baseline ran).
+
+    Entries are ranked by their estimated speedup over the reference baseline (the first
+    of ``ROLE_LABELS`` that ran): the paired ratio the report states for that comparison,
+    so the recommendation is the entry the report shows fastest. The median of each entry
+    is not used: its rounds are not paired, and with few runs a single slow run moves it
+    less than it moves the throughput actually delivered (a configuration with one run in
+    three at 60% speed has the best median and not the best throughput)."""
     ran = [e for e in entries if "median" in e]
-
-    def best_of(pool: list[dict[str, Any]]) -> str | None:
-        if not pool:
-            return None
-        return str(goal.best_of(pool, key=lambda e: float(e["median"]))["label"])
-
     bases = [e for e in ran if e["label"] in ROLE_LABELS]
+    if not bases:
+        return (str(goal.best_of(ran, key=lambda e: float(e["median"]))["label"])
+                if ran else None), "best median"
+    reference = next(b for role in ROLE_LABELS for b in bases if b["label"] == role)
+
+    def best_of(pool: list[dict[str, Any]]) -> str:
+        return str(max(pool, key=lambda e: estimate(e, reference, goal=goal))["label"])
+
     wins = [e for e in ran if e["label"] not in ROLE_LABELS and all(
         e["speedups"].get(b["label"], {}).get("verdict") == "win" for b in bases)]
-    if bases and wins:
+    if wins:
         return best_of(wins), MEASURED_WIN
-    if bases:
-        safe = [e for e in ran if e["label"] in ROLE_LABELS or not any(
-            s.get("verdict") == "loss" for s in e["speedups"].values())]
-        label = best_of(safe)
-        return label, BASELINE if label in ROLE_LABELS else BEST_ESTIMATE
-    return best_of(ran), "best median"
+    safe = [e for e in ran if e["label"] in ROLE_LABELS or not any(
+        s.get("verdict") == "loss" for s in e["speedups"].values())]
+    label = best_of(safe)
+    return label, BASELINE if label in ROLE_LABELS else BEST_ESTIMATE
+
+
+def estimate(entry: dict[str, Any], reference: dict[str, Any], *, goal: Goal) -> float:
+    """``entry``'s estimated speedup over ``reference`` (higher is better for either goal):
+    the paired ratio where one was measured, else the ratio of the medians."""
+    if entry is reference:
+        return 1.0
+    ratio = entry["speedups"].get(reference["label"], {}).get("ratio")
+    if ratio is not None:
+        return float(ratio)
+    return math.exp(goal.log_ratio(float(entry["median"]), float(reference["median"])))
 
 
 MEASURED_WIN = "measured win"
