@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from tuner.store import records
+from tuner.store import records, snapshot
 from tuner.store.values import Run
 
 if TYPE_CHECKING:
@@ -50,7 +50,15 @@ Source = Holder | Mapping[str, Any]
 
 
 def attrs_of(source: Source) -> Mapping[str, Any]:
-    return source if isinstance(source, Mapping) else source.user_attrs
+    if isinstance(source, Mapping):
+        return source
+    return snapshot.study_attrs(source) if snapshot.is_study(source) else source.user_attrs
+
+
+def written(target: Target) -> None:
+    """After a write to ``target``: a study's kept attributes are read anew."""
+    if snapshot.is_study(target):
+        snapshot.forget_attrs(target)
 
 
 def same(value: Any) -> Any:
@@ -94,6 +102,7 @@ class Attr(Generic[T]):
             records.put(target.set_user_attr, self.key, data, target.user_attrs)
         else:
             target.set_user_attr(self.key, data)
+        written(target)
 
     def entry(self, value: T) -> dict[str, Any]:
         """``{key: stored value}``, for ``optuna.trial.create_trial(user_attrs=...)``."""
@@ -123,6 +132,7 @@ class Family(Generic[T]):
 
     def put(self, target: Target, name: object, value: T) -> None:
         target.set_user_attr(self.key(name), self.dump(value))
+        written(target)
 
     def items(self, source: Source) -> dict[str, T]:
         """Every member, by name (the key without the prefix)."""
@@ -149,6 +159,10 @@ class SystemAttr(Generic[T]):
 
     def put(self, storage: BaseStorage, trial_id: int, value: T) -> None:
         storage.set_trial_system_attr(trial_id, self.key, value)  # type: ignore[arg-type]
+
+    def entry(self, value: T) -> dict[str, Any]:
+        """``{key: value}``, for ``create_trial(system_attrs=...)`` or one batched write."""
+        return {self.key: value}
 
 
 def text(raw: Any) -> str:

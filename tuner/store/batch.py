@@ -37,6 +37,15 @@ class Batch:
 def write_user_attrs(storage: BaseStorage, trial_id: int, attrs: dict[str, Any]) -> None:
     """Write ``attrs`` as user attributes of trial ``trial_id``: one transaction on an RDB
     storage (also behind Optuna's cache), one call each on any other."""
+    _write(storage, trial_id, attrs, system=False)
+
+
+def write_system_attrs(storage: BaseStorage, trial_id: int, attrs: dict[str, Any]) -> None:
+    """``write_user_attrs`` for system attributes."""
+    _write(storage, trial_id, attrs, system=True)
+
+
+def _write(storage: BaseStorage, trial_id: int, attrs: dict[str, Any], *, system: bool) -> None:
     if not attrs:
         return
     backend = getattr(storage, "_backend", storage)
@@ -44,13 +53,16 @@ def write_user_attrs(storage: BaseStorage, trial_id: int, attrs: dict[str, Any])
         from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session
 
+        model = models.TrialSystemAttributeModel if system else models.TrialUserAttributeModel
         with _create_scoped_session(backend.scoped_session, True) as session:
             for key, value in attrs.items():
-                backend._set_trial_attr_without_commit(
-                    session, models.TrialUserAttributeModel, trial_id, key, value)
+                backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
         return
     for key, value in attrs.items():
-        storage.set_trial_user_attr(trial_id, key, value)
+        if system:
+            storage.set_trial_system_attr(trial_id, key, value)
+        else:
+            storage.set_trial_user_attr(trial_id, key, value)
 
 
 @contextlib.contextmanager

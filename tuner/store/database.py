@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.errors import NotFoundError, StorageError
 from tuner.settings import get_settings
-from tuner.store import attributes
+from tuner.store import attributes, snapshot
 from tuner.store.attributes import ABANDONED, CLAIMS, ROLE, WORKER
 from tuner.store.gate import StudyGate
 from tuner.store.values import Claim, Worker
@@ -121,7 +121,7 @@ def load(url: str, name: str, *, heartbeat: bool = True) -> optuna.Study:
 def live_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Every trial except the abandoned ones."""
     gone = abandoned(study)
-    return [t for t in study.get_trials(deepcopy=False) if t.number not in gone]
+    return [t for t in snapshot.trials(study) if t.number not in gone]
 
 
 def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -136,7 +136,7 @@ def claim(study: optuna.Study, gate: StudyGate, job: str, hostname: str, *,
     ``timeout`` seconds."""
     me = Worker.here(hostname)
     with gate.hold():
-        current = CLAIMS.get(study, job)
+        current = CLAIMS.get(study.user_attrs, job)  # read now, under the lock: never kept
         if current is not None:
             holder = current.worker
             if holder == me:

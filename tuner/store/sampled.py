@@ -13,7 +13,7 @@ import optuna
 from optuna.distributions import json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.store import attributes
+from tuner.store import attributes, snapshot
 
 #: The key of ``attributes.SAMPLER_PARAMS``, for ``create_trial(system_attrs=...)``.
 SAMPLER_PARAMS = attributes.SAMPLER_PARAMS.key
@@ -43,7 +43,7 @@ class _SampledStudy:
 
     def _get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None,
                     use_cache: bool = False) -> list[FrozenTrial]:
-        trials = self._study._get_trials(deepcopy=False, states=states, use_cache=use_cache)
+        trials = snapshot.trials(self._study, states, use_cache=use_cache)
         out = [as_sampled(t) for t in trials]
         return copy.deepcopy(out) if deepcopy else out
 

@@ -34,7 +34,9 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial
 
 from tuner.space.search_space import SearchSpace, config_key
+from tuner.store import snapshot
 from tuner.store.attributes import FIXED_PARAMS, PROPOSAL, ROLE, SCREENING
+from tuner.store.batch import write_system_attrs
 from tuner.store.database import abandoned
 
 #: Asks of the sampler before the nearest untaken configuration is taken instead.
@@ -129,7 +131,7 @@ def taken(study: optuna.Study, names: Sequence[str], *, but: int) -> set[str]:
     tune, and leaves unset what the runtime then chooses)."""
     gone = abandoned(study)
     keys: set[str] = set()
-    for trial in study.get_trials(deepcopy=False):
+    for trial in snapshot.trials(study):
         if trial.number == but or trial.number in gone or ROLE.get(trial) != "search":
             continue
         values = {**FIXED_PARAMS.get(trial), **trial.params}
@@ -194,6 +196,7 @@ def propose(sampler: optuna.samplers.BaseSampler, study: optuna.Study, trial: Fr
     docstring). ``sampler`` answers as the study's sampler would; a trial given its params
     already (a baseline, an enqueued or retried trial) is left alone."""
     storage = study._storage
+    # read anew: the inner sampler's before_trial may have written to it (Grid: its grid_id)
     current = storage.get_trial(trial._trial_id)
     if FIXED_PARAMS.key in current.system_attrs or current.params:
         return
@@ -222,6 +225,6 @@ def propose(sampler: optuna.samplers.BaseSampler, study: optuna.Study, trial: Fr
 
 def _fix(storage: optuna.storages.BaseStorage, trial: FrozenTrial, params: dict[str, Any],
          how: str) -> None:
-    FIXED_PARAMS.put(storage, trial._trial_id, params)
-    PROPOSAL.put(storage, trial._trial_id, how)
+    write_system_attrs(storage, trial._trial_id,
+                       {**FIXED_PARAMS.entry(params), **PROPOSAL.entry(how)})
     trial.system_attrs[FIXED_PARAMS.key] = params  # Trial reads its fixed params from here

@@ -45,6 +45,7 @@ from tuner.space.search_space import SearchSpace
 from tuner.store.attributes import CONFIRMATION, NOISE, REASON, ROLE, STARTED_AT, STATUS
 from tuner.store.database import counted_trials, live_trials, set_status
 from tuner.store.gate import StudyGate
+from tuner.store.snapshot import reading_once
 from tuner.study import confirmation, screening
 from tuner.study.events import RunEvents, Silent
 from tuner.study.measure import Measurer
@@ -120,7 +121,9 @@ def gated_ask(study: optuna.Study, gate: StudyGate,
     original = study.ask
 
     def ask(fixed_distributions: Any = None) -> Trial:
-        with gate.hold():
+        # the budget check, the duplicate check and the sampler read the study once, and
+        # the trial starts from that read (tuner.store.snapshot)
+        with gate.hold(), reading_once(study, hand_over=True):
             if not may_ask():
                 raise _BudgetReached
             return original(fixed_distributions)

@@ -28,6 +28,7 @@ from tuner.execution.runner import Decision, Outcome, Status
 from tuner.goal import Goal
 from tuner.knobs import UNSET
 from tuner.space.search_space import BaselineTrial, config_key
+from tuner.store import snapshot
 from tuner.store.access import Attr
 from tuner.store.attributes import (
     APPLIED,
@@ -118,6 +119,23 @@ class TrialObjective:
         return study_floor(study) / 2 if NOISE.present(study) else 0.01
 
     def __call__(self, trial: Trial) -> float:
+        # The study's attributes (the knobs screening left out, the noise floor the pruner
+        # and the repeats use) and its trial list are read once for the trial, not at each
+        # interval; the best value the pruner compares with is read at each.
+        with snapshot.reading_once(trial.study):
+            role, applied = self._start(trial)
+            earlier = None if role in self.baselines else self._finished_twin(trial, applied)
+            if earlier is not None:
+                return self._reuse(trial, earlier)
+            try:
+                return self._measure(trial, role, applied)
+            except KeyboardInterrupt:
+                frozen = trial.study._storage.get_trial(trial._trial_id)
+                retry_abandoned(trial.study, frozen, "interrupted (Ctrl-C); retried on resume")
+                raise
+
+    def _start(self, trial: Trial) -> tuple[str, dict[str, Any]]:
+        """The trial's role and knob values, written with its launch in one transaction."""
         role = ROLE.get(trial)
         baseline = self.baselines.get(role)
         if baseline:
@@ -142,16 +160,7 @@ class TrialObjective:
             if baseline and baseline.approximate:
                 APPROXIMATE.put(start, list(baseline.approximate))
         self.events.trial_started(trial.number, role, applied)
-        if not baseline:
-            earlier = self._finished_twin(trial, applied)
-            if earlier is not None:
-                return self._reuse(trial, earlier)
-        try:
-            return self._measure(trial, role, applied)
-        except KeyboardInterrupt:
-            frozen = trial.study._storage.get_trial(trial._trial_id)
-            retry_abandoned(trial.study, frozen, "interrupted (Ctrl-C); retried on resume")
-            raise
+        return role, applied
 
     @staticmethod
     def _finished_twin(trial: Trial, applied: Mapping[str, Any]) -> FrozenTrial | None:
@@ -160,7 +169,7 @@ class TrialObjective:
         key = config_key(applied)
         finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         gone = abandoned(trial.study)
-        for other in trial.study.get_trials(deepcopy=False, states=finished):
+        for other in snapshot.trials(trial.study, finished):
             if other.number != trial.number and other.number not in gone \
                     and config_key(APPLIED.get(other)) == key:
                 return other
