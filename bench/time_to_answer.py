@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=multiprocessing.cpu_count())
     parser.add_argument("--out", type=Path, default=HERE / "results" / "time_to_answer")
     parser.add_argument("--merge", action="store_true",
-                        help="keep the rows of other strategies from the last results")
+                        help="keep the last results' rows of the (surface, strategy) "
+                        "pairs not run now")
     args = parser.parse_args(argv)
     tasks = []
     for path in args.surfaces:
@@ -225,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr, flush=True)
     if args.merge and args.out.with_suffix(".json").exists():
         earlier = json.loads(args.out.with_suffix(".json").read_text())["rows"]
-        rows += [r for r in earlier if r["strategy"] not in args.strategies]
+        rerun = {(r["surface"], r["strategy"]) for r in rows}
+        rows += [r for r in earlier if (r["surface"], r["strategy"]) not in rerun]
     print(report(rows, args.out, time.monotonic() - started))
     return 0
 

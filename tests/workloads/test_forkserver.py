@@ -92,6 +92,8 @@ def test_one_server_serves_many_trials_and_skips_the_import(local_host: Host) ->
     assert second.timing is not None and second.timing["imports"] < 1.0
 
 
+@pytest.mark.slow  # two TensorFlow servers (~27 s); tests/test_runtimes.py keys the servers by
+# these variables and test_a_preloaded_allocator_has_a_server_of_its_own starts a real one
 def test_import_time_variables_get_their_own_server(local_host: Host) -> None:
     backend = ForkServerBackend()
     try:
