@@ -118,11 +118,12 @@ class FakeMeasurer:
 
 
 def race_of(values: dict[str, float], *, noise: float, target: float, most: int,
-            seed: int = 1) -> tuple[dict[str, Any], FakeMeasurer]:
+            seed: int = 1, give_up: bool = False) -> tuple[dict[str, Any], FakeMeasurer]:
     entries = [Entry(label=label, applied={"x": x}) for label, x in values.items()]
-    race = Race(entries, floor=0.01, goal=MAXIMIZE, target=target)
-    measurer = FakeMeasurer(noise=noise, seed=seed)
     looks = Looks.growing(4, most)
+    race = Race(entries, floor=0.01, goal=MAXIMIZE, target=target, looks=looks,
+                give_up=give_up)
+    measurer = FakeMeasurer(noise=noise, seed=seed)
     stopped = run_looks(looks, add_rounds=lambda n: race.add_rounds(measurer, n),  # type: ignore[arg-type]
                         settled=race.settled, comparisons=race.comparisons)
     return race.result(stopped, looks), measurer
@@ -148,3 +149,47 @@ def test_a_budget_spent_before_the_precision_is_inconclusive() -> None:
     assert record["precision"]["reached"] > 0.02
     verdicts = {s["verdict"] for e in record["entries"] for s in e["speedups"].values()}
     assert "inconclusive" in verdicts and "no measurable difference" not in verdicts
+
+
+def test_a_target_out_of_reach_stops_the_race_at_once_and_says_so() -> None:
+    """With ``confirm.stop_out_of_reach``: at 15% run noise a +/-2% interval would take
+    hundreds of rounds, the first look sees that 12 cannot get there and stops, rather than
+    spending 8 more rounds; without it, the rounds go on to the budget."""
+    values = {"defaults": 100.0, "vendor": 100.0, "trial 3": 130.0}
+    record, _ = race_of(values, noise=0.15, target=0.02, most=12, give_up=True)
+    precision = record["precision"]
+    assert record["rounds"] == 4 and not precision["settled"]
+    assert precision["why_not"].startswith("out of reach: after 4 rounds")
+    record, _ = race_of(values, noise=0.15, target=0.02, most=12)
+    assert record["rounds"] == 12
+    assert record["precision"]["why_not"] == "not met: the round budget ran out"
+
+
+def test_a_reachable_target_is_not_given_up() -> None:
+    """At 2% noise a +/-4% target is out of reach at 4 rounds and within it by 12: the
+    race goes on until it is met."""
+    record, _ = race_of({"defaults": 100.0, "vendor": 100.0, "trial 3": 110.0,
+                         "trial 5": 109.0}, noise=0.02, target=0.04, most=12, give_up=True)
+    precision = record["precision"]
+    assert record["rounds"] > 4
+    assert precision["settled"] and precision["reached"] <= 0.04
+    assert precision["why_not"] is None
+
+
+def test_the_report_says_what_precision_was_reached_and_why_a_target_was_not_met() -> None:
+    from tuner.results.render import precision_lines
+
+    met = {"rounds": 6, "precision": {"target": 0.05, "reached": 0.041, "settled": True,
+                                      "why_not": None}}
+    assert precision_lines(met) == [
+        "  Precision: +/-4.1% after 6 interleaved rounds (target +/-5.0%: met; the "
+        "intervals stay valid however early the rounds stopped)"]
+    record, _ = race_of({"defaults": 100.0, "vendor": 100.0, "trial 3": 130.0},
+                        noise=0.15, target=0.02, most=12, give_up=True)
+    (line,) = precision_lines(record)
+    assert "after 4 interleaved rounds (target +/-2.0%: out of reach: after 4 rounds" in line
+    assert line.endswith("inconclusive, not 'no difference')")
+    record, _ = race_of({"defaults": 100.0, "vendor": 100.0, "trial 3": 130.0},
+                        noise=0.15, target=0.02, most=6)
+    (line,) = precision_lines(record)
+    assert "not met: the round budget ran out" in line

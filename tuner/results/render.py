@@ -47,8 +47,9 @@ def precision_lines(confirmation: dict[str, Any]) -> list[str]:
             f"(target +/-{precision['target']:.1%}")
     if precision.get("settled"):
         return [text + ": met; the intervals stay valid however early the rounds stopped)"]
-    return [text + ": not met, the round budget ran out first; a comparison wider than the "
-            "target is inconclusive, not 'no difference')"]
+    why = precision.get("why_not") or "not met: the round budget ran out"
+    return [text + f": {why}; a comparison wider than the target is inconclusive, not "
+            "'no difference')"]
 
 
 def baseline_lines(summary: Summary) -> list[str]:

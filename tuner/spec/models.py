@@ -432,6 +432,11 @@ class ConfirmSpec(Strict):
     rounds: Annotated[int, Field(ge=2, le=50, strict=True)] = 4
     max_rounds: Annotated[int, Field(ge=2, le=100, strict=True)] = 12
     precision: Literal["auto"] | Annotated[float, Field(gt=0.0, le=1.0, strict=True)] = "auto"
+    #: Stop at the first look where the target cannot be met by ``max_rounds`` (the widest
+    #: interval still racing, projected to the last look, over 1.5 times the target): fewer
+    #: rounds on a noisy machine, at the price of choosing among near-tied candidates on
+    #: fewer rounds. Off by default (see the README's time-to-answer figures).
+    stop_out_of_reach: StrictBool = False
 
     @model_validator(mode="after")
     def _budget_holds_the_first_look(self) -> ConfirmSpec:

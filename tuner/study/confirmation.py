@@ -98,9 +98,10 @@ def confirm(study: optuna.Study, measurer: Measurer, *, gate: StudyGate,
     if len(entries) < 2:
         return None
     floor = study_floor(study)
-    race = Race(entries, floor=floor, goal=Goal.of(measurer.space.spec.objective.direction),
-                target=target_precision(spec.precision, floor))
     looks = Looks.growing(spec.rounds, max(spec.rounds, spec.max_rounds))
+    race = Race(entries, floor=floor, goal=Goal.of(measurer.space.spec.objective.direction),
+                target=target_precision(spec.precision, floor), looks=looks,
+                give_up=spec.stop_out_of_reach)
     say(f"confirming {', '.join(e.label for e in entries)} in interleaved rounds until every "
         f"interval is within +/-{race.target:.1%} (looks after "
         f"{', '.join(map(str, looks.rounds))} rounds)")
@@ -115,21 +116,34 @@ def confirm(study: optuna.Study, measurer: Measurer, *, gate: StudyGate,
             "(runs failed)")
     else:
         say(f"confirmation: +/-{reached:.1%} reached in {stopped.rounds} rounds "
-            + ("(target met)" if stopped.settled else
-               f"(target +/-{race.target:.1%} not met: the round budget ran out)"))
+            + ("(target met)" if result["precision"]["settled"] else
+               f"(target +/-{race.target:.1%} {race.why_not()})"))
     return result
+
+
+#: A look stops the race as futile when an interval still racing, projected to the last
+#: look (same spread, more rounds, that look's level), would still be wider than this many
+#: times the target. The spread estimated from a few rounds is itself uncertain: the
+#: margin keeps a reachable target from being given up on a spread that came out high.
+FUTILITY_MARGIN = 1.5
 
 
 class Race:
     """The entries of one confirmation, the candidates still racing, and the rule that
-    stops it: every interval among those still racing narrower than ``target``."""
+    stops it: every interval among those still racing narrower than ``target`` (met), or,
+    with ``give_up``, one of them too wide to get there within the looks left (out of
+    reach)."""
 
     def __init__(self, entries: list[Entry], *, floor: float, goal: Goal,
-                 target: float) -> None:
+                 target: float, looks: Looks | None = None, give_up: bool = False) -> None:
         self.entries = entries
         self.floor = floor
         self.goal = goal
         self.target = target
+        self.looks = looks
+        self.give_up = give_up
+        self.met = False
+        self.projected: float | None = None
         self.racing = list(entries)
         self.dropped: dict[str, str] = {}
         self.level = 0.95
@@ -152,7 +166,31 @@ class Race:
         widths = [half_width(s) for e in record["entries"] if e["label"] in racing
                   for s in e["speedups"].values()]
         # nothing comparable (every pairing failed): more rounds of failing runs buy nothing
-        return not widths or max(widths) <= self.target
+        self.met = bool(widths) and max(widths) <= self.target
+        if not widths or self.met:
+            return True
+        self.projected = self._projected(max(widths), level) if self.give_up else None
+        return self.projected is not None and \
+            self.projected > FUTILITY_MARGIN * self.target
+
+    def _projected(self, width: float, level: float) -> float | None:
+        """``width`` (a half-width at this look) as it would be at the last look: the same
+        spread over the last look's rounds, at its level. None at the last look."""
+        if self.looks is None or self.rounds >= self.looks.rounds[-1] or self.rounds < 2:
+            return None
+        last = self.looks.rounds[-1]
+        final_level = self.looks.level(len(self.looks.rounds) - 1, self.comparisons)
+        scale = (stats.t_quantile(last - 1, final_level)
+                 / stats.t_quantile(self.rounds - 1, level)) * math.sqrt(self.rounds / last)
+        return math.exp(math.log1p(width) * scale) - 1.0
+
+    def why_not(self) -> str:
+        """Why the target was not met, for the report."""
+        if self.projected is not None and self.looks is not None and \
+                self.rounds < self.looks.rounds[-1]:
+            return (f"out of reach: after {self.rounds} rounds the widest interval would "
+                    f"still be +/-{self.projected:.1%} after {self.looks.rounds[-1]}")
+        return "not met: the round budget ran out"
 
     def _drop_the_slower(self) -> None:
         candidates = [e for e in self.racing if e.label not in ROLE_LABELS and
@@ -190,7 +228,8 @@ class Race:
         record["rounds"] = stopped.rounds
         record["precision"] = {"target": self.target,
                                "reached": max(widths) if widths else None,
-                               "settled": stopped.settled and bool(widths),
+                               "settled": self.met and bool(widths),
+                               "why_not": None if self.met else self.why_not(),
                                "looks": list(looks.rounds),
                                "level": stopped.level}
         return record

@@ -78,7 +78,7 @@ def target_precision(setting: float | str, floor: float) -> float:
 @dataclass(frozen=True)
 class Stopped:
     """Where a sequential comparison stopped: rounds done, the level of its last look, and
-    whether its rule was met (False: the round budget ran out first)."""
+    whether its rule stopped it (False: the round budget ran out first)."""
 
     rounds: int
     level: float
