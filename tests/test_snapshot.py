@@ -24,7 +24,7 @@ def counted() -> tuple[optuna.Study, Counter[str]]:
     study = optuna.create_study()
     calls: Counter[str] = Counter()
     storage = study._storage
-    for name in ("get_all_trials", "get_study_user_attrs"):
+    for name in ("get_all_trials", "get_study_user_attrs", "get_best_trial"):
         original = getattr(storage, name)
 
         def spy(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
@@ -43,10 +43,10 @@ def test_a_block_reads_the_study_once(counted: tuple[optuna.Study, Counter[str]]
         for _ in range(5):
             assert len(live_trials(study)) == 3  # trials and the abandoned (an attribute)
             STATUS.get(study)
-    assert calls == {"get_all_trials": 1, "get_study_user_attrs": 1}
+    assert +calls == {"get_all_trials": 1, "get_study_user_attrs": 1}
     live_trials(study)
     STATUS.get(study)
-    assert calls == {"get_all_trials": 2, "get_study_user_attrs": 3}  # outside: every read
+    assert +calls == {"get_all_trials": 2, "get_study_user_attrs": 3}  # outside: every read
 
 
 def test_a_write_inside_the_block_is_read_back(
@@ -121,3 +121,18 @@ def test_a_search_trial_reads_the_study_list_a_bounded_number_of_times() -> None
     finally:
         RDBStorage._get_trials = original  # type: ignore[method-assign]
     assert (reads[1] - reads[0]) / 20 <= 3.5
+
+
+def test_the_best_value_inside_a_block_comes_from_the_kept_trials(
+        counted: tuple[optuna.Study, Counter[str]]) -> None:
+    study, calls = counted
+    best = study.best_value
+    with snapshot.reading_once(study):
+        live_trials(study)
+        assert snapshot.best_value(study) == best
+        assert snapshot.best_value(study) == best
+    assert calls["get_all_trials"] == 1 and calls["get_best_trial"] == 1  # before the block
+    empty = optuna.create_study(direction="maximize")
+    with snapshot.reading_once(empty), pytest.raises(ValueError):
+        live_trials(empty)
+        snapshot.best_value(empty)

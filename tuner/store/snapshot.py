@@ -108,6 +108,21 @@ def trials(study: Any, states: Container[TrialState] | None = None, *,
     return [t for t in kept.trials if t.state in states]
 
 
+def best_value(study: Any) -> float:
+    """``study.best_value``: from the kept trial list inside a block (the best as of the
+    block's read: what other workers finish meanwhile shows at the next block), else read.
+    Raises ValueError when no trial completed, as Optuna does."""
+    kept = _kept_for(study)
+    if kept is None or kept.trials is None:
+        return float(study.best_value)
+    values = [float(t.value) for t in kept.trials
+              if t.state == TrialState.COMPLETE and t.value is not None]
+    if not values:
+        raise ValueError("no trial completed")
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return max(values) if maximize else min(values)
+
+
 def forget_attrs(study: Any) -> None:
     """A study attribute was written: the next read in this block reads anew."""
     kept = _kept_for(study)

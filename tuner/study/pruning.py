@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial
 
 from tuner.goal import Goal
 from tuner.spec.models import PrunerSpec
+from tuner.store import snapshot
 from tuner.store.attributes import NOISE
 
 DEFAULT_INTERVAL_CV = 0.05
@@ -43,7 +44,7 @@ class NoisePruner(BasePruner):
         if len(values) < self.min_intervals:
             return False
         try:
-            best = study.best_value
+            best = snapshot.best_value(study)
         except ValueError:
             return False  # nothing completed yet
         interval_cv = self.interval_cv

@@ -153,6 +153,7 @@ class StudyRun:
         self.started = time.monotonic() - (time.time() - started_at if started_at else 0.0)
         #: trials this call may still start (None: as many as the budget allows)
         self.allowance = self.limits.max_trials
+        self._left_at_ask: int | None = None
         self.recovered: list[int] = []
         self._study: optuna.Study | None = None
         self._measurer: Measurer | None = None
@@ -281,6 +282,7 @@ class StudyRun:
         if self.stopping():
             return False
         left = self.remaining()
+        self._left_at_ask = left
         return left is None or left > 0
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -288,7 +290,9 @@ class StudyRun:
             self.allowance -= 1
         self.events.trial_finished(trial.number, trial.state.name.lower(), trial.value,
                                    ROLE.get(trial), REASON.get(trial))
-        if self.remaining() == 0:
+        # This trial took the last slot its ask saw: stop without reading the study again.
+        # (Slots other workers took meanwhile are found by the next ask, under the gate.)
+        if self._left_at_ask is not None and self._left_at_ask <= 1:
             study.stop()
 
     def _optimize(self, n_trials: int | None) -> None:

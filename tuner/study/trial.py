@@ -81,7 +81,7 @@ def deserves_more(samples: list[float], study: optuna.Study, statistic: stats.St
     """True while a candidate is within twice the noise floor of the best so far (or
     better): only then can more runs change which configuration wins."""
     try:
-        best = study.best_value
+        best = snapshot.best_value(study)
     except ValueError:
         return False
     goal = Goal.of(study.direction)
