@@ -291,7 +291,8 @@ class StudyRun:
         self.events.trial_finished(trial.number, trial.state.name.lower(), trial.value,
                                    ROLE.get(trial), REASON.get(trial))
         # This trial took the last slot its ask saw: stop without reading the study again.
-        # (Slots other workers took meanwhile are found by the next ask, under the gate.)
+        # (Slots other workers, or other threads of this one, took meanwhile are found by
+        # the next ask, under the gate: this check only saves that ask.)
         if self._left_at_ask is not None and self._left_at_ask <= 1:
             study.stop()
 

@@ -119,9 +119,9 @@ class TrialObjective:
         return study_floor(study) / 2 if NOISE.present(study) else 0.01
 
     def __call__(self, trial: Trial) -> float:
-        # The study's attributes (the knobs screening left out, the noise floor the pruner
-        # and the repeats use) and its trial list are read once for the trial, not at each
-        # interval; the best value the pruner compares with is read at each.
+        # The study's attributes (the knobs screening left out, the noise floor) and its
+        # trial list (the finished twins, the best value the pruner and the repeats compare
+        # with) are read once for the trial, by its ask, not again at each interval.
         with snapshot.reading_once(trial.study):
             role, applied = self._start(trial)
             earlier = None if role in self.baselines else self._finished_twin(trial, applied)
