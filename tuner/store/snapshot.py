@@ -32,6 +32,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner.goal import Goal
+
 #: How long a handed-over read stays good for the next block.
 HAND_OVER_SECONDS = 1.0
 
@@ -119,8 +121,7 @@ def best_value(study: Any) -> float:
               if t.state == TrialState.COMPLETE and t.value is not None]
     if not values:
         raise ValueError("no trial completed")
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return max(values) if maximize else min(values)
+    return Goal.of(study.direction).best(values)
 
 
 def forget_attrs(study: Any) -> None:

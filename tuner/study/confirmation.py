@@ -45,7 +45,8 @@ from tuner.study.trial import study_floor
 def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
     """Both baselines, then the best ``top`` distinct configurations of the search."""
     goal = Goal.of(study.direction)
-    complete = [t for t in live_trials(study) if t.state == TrialState.COMPLETE]
+    trials = live_trials(study)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
     entries: list[Entry] = []
     seen: set[str] = set()
     for role in ROLE_LABELS:
@@ -54,7 +55,7 @@ def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
             applied = APPLIED.get(trial) or {}
             entries.append(Entry(label=role, applied=applied, trial=trial.number))
             seen.add(config_key(applied))
-    for trial in ranked_candidates(study, goal):
+    for trial in ranked_candidates(trials, goal):
         applied = APPLIED.get(trial) or {}
         key = config_key(applied)
         if key in seen:
@@ -67,16 +68,16 @@ def choose_entries(study: optuna.Study, top: int) -> list[Entry]:
     return entries
 
 
-def ranked_candidates(study: optuna.Study, goal: Goal) -> list[FrozenTrial]:
-    """The search trials by value, the completed ones first, then the pruned ones by the
-    last value they reported. A pruned trial was stopped because it looked worse than the
-    best so far, and that best may itself have been a lucky run (a baseline measured high):
-    when it was, every later trial is pruned against it, and a confirmation of the
-    completed trials alone would have nothing to confirm."""
-    trials = [t for t in live_trials(study) if ROLE.get(t) == "search" and t.value is not None]
+def ranked_candidates(trials: list[FrozenTrial], goal: Goal) -> list[FrozenTrial]:
+    """The search trials among ``trials`` by value, the completed ones first, then the
+    pruned ones by the last value they reported. A pruned trial was stopped because it
+    looked worse than the best so far, and that best may itself have been a lucky run (a
+    baseline measured high): when it was, every later trial is pruned against it, and a
+    confirmation of the completed trials alone would have nothing to confirm."""
+    search = [t for t in trials if ROLE.get(t) == "search" and t.value is not None]
     ranked: list[FrozenTrial] = []
     for state in (TrialState.COMPLETE, TrialState.PRUNED):
-        ranked += goal.ranked((t for t in trials if t.state == state),
+        ranked += goal.ranked((t for t in search if t.state == state),
                               key=lambda t: float(t.value or 0.0))
     return ranked
 
