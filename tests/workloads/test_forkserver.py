@@ -67,6 +67,8 @@ def test_forked_trials_honour_their_settings_like_fresh_ones(fork: ForkServerBac
     fresh = measure(ProcessBackend(), local_host, **knobs).reported
     for key in ("intra_op", "inter_op", "affinity", "mempolicy", "env", "batch_size"):
         assert forked[key] == fresh[key], key
+    assert fresh["intra_op"] == 1 and fresh["inter_op"] == 1
+    assert fresh["env"]["KMP_BLOCKTIME"] == "0"
     assert forked["affinity"] == local_host.topology.first_physical_cores(1)
     assert forked["mempolicy"].startswith("bind:0" if bind else "default")
     assert forked["pid"] != fresh["pid"]

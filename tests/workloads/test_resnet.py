@@ -34,6 +34,9 @@ def run_space(text: str, host: Host, settings: dict[str, object] | None = None,
     return launch, outcome
 
 
+# ~8 s: test_forked_trials_honour_their_settings_like_fresh_ones (test_forkserver.py)
+# checks the same knobs, their values included, in a fresh process and a forked one
+@pytest.mark.slow
 def test_knobs_reach_the_builtin_workload(local_host: Host) -> None:
     """Memory binding is checked where numactl exists (a fresh process needs it)."""
     first = local_host.topology.first_physical_cores(1)
