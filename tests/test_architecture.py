@@ -24,7 +24,7 @@ TUNER = Path(__file__).resolve().parents[1] / "tuner"
 
 #: The rooms from the bottom up. Top-level modules other than ``cli`` (errors, settings,
 #: host, stats, goal and the package's ``__init__``) are the bottom, ``cli`` the top.
-ROOMS = ("spec", "execution", "knobs", "space", "store", "results", "study", "service",
+ROOMS = ("spec", "execution", "knobs", "space", "store", "results", "study", "ci", "service",
          "testing")
 BOTTOM = "top-level"
 TOP = "cli"

@@ -12,6 +12,8 @@ higher one (``tests/test_architecture.py`` checks it). From the bottom up:
 * ``store``: the study database and the typed records tuner keeps in it;
 * ``results``: a study's summary and its renderings;
 * ``study``: one study run (``StudyRun``): baselines, screening, search, confirmation;
+* ``ci``: the regression gate after upgrades (``tuner ci``): what changed, the deployed
+  settings measured again, a re-tune warm-started from the previous study, the verdict;
 * ``service``: the FastAPI app (API, dashboard) and the worker;
 * ``testing``: fakes and factories shared by the tests and the benchmarks;
 * ``cli``: the ``tuner`` command, at the top.

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +27,10 @@ class Settings(BaseSettings):
     default_storage: str = "sqlite:///tuner.db"
     #: Where ``tuner tune`` writes the best settings of each study.
     output_dir: Path = Path("tuner-out")
+    #: GitHub Actions' job summary file: ``tuner ci`` appends its Markdown report to it
+    #: (read from ``GITHUB_STEP_SUMMARY``, the variable Actions sets, not ``TUNER_*``).
+    github_step_summary: Path | None = Field(default=None,
+                                             validation_alias="GITHUB_STEP_SUMMARY")
     #: Cache of slow host facts (the oneDNN version probe).
     cache_dir: Path = Path.home() / ".cache" / "tuner"
     #: Where ``tuner runtime create NAME`` makes named Python runtimes (virtual environments

@@ -183,6 +183,8 @@ def best_as(summary: Summary, fmt: str) -> str:
             "knobs": best.applied, "speedups": summary.speedups,
             "inert": summary.inert, "noise_floor": summary.noise.get("floor"),
             "launch": launch.to_dict(), "shell": launch.shell_line(),
+            # what `tuner ci --previous best.json` compares the environment with
+            "environment": summary.fingerprint,
         }, indent=2, sort_keys=True, default=str)
     raise ValueError(f"unknown format {fmt!r}; expected env, json or shell")
 

@@ -14,6 +14,12 @@ the host lock (one measurement per machine, or per NUMA node for pinned runs); h
 another worker fail and retry the trial of a worker that was killed. SIGTERM (or Ctrl-C)
 stops it cleanly: the running trial finishes and is recorded, no new one starts; a second
 signal stops the trial too (it is failed as abandoned and retried by another worker).
+
+A ci run queued through the API (``POST /studies/{name}/ci``: the study attribute
+``ci_request``) is taken by the first worker that can fit the study on its host, whatever
+the study's host class (finding out what changed is the point), and run as ``tuner ci``
+would, under the host lock; its record joins the study's ci history, or, when it fails, the
+request keeps the error for the API to show.
 """
 
 from __future__ import annotations
@@ -37,7 +43,14 @@ from tuner.settings import Settings
 from tuner.space.search_space import SpaceError, build_space
 from tuner.spec.models import StudySpec
 from tuner.store import database as store
-from tuner.store.attributes import HOST_CLASS, SPEC, SPEC_TEXT, STARTED_AT, STATUS
+from tuner.store.attributes import (
+    CI_REQUEST,
+    HOST_CLASS,
+    SPEC,
+    SPEC_TEXT,
+    STARTED_AT,
+    STATUS,
+)
 from tuner.store.database import set_status
 from tuner.store.gate import StudyGate
 from tuner.study.run import Collaborators, RunLimits, StudyRun, StudyTarget
@@ -146,9 +159,63 @@ class Worker:
         self.skip(study.study_name, f"does not fit this host ({self.hostname}, host class "
                                     f"{self.fingerprint.host_class}): {problem}")
 
+    def ci_candidates(self) -> list[str]:
+        """Studies with a ci run queued and not taken (nor failed)."""
+        return sorted(s.study_name for s in optuna.get_all_study_summaries(
+            self.storage, include_best_trial=False)
+            if _pending(CI_REQUEST.get(s.user_attrs)) and s._study_id not in self.unfit)
+
+    def run_ci(self, name: str) -> bool:
+        """Take the queued ci run of study ``name`` (if no other worker did) and run it."""
+        from tuner.ci import CiOptions, CiRun, CiTarget
+
+        study = optuna.load_study(study_name=name, storage=self.storage)
+        gate = StudyGate(self.storage_url, name)
+        try:
+            with gate.hold():  # one worker takes it
+                request = CI_REQUEST.get(study)
+                if not _pending(request):
+                    return False
+                assert request is not None
+                CI_REQUEST.put(study, {**request, "taken_by": self.hostname,
+                                       "taken_at": time.time()})
+            try:
+                spec = StudySpec.model_validate(SPEC.get(study))
+                space = build_space(spec, self.host)
+                target = CiTarget(space=space, storage_url=self.storage_url,
+                                  fingerprint=self.fingerprint_for(spec.workload.python),
+                                  spec_text=SPEC_TEXT.get(study))
+                backend = LockedBackend(backend_for(spec.launcher), self.host_lock)
+                try:
+                    record = CiRun(target, settings=self.settings, options=CiOptions(
+                        retune=request.get("retune", "auto"),
+                        fail_on=request.get("fail_on", "regressed")), backend=backend).run()
+                finally:
+                    backend.close()
+            except (TunerError, ValueError, SpaceError) as exc:
+                CI_REQUEST.put(study, {**request, "taken_by": self.hostname,
+                                       "error": str(exc)[:2000], "failed_at": time.time()})
+                logger.warning("study %s: ci run failed: %s", name, exc)
+                return False
+            CI_REQUEST.put(study, None)
+            logger.info("study %s: ci run %s: %s", name, record["run"], record["verdict"])
+            return True
+        finally:
+            gate.close()
+
     def run_once(self) -> int:
-        """Work on every runnable study once; returns how many it worked on."""
+        """Work on every queued ci run and every runnable study once; returns how many it
+        worked on."""
         worked = 0
+        for name in self.ci_candidates():
+            if self.stop_event.is_set():
+                break
+            try:
+                worked += self.run_ci(name)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # one broken study must not stop the worker
+                logger.exception("study %s: ci: %s", name, exc)
         for name in self.candidates():
             if self.stop_event.is_set():
                 break
@@ -226,3 +293,8 @@ def _python_of(attrs: dict[str, object]) -> str | None:
     except (KeyError, TypeError, AttributeError, ValueError):
         return None
     return python if isinstance(python, str) else None
+
+
+def _pending(request: dict[str, object] | None) -> bool:
+    """A queued ci run that no worker took (a taken one that failed keeps its error)."""
+    return request is not None and "taken_by" not in request

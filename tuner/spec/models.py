@@ -446,6 +446,32 @@ class ConfirmSpec(Strict):
         return self
 
 
+class CiSpec(Strict):
+    """``tuner ci``: the regression gate after an upgrade. The deployed settings are measured
+    against the baselines (and, after a re-tune, the new candidates) in interleaved rounds:
+    ``rounds`` first, then more at each look up to ``max_rounds``, until each comparison is
+    decided against ``threshold`` (lost by more than it, or measurably not). A re-tune runs
+    ``retune_trials`` trials (default: half the study's budget, at least 8), the previous
+    study's ``warm_start`` best configurations first. ``version_command``: an argument list
+    that prints the workload's own version (a command workload's program), recorded with the
+    environment so that its upgrades show as changes."""
+
+    threshold: Annotated[float, Field(gt=0.0, lt=0.5, strict=True)] = 0.05
+    rounds: Annotated[int, Field(ge=2, le=50, strict=True)] = 4
+    max_rounds: Annotated[int, Field(ge=2, le=200, strict=True)] = 30
+    retune_trials: Annotated[int, Field(ge=1, le=10_000, strict=True)] | None = None
+    warm_start: Annotated[int, Field(ge=0, le=20, strict=True)] = 3
+    candidates: Annotated[int, Field(ge=1, le=5, strict=True)] = 2
+    version_command: Annotated[list[Text], Field(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _budget_holds_the_first_look(self) -> CiSpec:
+        if self.max_rounds < self.rounds:
+            raise ValueError(f"max_rounds ({self.max_rounds}) must be at least rounds "
+                             f"({self.rounds}), the rounds of the first look")
+        return self
+
+
 class StudySpec(Strict):
     name: Name
     description: Text = ""
@@ -458,6 +484,7 @@ class StudySpec(Strict):
     noise: NoiseSpec = Field(default_factory=NoiseSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     confirm: ConfirmSpec = Field(default_factory=ConfirmSpec)
+    ci: CiSpec = Field(default_factory=CiSpec)
     #: How built-in workloads start: ``fork`` from a server that has already imported
     #: TensorFlow (a fresh runtime each trial, 2-3 s less start-up), or ``fresh`` processes.
     #: Commands always start fresh.

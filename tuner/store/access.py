@@ -214,6 +214,11 @@ def numbers(raw: Any) -> list[float]:
     return list(raw)
 
 
+def objects(raw: Any) -> list[dict[str, Any]]:
+    """A list of JSON objects (anything else in it is left out)."""
+    return [dict(item) for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
+
+
 def texts(raw: Any) -> list[str]:
     return [str(v) for v in raw]
 

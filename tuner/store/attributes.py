@@ -45,6 +45,11 @@ Study user attributes (key — holds — written by — meaning):
   tuner (not counted) and why
 * ``tuner_best`` — object (``results.Answer.to_dict``), parts — ``results.publish`` — the
   answer, for generic Optuna tools
+* ``ci_runs`` — list of objects (``tuner.ci.record``), parts — ``tuner.ci.run`` — each
+  ``tuner ci`` run of the study, newest last: environment, what changed, the deployed
+  settings' speedups with intervals, the verdict
+* ``ci_request`` — object — ``tuner.service.api.routes.ci`` — a ci run the API queued for a
+  worker (``fail_on``, ``retune``, ``submitted_at``); the worker clears it when it starts
 
 Trial user attributes:
 
@@ -102,6 +107,7 @@ from tuner.store.access import (
     number,
     numbers,
     object_or_none,
+    objects,
     role,
     runs,
     same,
@@ -186,6 +192,12 @@ CONFIRMATION: Attr[Confirmation | None] = _study(
 TUNER_BEST: Attr[dict[str, Any] | None] = _study(
     "tuner_best", "object (tuner.results.Answer.to_dict)", "tuner.results.publish",
     "the study's answer, for generic Optuna tools", object_or_none, None, parts=True)
+CI_RUNS: Attr[list[dict[str, Any]]] = _study(
+    "ci_runs", "list of objects (tuner.ci.record)", "tuner.ci.run.CiRun",
+    "each `tuner ci` run of the study, newest last", objects, [], parts=True)
+CI_REQUEST: Attr[dict[str, Any] | None] = _study(
+    "ci_request", "object", "tuner.service.api.routes.ci.request_ci",
+    "a ci run queued through the API for a worker", object_or_none, None)
 CLAIMS: Family[Claim] = Family(
     prefix="claim:", scope=Scope.STUDY, kind="Claim", writer="tuner.store.database.claim",
     meaning="who took a once-per-study job (screening, confirmation-<n>)",
@@ -258,7 +270,8 @@ RETRY_HISTORY: SystemAttr[list[int]] = SystemAttr(
 #: Every attribute, in the order above.
 ATTRIBUTES: tuple[Attr[Any] | Family[Any] | SystemAttr[Any], ...] = (
     SPEC, SPEC_TEXT, SPACE, SPACE_KEY, FINGERPRINT, HOST_CLASS, UNIT, STATUS, STATUS_REASON,
-    STATUS_AT, SUBMITTED_AT, STARTED_AT, NOISE, SCREENING, CONFIRMATION, TUNER_BEST, CLAIMS,
+    STATUS_AT, SUBMITTED_AT, STARTED_AT, NOISE, SCREENING, CONFIRMATION, TUNER_BEST, CI_RUNS,
+    CI_REQUEST, CLAIMS,
     ABANDONED, ROLE, APPLIED, LAUNCH, SHELL, WORKER, APPROXIMATE, SAMPLES, RUNS, REPORTED,
     LOADED, ECHOED, REASON, DUPLICATE_OF, RUN_SECONDS, SAMPLER_PARAMS, FIXED_PARAMS, PROPOSAL,
     FAILED_TRIAL, RETRY_HISTORY)

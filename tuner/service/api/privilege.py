@@ -9,7 +9,8 @@ submitter (or read a file of its choosing), and therefore needs the admin token.
 - a custom ``{flag: ...}`` knob on a built-in workload (it could re-point the built-in's own
   options, e.g. a file it reads);
 - a built-in parameter that names a file outside the project's data folder for it (the
-  replay workload's ``surface`` outside ``bench/surfaces``).
+  replay workload's ``surface`` outside ``bench/surfaces``);
+- a ``ci.version_command`` (``tuner ci`` runs it to read the workload's version).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def admin_reasons(spec: StudySpec) -> list[str]:
                 reasons.append(f"{spec.name}.knobs.{name}: {why}")
         if knob.flag is not None and workload.builtin is not None:
             reasons.append(f"{spec.name}.knobs.{name}: a custom flag on a built-in workload")
+    if spec.ci.version_command is not None:
+        reasons.append(f"{spec.name}.ci.version_command: runs a program to read the "
+                       "workload's version")
     if workload.builtin is not None:
         params = BUILTINS[workload.builtin].all_params()
         for key, value in workload.params.items():

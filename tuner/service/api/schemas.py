@@ -187,3 +187,29 @@ class Health(BaseModel):
     storage: str
     worker: str
     version: str
+
+
+class CiHistory(BaseModel):
+    """A study's ``tuner ci`` runs (the regression gate after upgrades: the deployed
+    settings measured again in a changed environment), and a ci run queued through the
+    API that no worker has taken yet."""
+
+    study: str
+    history: list[dict[str, Any]] = Field(description=(
+        "the ci runs, oldest first, each as `tuner ci` recorded it: `run` (its number), "
+        "`at` (epoch seconds), `host`, `host_class`, `environment` (field -> version: "
+        "tensorflow, onednn, kernel, cpu_model, microcode, tuner, ...), `changed` (list of "
+        "{field, label, then, now} since the previous run), `deployed` ({source, knobs}: "
+        "the settings under test), `speedup_then` and `speedup_now` (the deployed settings' "
+        "speedup over the framework defaults when tuned and in this run: {ratio, low, "
+        "high, rounds, level} or null), `edge` (now over then: {ratio, low, high} or "
+        "null), `comparisons` (list of {rival, ratio, low, high, standing}: the deployed "
+        "settings over each rival; standing loss, behind, fine or open), `retuned` (the "
+        "re-tune study or null), `new_best` ({label, knobs, ratio, low, high} or null), "
+        "`verdict` (ok, improved, regressed or inconclusive), `reason` (one sentence), "
+        "`threshold`, `rounds`, `exit_code`, `written` (where the new settings were "
+        "written, or null). Older records may lack keys; anything that is not a JSON "
+        "object is left out, and numbers JSON cannot carry (NaN, infinities) are null"))
+    pending: dict[str, Any] | None = Field(None, description=(
+        "the ci run queued through the API for a worker ({fail_on, retune, "
+        "submitted_at}), or null when none waits"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,8 @@ from tuner.results.render import best_as
 from tuner.results.summary import MALFORMED, Summary, summarize, why_unreadable
 from tuner.service.api import schemas
 from tuner.store.attributes import (
+    CI_REQUEST,
+    CI_RUNS,
     DUPLICATE_OF,
     HOST_CLASS,
     LOADED,
@@ -147,3 +150,33 @@ def trial(frozen: FrozenTrial, gone: dict[int, str]) -> schemas.Trial:
 def trials(study: optuna.Study) -> list[schemas.Trial]:
     gone = abandoned(study)
     return [trial(t, gone) for t in study.get_trials(deepcopy=False)]
+
+
+def ci_history(study: optuna.Study) -> schemas.CiHistory:
+    """The study's ``tuner ci`` records as stored, oldest first, and the ci run queued
+    through the API. A record that is not a JSON object is left out, a number JSON cannot
+    carry (NaN, infinity) becomes null, and an attribute that cannot be read at all counts
+    as absent: a malformed history never fails the API or the dashboard."""
+    attrs = study.user_attrs
+    try:
+        records = [_finite(r) for r in CI_RUNS.get(attrs) if isinstance(r, dict)]
+    except MALFORMED as exc:
+        logger.warning("study %s: unreadable ci history: %r", study.study_name, exc)
+        records = []
+    try:
+        pending = CI_REQUEST.get(attrs)
+    except MALFORMED:
+        pending = None
+    return schemas.CiHistory(study=study.study_name, history=records,
+                             pending=_finite(pending) if isinstance(pending, dict) else None)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` (parsed JSON) with every NaN or infinite number replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

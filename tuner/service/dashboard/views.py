@@ -1,5 +1,6 @@
 """The dashboard's pages, served by the API: the studies, and each study's best knobs,
-confirmed speedups, launch line, trial chart, knob importance, inert knobs and failures."""
+confirmed speedups, launch line, trial chart, knob importance, inert knobs, failures and
+ci history."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tuner.results.summary import importance, summarize
 from tuner.service.api import views
 from tuner.service.api.auth import COOKIE, cookie_value, known_token
 from tuner.service.api.deps import ReadAccess, ServiceDep, load_study
-from tuner.service.dashboard import chart
+from tuner.service.dashboard import chart, ci_chart
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -56,9 +57,14 @@ def study_page(name: str, request: Request, service: ServiceDep, _: ReadAccess) 
                        baselines=baselines, answer=summary.answer,
                        confirmed=summary.confirmed_entries)
     failures = [t for t in trials if t.state in ("fail", "pruned") or t.abandoned]
+    history = views.ci_history(study)
+    ci_rows = ci_chart.rows(history.history)
+    ci = {"rows": ci_rows, "chart": ci_chart.render(ci_rows),
+          "pending": ci_chart.queued(history.pending)}
+    live = detail.status in ("queued", "running") or bool(ci["pending"])
     return templates.TemplateResponse(request, "study.html", {
         "study": detail, "chart": svg, "importance": scores, "failures": failures,
-        "refresh": REFRESH_SECONDS if detail.status in ("queued", "running") else None})
+        "ci": ci, "refresh": REFRESH_SECONDS if live else None})
 
 
 @router.get("/ui/login", response_class=HTMLResponse)

@@ -1,5 +1,5 @@
 """The API's routers, one per resource."""
 
-from tuner.service.api.routes import health, studies
+from tuner.service.api.routes import ci, health, studies
 
-__all__ = ["health", "studies"]
+__all__ = ["ci", "health", "studies"]

@@ -144,7 +144,7 @@ def get_best(name: str, service: ServiceDep, _: ReadAccess,
     return PlainTextResponse(best_as(summary, format) + "\n")
 
 
-def _manage(name: str, request: Request, service: ServiceDep) -> optuna.Study:
+def study_to_manage(name: str, request: Request, service: ServiceDep) -> optuna.Study:
     """The study ``name``, once the token may manage it: a study that can run code on the
     workers (one that needed the admin token to submit) needs it to stop, resume or delete."""
     study = load_study(service, name)
@@ -168,7 +168,7 @@ def _set(study: optuna.Study, to: str, allowed: tuple[str, ...]) -> schemas.Stud
 def stop(name: str, request: Request, service: ServiceDep,
          _: WriteAccess) -> schemas.StudyItem:
     """Workers finish the trial they are running and start no other."""
-    return _set(_manage(name, request, service), "stopped", ("queued", "running"))
+    return _set(study_to_manage(name, request, service), "stopped", ("queued", "running"))
 
 
 @router.post("/{name}/resume", response_model=schemas.StudyItem,
@@ -176,14 +176,14 @@ def stop(name: str, request: Request, service: ServiceDep,
 def resume(name: str, request: Request, service: ServiceDep,
            _: WriteAccess) -> schemas.StudyItem:
     """Queue a stopped (or failed) study again."""
-    return _set(_manage(name, request, service), "queued", ("stopped", "failed"))
+    return _set(study_to_manage(name, request, service), "queued", ("stopped", "failed"))
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 def delete(name: str, request: Request, service: ServiceDep, _: WriteAccess) -> Response:
     """Delete the study and its trials; a queued or running study is stopped first, so
     that workers let it go."""
-    study = _manage(name, request, service)
+    study = study_to_manage(name, request, service)
     if STATUS.get(study) in ("queued", "running"):
         set_status(study, "stopped", "deleted")
     optuna.delete_study(study_name=name, storage=service.storage)

@@ -1,0 +1,96 @@
+"""The gate's rules: how one comparison of the deployed settings stands against the
+threshold, when the comparisons are decided, the verdict, and its exit status.
+
+Each comparison is the deployed settings' paired speedup over a rival (a baseline, or a
+candidate of the re-tune) with its simultaneous interval. Against a threshold ``t``:
+
+* ``loss``: the interval lies below 1 and the ratio is below ``1 - t``: the deployed
+  settings measurably lost, by more than the threshold (the rule tuner calls a loss
+  everywhere, with the threshold as the floor);
+* ``fine``: the interval lies above ``1 - t``: whatever the truth, the deployed settings
+  are not worse than the rival by more than the threshold;
+* ``behind``: fine, but the interval lies below 1: measurably worse, within the threshold;
+* ``open``: none of these yet.
+
+A comparison is decided when it is a loss or fine. The verdict:
+
+* ``regressed`` as soon as one comparison is a loss;
+* otherwise, once every comparison is decided: ``improved`` when a new candidate is
+  measurably better (the deployed settings are behind it), else ``ok``;
+* otherwise (the rounds ran out first) ``inconclusive``, never ``ok``.
+
+A deployed setting that truly lost 2t is called a loss unless its interval still reaches 1
+when the rounds run out; one that truly lost nothing is called a loss only when its
+interval excludes the truth, which the sequential levels bound at 5% for all comparisons
+together (``tuner.study.sequential``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+Standing = Literal["loss", "behind", "fine", "open"]
+Verdict = Literal["ok", "improved", "regressed", "inconclusive"]
+FailOn = Literal["regressed", "changed", "any"]
+
+VERDICTS: tuple[Verdict, ...] = ("ok", "improved", "regressed", "inconclusive")
+#: The exit status of each verdict with ``--fail-on regressed`` (the default).
+EXIT_CODES: dict[Verdict, int] = {"ok": 0, "improved": 0, "regressed": 1, "inconclusive": 3}
+#: The exit status of an error (bad input, nothing to compare with).
+ERROR_EXIT = 2
+
+
+def standing(ratio: float, low: float, high: float, threshold: float) -> Standing:
+    """How the deployed settings stand against a rival (``ratio``: deployed over rival)."""
+    if high < 1.0 and ratio < 1.0 - threshold:
+        return "loss"
+    if low > 1.0 - threshold:
+        return "behind" if high < 1.0 else "fine"
+    return "open"
+
+
+def decided(standings: Iterable[Standing]) -> bool:
+    """True once the verdict cannot change with more rounds: a loss, or nothing open."""
+    items = list(standings)
+    return "loss" in items or all(s != "open" for s in items)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The deployed settings against one rival, as the gate judged it."""
+
+    rival: str
+    ratio: float
+    low: float
+    high: float
+    standing: Standing
+    #: The rival is a candidate of the re-tune (not a baseline).
+    candidate: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {"rival": self.rival, "ratio": self.ratio, "low": self.low, "high": self.high,
+                "standing": self.standing, "candidate": self.candidate}
+
+
+def verdict_of(comparisons: Iterable[Comparison]) -> Verdict:
+    items = list(comparisons)
+    if not items:
+        return "inconclusive"
+    if any(c.standing == "loss" for c in items):
+        return "regressed"
+    if any(c.standing == "open" for c in items):
+        return "inconclusive"
+    if any(c.candidate and c.standing == "behind" for c in items):
+        return "improved"
+    return "ok"
+
+
+def exit_code(verdict: Verdict, fail_on: FailOn = "regressed") -> int:
+    """``--fail-on regressed``: 1 on regressed, 3 on inconclusive, else 0; ``changed``: 1
+    on improved too (the settings should change: hold the merge until they do); ``any``:
+    1 on anything but ok (3 stays 3)."""
+    if verdict == "improved" and fail_on in ("changed", "any"):
+        return 1
+    return EXIT_CODES[verdict]
