@@ -156,6 +156,11 @@ def test_too_noisy_to_decide_is_inconclusive(tmp_path: Path) -> None:
     assert "inconclusive" in done.stdout
     [case] = list(next(iter(JUnitXml.fromfile(str(tmp_path / "junit.xml")))))
     assert isinstance(case.result[0], Skipped)
+    # a report that cannot be written is an error (2), said in one line; the run is recorded
+    done = tuner_ci(tmp_path, "--previous", str(deployed_file(tmp_path)), "--retune", "never",
+                    "--markdown", "/proc/no/such/summary.md", version="1", noise="0.6")
+    assert done.returncode == 2 and "cannot write a report: /proc/no" in done.stderr
+    assert "Traceback" not in done.stderr and len(history(tmp_path)) == 2
 
 
 def test_errors_exit_2_with_the_place_named(tmp_path: Path) -> None:

@@ -55,10 +55,14 @@ def test_doctor_lists_topology_and_knobs() -> None:
     assert "membind" in out and "intra_op" in out
 
 
-@pytest.fixture
-def finished_study(tmp_path: Path, write_study: Callable[[str], Path]) -> tuple[Path, str]:
+@pytest.fixture(scope="module")
+def tuned_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real ``tuner tune`` for the module (its report checked here); each test gets a
+    copy of its database and output (``finished_study``), free to change or delete it."""
+    tmp_path = tmp_path_factory.mktemp("tuned")
     storage = f"sqlite:///{tmp_path / 'cli.db'}"
-    path = write_study(f"""
+    path = tmp_path / "study.yaml"
+    path.write_text(f"""
 name: cli-fake
 workload:
   command: [{PYTHON}, {FAKE_WORKLOAD}, --intervals, "2"]
@@ -81,7 +85,14 @@ storage: {storage}
     assert "Explored" in out.stdout and "of 15 configurations" in out.stdout
     assert f"Settings written to {tmp_path / 'out' / 'cli-fake'}" in out.stdout
     assert "10/10 trials" in out.stderr  # progress
-    return path, storage
+    return tmp_path
+
+
+@pytest.fixture
+def finished_study(tuned_study: Path, tmp_path: Path) -> tuple[Path, str]:
+    shutil.copy(tuned_study / "cli.db", tmp_path / "cli.db")
+    shutil.copytree(tuned_study / "out", tmp_path / "out")
+    return tuned_study / "study.yaml", f"sqlite:///{tmp_path / 'cli.db'}"
 
 
 def test_best_formats(finished_study: tuple[Path, str], tmp_path: Path) -> None:

@@ -176,15 +176,20 @@ def cmd_ci(args: argparse.Namespace) -> int:
         return ERROR_EXIT
     print(ci_reports.text(record))
     markdown = ci_reports.markdown([record])
-    for path, content in ((args.junit, ci_reports.junit([record])),
-                          (args.markdown, markdown),
-                          (args.benchmark_json, ci_reports.benchmark_json([record]))):
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(content)
-    if settings.github_step_summary is not None:
-        with settings.github_step_summary.open("a") as summary:
-            summary.write(markdown + "\n")
+    try:
+        for path, content in ((args.junit, ci_reports.junit([record])),
+                              (args.markdown, markdown),
+                              (args.benchmark_json, ci_reports.benchmark_json([record]))):
+            if path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).write_text(content)
+        if settings.github_step_summary is not None:
+            with settings.github_step_summary.open("a") as summary:
+                summary.write(markdown + "\n")
+    except OSError as exc:  # the verdict stands (it is in the history); the report is lost
+        print(f"tuner ci: cannot write a report: {exc.filename}: {exc.strerror}",
+              file=sys.stderr)
+        return ERROR_EXIT
     return int(record["exit_code"])
 
 

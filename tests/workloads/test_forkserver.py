@@ -38,6 +38,7 @@ def measure(backend, host: Host, **knobs):  # type: ignore[no-untyped-def]
     return outcome
 
 
+@pytest.mark.slow  # a property of the server's import, not of any trial's settings
 def test_importing_tensorflow_starts_no_thread_beyond_numpys_blas_pool(
         local_host: Host) -> None:
     """Fork copies one thread. The only others in the server are OpenBLAS's pool (NumPy
@@ -74,6 +75,8 @@ def test_forked_trials_honour_their_settings_like_fresh_ones(fork: ForkServerBac
     assert forked["pid"] != fresh["pid"]
 
 
+@pytest.mark.slow  # the thread counts; test_forked_trials_honour_their_settings_like_fresh_ones
+# checks in the default run that a forked trial gets the pools a fresh one gets
 def test_forked_pools_really_have_their_size(fork: ForkServerBackend, local_host: Host) -> None:
     small = measure(fork, local_host, intra_op=1, inter_op=1).reported
     large = measure(fork, local_host, intra_op=8, inter_op=8).reported

@@ -151,6 +151,7 @@ def test_numpy_backend_smoke() -> None:
     assert "not imported" in (settings["tensorflow"] or "not imported")
 
 
+@pytest.mark.slow  # test_onednn.py runs the TensorFlow backend in the default run
 def test_tensorflow_backend_smoke() -> None:
     proc = run_small("--backend", "tensorflow", "--inter-op", "1", "--intra-op", "1")
     settings = check_output(proc)

@@ -66,6 +66,7 @@ def test_defaults_report_tensorflows_own_choice(local_host: Host) -> None:
     assert outcome.reported["mempolicy"] == "default"
 
 
+@pytest.mark.slow  # tests/contracts/test_parsers.py reads the same line in the default run
 def test_tf_cnn_benchmarks_parser_reads_the_workloads_own_line(local_host: Host) -> None:
     _, outcome = run_space(f"name: p\nworkload: {{builtin: resnet, {QUICK}}}\n", local_host,
                            parser=ParserSpec(preset="tf_cnn_benchmarks"))
@@ -94,6 +95,7 @@ knobs: {{intra_op: INTRA, inter_op: INTER}}
     assert threads[8] - threads[1] >= 10, threads
 
 
+@pytest.mark.slow  # train mode runs in the default run too (test_onednn.py, resnet-train-0)
 def test_train_mode_and_bf16_run(local_host: Host) -> None:
     _, outcome = run_space("""
 name: train
