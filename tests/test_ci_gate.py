@@ -61,7 +61,15 @@ def test_verdicts_and_exit_codes() -> None:
     assert verdict_of([_c("fine"), _c("behind")]) == "ok"  # behind a baseline, within t
     assert verdict_of([_c("fine"), _c("fine", candidate=True)]) == "ok"
     assert verdict_of([]) == "inconclusive"
-    assert decided(["fine", "loss"]) and decided(["open", "loss"]) and not decided(["open"])
+    assert decided([_c("fine"), _c("loss")], 0.05) and decided([_c("open"), _c("loss")], 0.05)
+    assert not decided([_c("open")], 0.05) and decided([_c("fine"), _c("behind")], 0.05)
+    # a candidate that looks 3% better, not yet measurably: more rounds (improved or not)
+    looks_better = Comparison(rival="t", ratio=0.97, low=0.955, high=1.01, standing="fine",
+                              candidate=True)
+    assert not decided([_c("fine"), looks_better], 0.05)
+    # ... but a gain below a quarter of the threshold is not worth the rounds
+    assert decided([_c("fine"), Comparison(rival="t", ratio=0.99, low=0.96, high=1.02,
+                                           standing="fine", candidate=True)], 0.05)
     assert EXIT_CODES == {"ok": 0, "improved": 0, "regressed": 1, "inconclusive": 3}
     assert exit_code("improved") == 0 and exit_code("improved", "changed") == 1
     assert exit_code("improved", "any") == 1 and exit_code("ok", "any") == 0

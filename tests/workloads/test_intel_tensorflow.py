@@ -42,6 +42,9 @@ def run(space: SearchSpace, backend: Any) -> Outcome:
     return outcome
 
 
+@pytest.mark.slow  # ~35 s; the default run keeps test_omp_num_threads_reaches_intels_runtime
+# (Intel's runtime reads the launch's OMP_NUM_THREADS), and tests/test_ci_upgrade.py runs
+# ResNet in this runtime too
 def test_resnet_runs_onednn_on_intels_openmp(local_host: Host) -> None:
     space = space_of("resnet", {}, local_host, OMP_NUM_THREADS=1)
     assert space.ctx.target.python.endswith(f"/{RUNTIME}/bin/python")

@@ -48,7 +48,7 @@ class GateRace:
         return self.judged
 
     def settled(self, level: float) -> bool:
-        return decided(c.standing for c in self.judge(level))
+        return decided(self.judge(level), self.threshold)
 
     def _compare(self, rival: Entry, level: float) -> Comparison:
         a, b = paired(self.deployed, rival)

@@ -12,7 +12,9 @@ candidate of the re-tune) with its simultaneous interval. Against a threshold ``
 * ``behind``: fine, but the interval lies below 1: measurably worse, within the threshold;
 * ``open``: none of these yet.
 
-A comparison is decided when it is a loss or fine. The verdict:
+A comparison is decided when it is a loss or fine (a re-tune candidate that looks better by
+more than a quarter of the threshold but not yet measurably keeps the rounds going: an
+``improved`` must be measured). The verdict:
 
 * ``regressed`` as soon as one comparison is a loss;
 * otherwise, once every comparison is decided: ``improved`` when a new candidate is
@@ -51,10 +53,6 @@ def standing(ratio: float, low: float, high: float, threshold: float) -> Standin
     return "open"
 
 
-def decided(standings: Iterable[Standing]) -> bool:
-    """True once the verdict cannot change with more rounds: a loss, or nothing open."""
-    items = list(standings)
-    return "loss" in items or all(s != "open" for s in items)
 
 
 @dataclass(frozen=True)
@@ -72,6 +70,22 @@ class Comparison:
     def to_dict(self) -> dict[str, object]:
         return {"rival": self.rival, "ratio": self.ratio, "low": self.low, "high": self.high,
                 "standing": self.standing, "candidate": self.candidate}
+
+
+def decided(comparisons: Iterable[Comparison], threshold: float) -> bool:
+    """True once more rounds would not change the verdict enough to pay for them: a loss;
+    or nothing open and no re-tune candidate that looks better by more than a quarter of
+    the threshold without being measurably better yet (``improved`` needs that measured;
+    a smaller gain is not worth the rounds)."""
+    items = list(comparisons)
+    if any(c.standing == "loss" for c in items):
+        return True
+    return all(c.standing != "open" and not _gain_pending(c, threshold) for c in items)
+
+
+def _gain_pending(comparison: Comparison, threshold: float) -> bool:
+    return (comparison.candidate and comparison.standing == "fine"
+            and comparison.ratio < 1.0 - threshold / 4)
 
 
 def verdict_of(comparisons: Iterable[Comparison]) -> Verdict:
