@@ -6,8 +6,10 @@ adds its record to the history the API and the dashboard read; the request is th
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
+import optuna
 import yaml
 from fastapi.testclient import TestClient
 
@@ -15,6 +17,7 @@ from tests.conftest import PROGRAMS
 from tests.service.test_api import ADMIN, WRITE, YAML, settings
 from tuner.service.app import create_app
 from tuner.service.worker import Worker
+from tuner.store.attributes import CI_REQUEST
 
 PROGRAM = str(PROGRAMS / "versioned_workload.py")
 STUDY = yaml.safe_dump({
@@ -58,3 +61,16 @@ def test_a_ci_run_queued_through_the_api_is_run_by_a_worker(tmp_path: Path) -> N
         page = client.get("/ui/studies/fakestack")
         assert page.status_code == 200 and 'id="ci-history"' in page.text
         assert worker.ci_candidates() == []
+        # a run taken by a worker that died (claim_timeout ago) is taken again, and the API
+        # takes a new request for it; one taken just now is left alone
+        study = optuna.load_study(study_name="fakestack", storage=worker.storage)
+        CI_REQUEST.put(study, {"retune": "never", "taken_by": "gone", "taken_at": time.time()})
+        assert worker.ci_candidates() == []
+        assert client.post("/studies/fakestack/ci", headers=ADMIN).status_code == 409
+        CI_REQUEST.put(study, {"retune": "never", "taken_by": "gone",
+                               "taken_at": time.time() - config.claim_timeout - 1})
+        assert worker.ci_candidates() == ["fakestack"]
+        assert client.post("/studies/fakestack/ci", headers=ADMIN).status_code == 202
+        CI_REQUEST.put(study, {"retune": "never", "error": "boom", "taken_by": "w"})
+        assert worker.ci_candidates() == []  # failed: kept for the API until asked again
+        assert client.get("/studies/fakestack/ci").json()["pending"]["error"] == "boom"

@@ -261,6 +261,7 @@ def test_search_stops_once_every_beam_finished() -> None:
     np.testing.assert_array_equal(beam["best_lengths"], [0, 0])
 
 
+@pytest.mark.slow  # 10 s; test_onednn runs the small preset (gnmt-0) in the default run
 def test_small_preset_runs_and_reports() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "workloads.gnmt", "--preset", "small", "--seconds", "1",

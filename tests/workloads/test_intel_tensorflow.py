@@ -67,7 +67,7 @@ def test_resnet_runs_onednn_on_intels_openmp(local_host: Host) -> None:
         RUNTIME, "2.14.0", "openmp", "libiomp5")
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [pytest.param(1, marks=pytest.mark.slow), 2])
 def test_omp_num_threads_reaches_intels_runtime(local_host: Host, threads: int) -> None:
     """What Intel's libiomp5, loaded by TensorFlow in the runtime, read from the launch's
     environment (omp_get_max_threads), with tuner's launch of the study."""

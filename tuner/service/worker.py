@@ -19,7 +19,8 @@ A ci run queued through the API (``POST /studies/{name}/ci``: the study attribut
 ``ci_request``) is taken by the first worker that can fit the study on its host, whatever
 the study's host class (finding out what changed is the point), and run as ``tuner ci``
 would, under the host lock; its record joins the study's ci history, or, when it fails, the
-request keeps the error for the API to show.
+request keeps the error for the API to show. A run taken by a worker that died (taken more
+than ``claim_timeout`` seconds ago and never finished) is taken again.
 """
 
 from __future__ import annotations
@@ -163,7 +164,8 @@ class Worker:
         """Studies with a ci run queued and not taken (nor failed)."""
         return sorted(s.study_name for s in optuna.get_all_study_summaries(
             self.storage, include_best_trial=False)
-            if _pending(CI_REQUEST.get(s.user_attrs)) and s._study_id not in self.unfit)
+            if _pending(CI_REQUEST.get(s.user_attrs), self.settings.claim_timeout)
+            and s._study_id not in self.unfit)
 
     def run_ci(self, name: str) -> bool:
         """Take the queued ci run of study ``name`` (if no other worker did) and run it."""
@@ -174,7 +176,7 @@ class Worker:
         try:
             with gate.hold():  # one worker takes it
                 request = CI_REQUEST.get(study)
-                if not _pending(request):
+                if not _pending(request, self.settings.claim_timeout):
                     return False
                 assert request is not None
                 CI_REQUEST.put(study, {**request, "taken_by": self.hostname,
@@ -295,6 +297,13 @@ def _python_of(attrs: dict[str, object]) -> str | None:
     return python if isinstance(python, str) else None
 
 
-def _pending(request: dict[str, object] | None) -> bool:
-    """A queued ci run that no worker took (a taken one that failed keeps its error)."""
-    return request is not None and "taken_by" not in request
+def _pending(request: dict[str, object] | None, stale_after: float) -> bool:
+    """A queued ci run that no worker took, or that a worker took ``stale_after`` seconds ago
+    and never finished (it died: the run is taken again). A taken one that failed keeps its
+    error and is not run again until it is requested again."""
+    if request is None or "error" in request:
+        return False
+    taken_at = request.get("taken_at")
+    if "taken_by" not in request:
+        return True
+    return isinstance(taken_at, int | float) and time.time() - taken_at > stale_after

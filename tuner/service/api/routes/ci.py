@@ -63,7 +63,10 @@ def request_ci(name: str, request: Request, service: ServiceDep, _: WriteAccess,
     and adds the verdict to the study's ci history (``GET /studies/{name}/ci``)."""
     study = study_to_manage(name, request, service)
     current = CI_REQUEST.get(study)
-    if current is not None and "error" not in current:
+    taken_at = (current or {}).get("taken_at")
+    stale = isinstance(taken_at, int | float) and (
+        time.time() - taken_at > service.settings.claim_timeout)
+    if current is not None and "error" not in current and not stale:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"a ci run of study {name!r} is already "
                             + ("running" if "taken_by" in current else "queued"))
