@@ -176,3 +176,42 @@ def test_errors_exit_2_with_the_place_named(tmp_path: Path) -> None:
                            "--study", "other"], capture_output=True, text=True, check=False,
                           cwd=tmp_path)
     assert done.returncode == 2 and "no study named other" in done.stderr
+
+
+def test_several_studies_one_report_each_with_its_verdict(tmp_path: Path) -> None:
+    """Every study of the file when none is named; ``--previous`` a folder of NAME/best.json;
+    a study that cannot be checked is an error case of its own, the others still run."""
+    from junitparser import Error, JUnitXml
+
+    study_file(tmp_path)
+    both = yaml.safe_load((tmp_path / "study.yaml").read_text())
+    both["ci"]["rounds"] = both["ci"]["max_rounds"] = 4
+    other = {**both, "name": "other"}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump({"studies": [both, other]}))
+    deploy = tmp_path / "deploy"
+    (deploy / "fakestack").mkdir(parents=True)
+    deployed_file(tmp_path).rename(deploy / "fakestack" / "best.json")
+    (deploy / "other").mkdir()
+    (deploy / "other" / "best.json").write_text('{"knobs": {"threads": 3, "typo": 1}}')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TUNER_", "GITHUB_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "ci", str(tmp_path / "study.yaml"), "--storage",
+         f"sqlite:///{tmp_path / 'tuner.db'}", "--previous", str(deploy), "--retune", "never",
+         "--quiet", "--junit", "junit.xml", "--markdown", "summary.md"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False,
+        env={**env, "FAKESTACK_VERSION": "1", "FAKESTACK_NOISE": "0.005"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "tuner ci: other:" in done.stderr and "typo" in done.stderr
+    assert "tuner ci fakestack (run 1): ok" in done.stdout
+    suite = next(iter(JUnitXml.fromfile(str(tmp_path / "junit.xml"))))
+    cases = {case.name: case for case in suite}
+    assert set(cases) == {"fakestack", "other"} and cases["fakestack"].is_passed
+    assert isinstance(cases["other"].result[0], Error)
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "### fakestack: **ok**" in markdown and "### other: **error**" in markdown
+    # a single best.json for several studies is refused before anything runs
+    done = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "ci", str(tmp_path / "study.yaml"),
+         "--previous", str(deploy / "fakestack" / "best.json")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False, env=env)
+    assert done.returncode == 2 and "give a folder holding NAME/best.json" in done.stderr

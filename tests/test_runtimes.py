@@ -308,6 +308,7 @@ def test_a_study_in_a_runtime_is_fingerprinted_with_the_runtimes_facts(
     assert named.cpu_model == own.cpu_model
 
 
+@pytest.mark.slow  # 10-25 s (TensorFlow and torch imported); tests/test_ci_upgrade.py probes too
 def test_the_probe_of_tuners_own_interpreter() -> None:
     probe = runtimes.probe(sys.executable)
     assert probe["tensorflow"].startswith("2.21") and probe["onednn_threading"] == "threadpool"

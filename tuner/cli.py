@@ -130,67 +130,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_ci(args: argparse.Namespace) -> int:
-    """The regression gate: exit 0 (ok, improved), 1 (regressed; with ``--fail-on``, more),
-    3 (inconclusive), 2 (an error: bad input, nothing to compare with)."""
-    from tuner.ci import ERROR_EXIT, CiOptions, CiRun, CiTarget
-    from tuner.execution.runtimes import fingerprint_of
-    from tuner.goal import Goal
-    from tuner.host import probe_host
-    from tuner.results import ci_reports
+    """The regression gate (``tuner.ci.command``): exit 0 (ok, improved), 1 (regressed; with
+    ``--fail-on``, more), 3 (inconclusive), 2 (an error: bad input, nothing to compare with)."""
+    from tuner.ci.command import run_command
     from tuner.settings import get_settings
-    from tuner.space import fit_to
-    from tuner.space.search_space import build_space
-    from tuner.space.workload import unit_of
-    from tuner.spec import load_file
-    from tuner.study.progress import Progress
 
-    settings = get_settings()
-    try:
-        host = probe_host()
-        loaded = load_file(args.file, fit=fit_to(host), only={args.study})
-        spec = next((s for s in loaded.studies if s.name == args.study), None)
-        if spec is None:
-            have = ", ".join(s.name for s in loaded.studies)
-            raise SpecError([SpecIssue(source=args.file, line=None, field="study", message=(
-                f"no study named {args.study}; the file has {have}"))])
-        space = build_space(spec, host)
-        target = CiTarget(space=space, storage_url=args.storage or spec.storage
-                          or settings.default_storage,
-                          fingerprint=fingerprint_of(host, spec.workload.python,
-                                                     settings=settings),
-                          spec_text=loaded.text,
-                          previous_file=Path(args.previous) if args.previous else None)
-        progress = Progress(planned=None, time_budget=None, unit=unit_of(spec.workload),
-                            goal=Goal.of(spec.objective.direction), quiet=args.quiet)
-        options = CiOptions(retune=args.retune, fail_on=args.fail_on,
-                            output_dir=Path(args.output or settings.output_dir))
-        try:
-            record = CiRun(target, settings=settings, options=options, events=progress).run()
-        finally:
-            progress.close()
-    except SpecError as exc:
-        print(exc, file=sys.stderr)
-        return ERROR_EXIT
-    except TunerError as exc:
-        print(f"tuner ci: {exc}", file=sys.stderr)
-        return ERROR_EXIT
-    print(ci_reports.text(record))
-    markdown = ci_reports.markdown([record])
-    try:
-        for path, content in ((args.junit, ci_reports.junit([record])),
-                              (args.markdown, markdown),
-                              (args.benchmark_json, ci_reports.benchmark_json([record]))):
-            if path:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                Path(path).write_text(content)
-        if settings.github_step_summary is not None:
-            with settings.github_step_summary.open("a") as summary:
-                summary.write(markdown + "\n")
-    except OSError as exc:  # the verdict stands (it is in the history); the report is lost
-        print(f"tuner ci: cannot write a report: {exc.filename}: {exc.strerror}",
-              file=sys.stderr)
-        return ERROR_EXIT
-    return int(record["exit_code"])
+    return run_command(args, get_settings())
 
 
 def cmd_best(args: argparse.Namespace) -> int:
@@ -426,11 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ci", help="the regression gate after an upgrade: re-measure the "
                                   "deployed settings, re-tune when needed, give a verdict")
     p.add_argument("file", help="the study file")
-    p.add_argument("--study", required=True, help="the study to check")
+    p.add_argument("--study", action="append",
+                   help="a study to check (repeatable; default: every study of the file)")
     p.add_argument("--storage", help="database URL (default: the study's, else sqlite)")
-    p.add_argument("--previous", metavar="BEST_JSON",
-                   help="the deployed settings as a committed best.json (default: the "
-                        "latest recommendation in the study database)")
+    p.add_argument("--previous", metavar="BEST_JSON_OR_DIR",
+                   help="the deployed settings as a committed best.json, or a folder "
+                        "holding NAME/best.json per study (default: the latest "
+                        "recommendation in the study database)")
     p.add_argument("--output", help="directory for the new best.{env,json,sh} "
                                     "(default tuner-out)")
     p.add_argument("--fail-on", choices=("regressed", "changed", "any"), default="regressed",

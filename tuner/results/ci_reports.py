@@ -77,6 +77,10 @@ def markdown(records: Iterable[Mapping[str, Any]]) -> str:
     out = ["## tuner ci", ""]
     for record in records:
         verdict = str(record.get("verdict"))
+        if verdict == "error":
+            out += [f"### {_cell(record.get('study'))}: **error**", "",
+                    "Not checked: " + _cell(record.get("reason")), ""]
+            continue
         out += [f"### {_cell(record.get('study'))}: **{verdict}**", "",
                 _cell(VERDICT_WORDS.get(verdict, verdict)) + ". " + _cell(record.get("reason")),
                 ""]
@@ -110,12 +114,15 @@ def junit(records: Iterable[Mapping[str, Any]]) -> str:
     """JUnit XML: a test suite ``tuner ci``, one test case per study."""
     items = list(records)
     failures = sum(1 for r in items if r.get("exit_code") == 1)
+    errors = sum(1 for r in items if r.get("verdict") == "error")
     skipped = sum(1 for r in items if r.get("exit_code") == 3)
     seconds = sum(float(r.get("seconds") or 0.0) for r in items)
     suites = ElementTree.Element("testsuites", name="tuner ci", tests=str(len(items)),
-                                 failures=str(failures), errors="0", time=f"{seconds:.3f}")
+                                 failures=str(failures), errors=str(errors),
+                                 time=f"{seconds:.3f}")
     suite = ElementTree.SubElement(suites, "testsuite", name="tuner ci", tests=str(len(items)),
-                                   failures=str(failures), errors="0", skipped=str(skipped),
+                                   failures=str(failures), errors=str(errors),
+                                   skipped=str(skipped),
                                    time=f"{seconds:.3f}")
     for record in items:
         case = ElementTree.SubElement(suite, "testcase", classname="tuner.ci",
@@ -123,6 +130,10 @@ def junit(records: Iterable[Mapping[str, Any]]) -> str:
                                       time=f"{float(record.get('seconds') or 0.0):.3f}")
         verdict = str(record.get("verdict"))
         message = f"{verdict}: {record.get('reason')}"
+        if verdict == "error":
+            ElementTree.SubElement(case, "error", message=str(record.get("reason")),
+                                   type="error")
+            continue
         if record.get("exit_code") == 1:
             ElementTree.SubElement(case, "failure", message=message,
                                    type=verdict).text = text(record)
