@@ -78,12 +78,12 @@ def workload_version(argv: Sequence[str], env: Mapping[str, str]) -> str:
 
 
 def environment_of(fingerprint: Fingerprint | Mapping[str, object], *,
-                   version: str | None = None, code: str | None = None) -> dict[str, str]:
+                   version: str | None = None) -> dict[str, str]:
     """Every fact of the environment as text: the fingerprint's, the microcode, tuner's
     version and, when given, the workload's."""
     facts = fingerprint.to_dict() if isinstance(fingerprint, Fingerprint) else fingerprint
     out = {key: str(value) for key, value in facts.items()}
-    out["microcode"] = microcode() if code is None else code
+    out["microcode"] = microcode()
     out["tuner"] = package_version("tuner")
     if version is not None:
         out["workload_version"] = version

@@ -239,7 +239,7 @@ class CiRun:
                 retuned: optuna.Study | None, why: str | None) -> dict[str, Any]:
         verdict = verdict_of(race.judged)
         now = race.speedup_over(DEPLOYED, "defaults")
-        labels = {b: ROLE_LABELS[b] for b in ROLE_LABELS}
+        labels = ROLE_LABELS
         new_best = _new_best(race, verdict)
         record: dict[str, Any] = {
             "run": len(previous.history) + 1, "at": time.time(),
