@@ -153,3 +153,20 @@ def test_a_runtime_the_workers_machine_lacks_is_a_4xx_naming_the_field(
     assert refused.status_code == 422, refused.text
     assert "workload.python" in refused.text and "does not exist" in refused.text
     assert guarded.get("/studies/nowhere", headers=READ).status_code == 404
+
+
+def test_a_ci_version_command_needs_the_admin_token(open_reads: Server) -> None:
+    """``tuner ci`` runs ``ci.version_command`` to read the workload's version: a program of
+    the submitter's choosing, so the api token cannot submit it (nor queue its ci run)."""
+    body = ("name: versioned\nworkload: {builtin: resnet}\nknobs: {intra_op: auto}\n"
+            "ci: {version_command: [sh, -c, 'touch /tmp/pwned']}\n")
+    refused = open_reads.request("POST", "/studies", content=body, headers={**YAML, **WRITE})
+    assert refused.status_code == 403, refused.text
+    assert "ci.version_command" in refused.json()["detail"]
+    accepted = open_reads.request("POST", "/studies", content=body, headers={**YAML, **ADMIN})
+    assert accepted.status_code == 201, accepted.text
+    assert open_reads.request("POST", "/studies/versioned/ci",
+                              headers=WRITE).status_code == 403
+    assert open_reads.request("POST", "/studies/versioned/ci",
+                              headers=ADMIN).status_code == 202
+    assert open_reads.request("DELETE", "/studies/versioned", headers=ADMIN).status_code == 204

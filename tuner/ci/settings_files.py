@@ -1,7 +1,7 @@
-"""The settings a ci run recommends, written as ``tuner tune`` writes a study's best:
-``DIR/NAME/best.env`` (export lines), ``best.json`` (knobs, speedups with intervals, the
-environment they were measured in: what the next ``tuner ci --previous`` reads) and
-``best.sh`` (the launch line)."""
+"""The settings a ci run recommends, written as ``tuner tune`` writes a study's best (the
+same export lines: ``tuner.results.render.env_lines``): ``DIR/NAME/best.env`` (export
+lines), ``best.json`` (knobs, speedups with intervals, the environment they were measured
+in: what the next ``tuner ci --previous`` reads) and ``best.sh`` (the launch line)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tuner.results.render import env_lines
 from tuner.space.search_space import SearchSpace
 
 
@@ -22,15 +23,7 @@ def write_settings(space: SearchSpace, knobs: Mapping[str, Any], *, directory: P
     out.mkdir(parents=True, exist_ok=True)
     head = (f"# {facts.get('study')}: settings recommended by tuner ci run {facts.get('ci_run')} "
             f"({facts.get('verdict')}): {facts.get('label')}")
-    env_lines = [head, *launch.export_lines()]
-    for knob, variable in (("inter_op", "TF_NUM_INTEROP_THREADS"),
-                           ("intra_op", "TF_NUM_INTRAOP_THREADS")):
-        value = knobs.get(knob)
-        if value is not None and variable not in launch.env and value != "unset":
-            env_lines.append(f"export {variable}={value}")
-    if launch.prefix:
-        env_lines.append(f"# bind with: {' '.join(launch.prefix)} <program>")
-    (out / "best.env").write_text("\n".join(env_lines) + "\n")
+    (out / "best.env").write_text("\n".join([head, *env_lines(launch, knobs)]) + "\n")
     data = {**facts, "knobs": dict(knobs), "metric": space.spec.objective.metric,
             "launch": launch.to_dict(), "shell": launch.shell_line()}
     (out / "best.json").write_text(json.dumps(data, indent=2, sort_keys=True, default=str)

@@ -4,9 +4,11 @@ ways ``tuner best`` prints the recommendation (env, json, shell)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tuner.execution.launch import Launch
 from tuner.execution.libraries import summary_line
 from tuner.results.answer import baseline_names
 from tuner.results.summary import Summary
@@ -152,6 +154,20 @@ def render(summary: Summary, *, written: Path | None = None,
     return "\n".join(lines)
 
 
+def env_lines(launch: Launch, applied: Mapping[str, Any]) -> list[str]:
+    """The settings of ``launch`` as ``export`` lines (the thread pools as TensorFlow's
+    variables where the launch set them as flags), and its binding as a comment."""
+    lines = launch.export_lines()
+    for knob, variable in (("inter_op", "TF_NUM_INTEROP_THREADS"),
+                           ("intra_op", "TF_NUM_INTRAOP_THREADS")):
+        value = applied.get(knob)
+        if value is not None and variable not in launch.env and value != "unset":
+            lines.append(f"export {variable}={value}")
+    if launch.prefix:
+        lines.append(f"# bind with: {' '.join(launch.prefix)} <program>")
+    return lines
+
+
 def best_as(summary: Summary, fmt: str) -> str:
     """The recommendation as ``env`` (export lines), ``json`` or ``shell`` (a launch line)."""
     best = summary.best
@@ -165,15 +181,7 @@ def best_as(summary: Summary, fmt: str) -> str:
         lines = [f"# {summary.name}: {'confirmed' if summary.confirmed else 'unconfirmed'} "
                  f"best of {summary.counted} trials (trial {best.number})"
                  + (f": {summary.metric} {answer.value_text}" if answer else "")]
-        lines += launch.export_lines()
-        for knob, variable in (("inter_op", "TF_NUM_INTEROP_THREADS"),
-                               ("intra_op", "TF_NUM_INTRAOP_THREADS")):
-            value = best.applied.get(knob)
-            if value is not None and variable not in launch.env and value != "unset":
-                lines.append(f"export {variable}={value}")
-        if launch.prefix:
-            lines.append(f"# bind with: {' '.join(launch.prefix)} <program>")
-        return "\n".join(lines)
+        return "\n".join(lines + env_lines(launch, best.applied))
     if fmt == "json":
         return json.dumps({
             "study": summary.name, "metric": summary.metric, "value": summary.best_value,

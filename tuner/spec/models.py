@@ -421,6 +421,13 @@ class PrunerSpec(Strict):
         return {"name": data} if isinstance(data, str) else data
 
 
+def _check_first_look(rounds: int, max_rounds: int) -> None:
+    """A sequential race's round budget must hold its first look."""
+    if max_rounds < rounds:
+        raise ValueError(f"max_rounds ({max_rounds}) must be at least rounds "
+                         f"({rounds}), the rounds of the first look")
+
+
 class ConfirmSpec(Strict):
     """After the search, the ``top`` candidates and both baselines run in interleaved
     rounds: ``rounds`` first, then more (about 1.5 times as many at each look) up to
@@ -440,9 +447,7 @@ class ConfirmSpec(Strict):
 
     @model_validator(mode="after")
     def _budget_holds_the_first_look(self) -> ConfirmSpec:
-        if self.max_rounds < self.rounds:
-            raise ValueError(f"max_rounds ({self.max_rounds}) must be at least rounds "
-                             f"({self.rounds}), the rounds of the first look")
+        _check_first_look(self.rounds, self.max_rounds)
         return self
 
 
@@ -466,9 +471,7 @@ class CiSpec(Strict):
 
     @model_validator(mode="after")
     def _budget_holds_the_first_look(self) -> CiSpec:
-        if self.max_rounds < self.rounds:
-            raise ValueError(f"max_rounds ({self.max_rounds}) must be at least rounds "
-                             f"({self.rounds}), the rounds of the first look")
+        _check_first_look(self.rounds, self.max_rounds)
         return self
 
 
