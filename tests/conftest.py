@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,10 @@ from typing import Any
 import pytest
 
 from tuner.host import Host, Tools, probe_topology
+
+# tuner's system-settings journal (every `tuner` command looks for a left-over one) lives in
+# a folder of the test run's own, not in the host's /var/lib/tuner
+os.environ.setdefault("TUNER_STATE_DIR", tempfile.mkdtemp(prefix="tuner-test-state-"))
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = Path(__file__).resolve().parent / "programs"

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -223,11 +225,70 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"knobs for {label}:")
         ctx = KnobContext(host=host, target=target)
         for name, knob in catalogue().items():
+            if knob.family == "system":
+                continue  # listed once, below
             reason = knob.availability(ctx)
             note = knob.note(ctx)
             state = "available" if reason is None else f"unavailable: {reason}"
             print(f"  {name:<22} {state}" + (f" (note: {note})" if note and not reason else ""))
+    _doctor_system(host)
     return 0
+
+
+def _doctor_system(host: Host) -> None:
+    from tuner.knobs import KnobContext, Target, system_knobs
+    from tuner.knobs.system import system_status
+    from tuner.settings import get_settings
+
+    settings = get_settings()
+    print(f"system knobs (change the whole machine for a trial, journaled in "
+          f"{settings.state_dir}; need root here and the admin token on the service; "
+          f"TUNER_SYSTEM_KNOBS={settings.system_knobs}):")
+    ctx = KnobContext(host=host, target=Target(builtin=None))
+    for name, current, state in system_status(ctx, system_knobs()):
+        print(f"  {name:<28} {current:<14} {state}")
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Put back what a tuner that stopped without restoring left changed."""
+    from tuner.execution.system_backend import journal_of
+    from tuner.settings import get_settings
+
+    journal = journal_of(get_settings())
+    found = journal.read()
+    if found is None:
+        print(f"nothing to restore: no system-settings journal in {journal.directory}")
+        return 0
+    recovery = journal.recover()
+    if recovery is None:
+        record, _ = found
+        print(f"tuner: the journal {journal.path} belongs to a running tuner (pid "
+              f"{record.get('pid')}), which restores its own settings when its run ends",
+              file=sys.stderr)
+        return 1
+    print(recovery.message())
+    return 0
+
+
+def _recover_system_settings() -> None:
+    """Every command first puts back what a killed tuner left changed on this host."""
+    from tuner.errors import SystemStateError
+    from tuner.execution.system_backend import journal_of
+    from tuner.settings import get_settings
+
+    journal = journal_of(get_settings())
+    try:
+        recovery = journal.recover()
+    except (OSError, SystemStateError) as exc:
+        print(f"tuner: WARNING: a system-settings journal was left on this host and could "
+              f"not be restored: {exc}", file=sys.stderr)
+        return
+    if recovery is not None:
+        print(f"tuner: {recovery.message()}", file=sys.stderr)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -412,6 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="host topology, fingerprint and what each knob can do")
     p.set_defaults(func=cmd_doctor)
 
+    p = sub.add_parser("restore", help="put back the system settings a tuner that was "
+                                       "killed mid-trial left changed (its journal)")
+    p.set_defaults(func=cmd_restore)
+
     p = sub.add_parser("serve", help="the REST API and dashboard (and, without --storage, "
                                      "an embedded database and worker)")
     p.add_argument("--storage", help="study database shared with workers, e.g. "
@@ -437,7 +502,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every system setting is restored on the way
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGHUP, _terminate)
     try:
+        if args.func is not cmd_restore:
+            _recover_system_settings()
         return int(args.func(args))
     except SpecError as exc:
         print(exc, file=sys.stderr)

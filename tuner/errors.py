@@ -49,3 +49,8 @@ class StudyConflictError(TunerError):
 
 class NotFoundError(TunerError):
     """A study (or trial) that does not exist."""
+
+
+class SystemStateError(HostError):
+    """A system setting could not be put back: the machine is left changed, and the journal
+    that says how to restore it is kept (``tuner restore`` tries again)."""

@@ -18,6 +18,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -116,6 +117,9 @@ class Host:
     #: False for a host that stands for machines not known here (``generic_host``): what
     #: only the machine that runs a study can check (its named runtimes) is left to it.
     local: bool = True
+    #: Where /sys, /proc and /dev are (``/``; tests use a fake tree): the system knobs read
+    #: and write under it.
+    root: Path = Path("/")
 
 
 def parse_cpu_list(text: str) -> list[int]:
@@ -215,7 +219,7 @@ def probe_tools() -> Tools:
 
 
 def probe_host(root: Path = Path("/")) -> Host:
-    return Host(topology=probe_topology(root), tools=probe_tools())
+    return Host(topology=probe_topology(root), tools=probe_tools(), root=root)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -413,14 +417,44 @@ def generic_host() -> Host:
                 tools=Tools(numactl="numactl", taskset="taskset"), local=False)
 
 
+#: The ``exclusive_file_lock`` files this process holds: path -> [fd, depth, thread].
+_held: dict[str, list[int]] = {}
+_held_guard = threading.Lock()
+
+
 @contextlib.contextmanager
 def exclusive_file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if missing) while inside."""
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) while inside.
+
+    Re-entrant for the thread that holds it (a backend taking every node's lock for a system
+    change wraps one that takes the nodes its CPUs sit on): ``flock`` itself would make
+    the inner request wait on the outer forever. Other threads and processes wait."""
+    key = os.path.abspath(path)
+    me = threading.get_ident()
+    with _held_guard:
+        entry = _held.get(key)
+        if entry is not None and entry[2] == me:
+            entry[1] += 1
+        else:
+            entry = None
+    if entry is not None:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                entry[1] -= 1
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        with _held_guard:
+            _held[key] = [fd, 1, me]
+        try:
+            yield
+        finally:
+            with _held_guard:
+                del _held[key]
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

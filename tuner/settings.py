@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     db_connect_timeout: int = 5
     #: Where workers keep the host lock files (one worker measures per machine / NUMA node).
     lock_dir: Path = Path("/tmp/tuner-locks")
+    #: Where the system-settings journal lives (the old value of every system setting a
+    #: running trial changed): one per host, so every tuner on the host must agree on it.
+    state_dir: Path = Field(default_factory=lambda: _default_state_dir())
+    #: The system knobs this host lets studies change: ``all``, ``none``, or a comma list
+    #: of knob names. On the service, ``none`` also refuses every study that names one.
+    system_knobs: str = "all"
+    #: Tests only: kill this process with SIGKILL at a named point of a system change
+    #: (``tuner.execution.system_journal.CRASH_POINTS``) to prove the restore at each one.
+    test_crash_at: str | None = None
     #: Seconds a worker sleeps when no study needs it.
     worker_poll_seconds: float = 5.0
     #: Seconds after which a screening/confirmation claim of a silent worker may be taken.
@@ -66,9 +75,25 @@ class Settings(BaseSettings):
     #: few kilobytes.
     max_body_bytes: int = 1_000_000
 
+    def system_knob_allowed(self, name: str) -> bool:
+        """Whether ``system_knobs`` lets studies change the system knob ``name`` here."""
+        policy = self.system_knobs.strip().lower()
+        if policy == "all":
+            return True
+        if policy in ("none", ""):
+            return False
+        return name.lower() in {n.strip().lower() for n in policy.split(",")}
+
     def secrets(self) -> tuple[str, ...]:
         """The tokens (those set): what a trial's environment must never hold."""
         return tuple(t for t in (self.api_token, self.admin_token, self.read_token) if t)
+
+
+def _default_state_dir() -> Path:
+    """``/var/lib/tuner`` for root (system knobs need root), else the user's state dir."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/tuner")
+    return Path.home() / ".local" / "state" / "tuner"
 
 
 @lru_cache(maxsize=1)

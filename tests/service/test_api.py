@@ -240,3 +240,30 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
                           "/studies/{name}/resume"}
     assert "application/yaml" in paths["/studies"]["post"]["requestBody"]["content"]
     assert client.get("/docs").status_code == 200
+
+
+SYSTEM = "name: {name}\nworkload: {{builtin: resnet}}\nknobs:\n  intra_op: auto\n" \
+         "  thp_enabled: [always, never]\n"
+
+
+def test_system_knobs_need_the_admin_token_and_the_service_can_refuse_them(
+        tmp_path: Path) -> None:
+    app = create_app(settings=settings(), storage_url=f"sqlite:///{tmp_path / 'api.db'}")
+    with TestClient(app) as open_client:
+        refused = open_client.post("/studies", content=SYSTEM.format(name="s1"),
+                                   headers={**YAML, **WRITE})
+        assert refused.status_code == 403
+        assert "s1.knobs.thp_enabled: a system knob" in refused.json()["detail"]
+        accepted = open_client.post("/studies", content=SYSTEM.format(name="s1"),
+                                    headers={**YAML, **ADMIN})
+        assert accepted.status_code == 201, accepted.text
+    closed = create_app(settings=settings(system_knobs="none"),
+                        storage_url=f"sqlite:///{tmp_path / 'closed.db'}")
+    with TestClient(closed) as closed_client:
+        body = SYSTEM.format(name="s2")
+        for token in (WRITE, ADMIN):
+            response = closed_client.post("/studies", content=body, headers={**YAML, **token})
+            assert response.status_code == 422, response.text
+            assert "does not allow system knobs" in response.text
+            assert "s2.knobs.thp_enabled" in response.text
+        assert closed_client.get("/studies/s2", headers=READ).status_code == 404

@@ -2,7 +2,9 @@
 environment, binding prefix per instance. A ``RunRequest`` (the launch, the metric and its
 ``ParserSpec``, the timeout, the environment) goes to a ``Backend`` (backend.py: fresh
 processes; forkserver.py: forks of a pre-imported server, whose own process is fork_child.py;
-host_lock.py: any backend under the per-NUMA-node host lock), which answers an ``Outcome``
+host_lock.py: any backend under the per-NUMA-node host lock; system_backend.py: runs whose
+launch changes the machine, through the journal of system_journal.py and the reads and
+writes of system_settings.py), which answers an ``Outcome``
 (outcome.py) and never raises for what the workload does. The runner (runner.py, ``run``) is
 the fresh-process path: children.py starts and stops the processes, read_loop.py streams
 their output line by line through the parsers (parsers.py) to the ``OnReading`` callback,
@@ -30,15 +32,21 @@ from tuner.execution.parsers import (
     metric_names,
 )
 from tuner.execution.runner import RunHooks, RunRequest, run
+from tuner.execution.system_backend import SystemBackend, journal_of, with_system_settings
+from tuner.execution.system_journal import CRASH_POINTS, CannotApply, Journal, Recovery
+from tuner.execution.system_settings import SystemSetting
 
 __all__ = [
+    "CRASH_POINTS",
     "PARSER_PRESETS",
     "Backend",
+    "CannotApply",
     "Decision",
     "ForkServer",
     "ForkServerBackend",
     "HostLock",
     "Instance",
+    "Journal",
     "JsonLineParser",
     "Launch",
     "LaunchBuilder",
@@ -50,15 +58,20 @@ __all__ = [
     "Process",
     "ProtocolParser",
     "Reading",
+    "Recovery",
     "RegexParser",
     "RunHooks",
     "RunRequest",
     "Spawn",
     "Status",
+    "SystemBackend",
+    "SystemSetting",
     "backend_for",
     "final_values",
     "interval_values",
+    "journal_of",
     "make_parser",
     "metric_names",
     "run",
+    "with_system_settings",
 ]

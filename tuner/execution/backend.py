@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from tuner.execution import runner
-from tuner.execution.outcome import OnReading, Outcome
+from tuner.execution.outcome import OnReading, Outcome, Status
 from tuner.execution.runner import RunRequest
 
 __all__ = ["Backend", "ProcessBackend", "RunRequest"]
@@ -37,8 +37,19 @@ class Backend(ABC):
         """Release resources (a fork server, say)."""
 
 
+def unapplied_system(request: RunRequest) -> Outcome | None:
+    """A failed outcome for a launch whose system settings nobody applied (they are applied
+    by ``tuner.execution.system_backend``, which hands its inner backend the launch without
+    them): such a run would measure the machine as it is under another name."""
+    if not request.launch.system:
+        return None
+    return Outcome(status=Status.FAILED, reason=(
+        "the launch changes system settings but was not run through the system backend "
+        "(tuner.execution.system_backend): refused rather than measured unchanged"))
+
+
 class ProcessBackend(Backend):
     """Every run in fresh processes (``tuner.execution.runner``)."""
 
     def run(self, request: RunRequest, on_reading: OnReading | None) -> Outcome:
-        return runner.run(request, on_reading)
+        return unapplied_system(request) or runner.run(request, on_reading)

@@ -48,7 +48,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
 from tuner.execution import runner
-from tuner.execution.backend import Backend, ProcessBackend
+from tuner.execution.backend import Backend, ProcessBackend, unapplied_system
 from tuner.execution.children import child_setup
 from tuner.execution.fork_child import PRELOAD, RUN_FILE, main, preload_for, set_mempolicy
 from tuner.execution.launch import Instance, Launch
@@ -303,6 +303,9 @@ class ForkServerBackend(Backend):
 
     def run(self, request: RunRequest,
             on_reading: OnReading | None) -> Outcome:
+        refused = unapplied_system(request)
+        if refused is not None:
+            return refused
         target = plan(request.launch)
         env = {**request.base_env, **request.launch.env}
         server = (self.server_for(target[0], env, interpreter_of(request.launch))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from string import Formatter
 from typing import Any
 
+from tuner.execution.system_settings import SystemSetting
 from tuner.host import Host, format_cpu_list
 from tuner.spec.consistency import template_fields
 
@@ -56,6 +57,9 @@ class Launch:
     #: bind without numactl (the fork server).
     cpus: tuple[int, ...] | None = None
     memory: str | None = None
+    #: Changes to the machine (system knobs) in force while the run runs: the backend
+    #: applies them under the exclusive host lock, journaled, and restores them after.
+    system: tuple[SystemSetting, ...] = ()
 
     @property
     def command(self) -> list[str]:
@@ -82,6 +86,22 @@ class Launch:
         line = lines[0] if len(lines) == 1 else " & ".join(lines) + " & wait"
         return f"cd {shlex.quote(self.cwd)} && {line}" if self.cwd else line
 
+    def system_lines(self) -> list[str]:
+        """The system settings as comment lines a user can read (and, as root, apply): one
+        ``echo`` per file, one line per register change of an MSR knob."""
+        lines: list[str] = []
+        registers: dict[tuple[str, int | None, int, str], list[str]] = {}
+        for setting in self.system:
+            if setting.form == "msr":
+                key = (setting.knob, setting.msr, setting.mask, setting.value)
+                registers.setdefault(key, []).append(setting.path)
+            else:
+                lines.append(f"# {setting.knob}: {setting.describe()}")
+        for (knob, register, mask, value), paths in registers.items():
+            lines.append(f"# {knob}: MSR {register:#x} bits {mask:#x} = {int(value, 16):#x} "
+                         f"on {len(paths)} CPUs (/dev/cpu/N/msr; e.g. wrmsr of msr-tools)")
+        return lines
+
     def export_lines(self) -> list[str]:
         return [f"export {k}={shlex.quote(v)}" for k, v in sorted(self.env.items())]
 
@@ -93,7 +113,9 @@ class Launch:
                 "instances": [{"prefix": list(i.prefix),
                                "affinity": list(i.affinity) if i.affinity else None,
                                "cpus": list(i.cpus) if i.cpus else None, "memory": i.memory}
-                              for i in self.instances]}
+                              for i in self.instances],
+                **({"system": [setting.to_dict() for setting in self.system]}
+                   if self.system else {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Launch:
@@ -108,7 +130,8 @@ class Launch:
                    prefix=tuple(data.get("prefix", ())), cwd=data.get("cwd"),
                    affinity=tuple(affinity) if affinity else None,
                    notes=tuple(data.get("notes", ())), instances=instances,
-                   cpus=tuple(cpus) if cpus else None, memory=data.get("memory"))
+                   cpus=tuple(cpus) if cpus else None, memory=data.get("memory"),
+                   system=tuple(SystemSetting.from_dict(s) for s in data.get("system", ())))
 
 
 @dataclass(kw_only=True)
@@ -131,6 +154,15 @@ class LaunchBuilder:
     placeholders: dict[str, str | None] = field(default_factory=dict)
     #: Libraries to preload, by slot (``PRELOAD_SLOTS``).
     preloads: dict[str, str] = field(default_factory=dict)
+    #: Changes to the machine, by knob (a later request of a knob replaces its earlier).
+    system: dict[str, list[SystemSetting]] = field(default_factory=dict)
+
+    def change_system(self, knob: str, settings: Sequence[SystemSetting]) -> None:
+        """Have ``settings`` in force while the run runs (see ``Launch.system``)."""
+        self.system[knob] = list(settings)
+
+    def system_settings(self) -> tuple[SystemSetting, ...]:
+        return tuple(s for settings in self.system.values() for s in settings)
 
     def preload(self, slot: str, path: str) -> None:
         """Preload the library at ``path`` as the ``slot`` one (``openmp`` or
@@ -205,12 +237,13 @@ class LaunchBuilder:
             copies = tuple(self._bind(host, cpus, None, notes)
                            for cpus in split_cores(host, self.cpus, self.instances))
             return Launch(argv=tuple(argv), env=self.environment(), cwd=self.cwd,
-                          notes=tuple(dict.fromkeys(notes)), instances=copies)
+                          notes=tuple(dict.fromkeys(notes)), instances=copies,
+                          system=self.system_settings())
         copy = self._bind(host, self.cpus, self.cpu_nodes, notes)
         return Launch(argv=tuple(argv), env=self.environment(), prefix=copy.prefix,
                       cwd=self.cwd,
                       affinity=copy.affinity, notes=tuple(dict.fromkeys(notes)),
-                      cpus=copy.cpus, memory=copy.memory)
+                      cpus=copy.cpus, memory=copy.memory, system=self.system_settings())
 
     def _bind(self, host: Host, cpus: list[int] | None, nodes: list[int] | None,
               notes: list[str]) -> Instance:

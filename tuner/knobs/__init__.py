@@ -1,6 +1,8 @@
 """The knob catalogue (process level): thread pools (TensorFlow's, PyTorch's), OpenMP/KMP
 variables, the OpenMP runtime and the allocator (preloaded), oneDNN, batch size, precision,
-XLA, CPU/memory placement, and custom environment-variable and flag knobs. Each
+XLA, CPU/memory placement, custom environment-variable and flag knobs, and system knobs
+(memory, scheduler, prefetchers, frequency, idle states, SMT: ``system``,
+``system_hardware``), which change the machine for a trial through the journal. Each
 knob says whether this host and workload can apply it (``availability``), resolves a study
 file's entry to a ``Domain`` on the host, and writes a value into a ``LaunchBuilder``
 (``apply``); ``catalogue()`` and ``make_knob`` give the knob a study names.
@@ -25,16 +27,20 @@ from tuner.knobs.catalogue import (
     close_knob_names,
     knob_names,
     make_knob,
+    system_knobs,
 )
+from tuner.knobs.system import SYSTEM_FAMILY, SystemKnob
 
 __all__ = [
     "CONTROLLED_ENV",
+    "SYSTEM_FAMILY",
     "UNSET",
     "ChoiceDomain",
     "Domain",
     "DomainError",
     "IntDomain",
     "Knob",
+    "SystemKnob",
     "KnobContext",
     "Target",
     "UnknownKnobError",
@@ -42,4 +48,5 @@ __all__ = [
     "close_knob_names",
     "knob_names",
     "make_knob",
+    "system_knobs",
 ]

@@ -10,6 +10,8 @@ from tuner.knobs.custom import EnvVarKnob, FlagKnob, TemplateKnob
 from tuner.knobs.openmp import openmp_knobs
 from tuner.knobs.placement import placement_knobs
 from tuner.knobs.preload import preload_knobs
+from tuner.knobs.system import SystemKnob, memory_knobs, scheduler_knobs
+from tuner.knobs.system_hardware import hardware_knobs
 from tuner.knobs.threads import runtime_knobs, thread_knobs
 from tuner.spec.models import KnobSpec
 
@@ -33,8 +35,13 @@ def catalogue(spec_for: dict[str, KnobSpec] | None = None) -> dict[str, Knob]:
     """Fresh knob instances by name (placement knobs read per-study options from the spec)."""
     spec_for = spec_for or {}
     knobs: list[Knob] = [*thread_knobs(), *openmp_knobs(), *preload_knobs(), *runtime_knobs(),
-                         *placement_knobs(spec_for.get("physcpubind"))]
+                         *placement_knobs(spec_for.get("physcpubind")), *system_knobs()]
     return {k.name: k for k in knobs}
+
+
+def system_knobs() -> list[SystemKnob]:
+    """The knobs that change the whole machine (memory, scheduler, hardware)."""
+    return [*memory_knobs(), *scheduler_knobs(), *hardware_knobs()]
 
 
 def knob_names() -> list[str]:

@@ -91,6 +91,9 @@ def render(summary: Summary, *, written: Path | None = None,
         if noise.get("warning"):
             lines.append(f"Warning: {noise['warning']}")
     lines += loaded_lines(summary)
+    if summary.system_before:
+        lines.append("System settings before the study (put back after every trial): "
+                     + ", ".join(f"{k}={v}" for k, v in summary.system_before.items()))
     for name, result in summary.screening.items():
         lines.append(f"Screening {name}: {result.get('evidence', '')}")
     lines += baseline_lines(summary)
@@ -165,7 +168,14 @@ def env_lines(launch: Launch, applied: Mapping[str, Any]) -> list[str]:
             lines.append(f"export {variable}={value}")
     if launch.prefix:
         lines.append(f"# bind with: {' '.join(launch.prefix)} <program>")
-    return lines
+    return lines + _system_comment(launch)
+
+
+def _system_comment(launch: Launch) -> list[str]:
+    if not launch.system:
+        return []
+    return ["# system settings it ran with (tuner put them back after each trial; to keep "
+            "them, apply as root and persist with sysctl/tuned):", *launch.system_lines()]
 
 
 def best_as(summary: Summary, fmt: str) -> str:
@@ -205,6 +215,8 @@ def write_best(summary: Summary, directory: Path) -> Path | None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "best.env").write_text(best_as(summary, "env") + "\n")
     (out / "best.json").write_text(best_as(summary, "json") + "\n")
-    (out / "best.sh").write_text("#!/bin/sh\n" + best_as(summary, "shell") + "\n")
+    system = _system_comment(summary.best.launch)
+    (out / "best.sh").write_text("#!/bin/sh\n" + "".join(f"{line}\n" for line in system)
+                                 + best_as(summary, "shell") + "\n")
     (out / "best.sh").chmod(0o755)
     return out

@@ -33,6 +33,7 @@ from tuner.store.attributes import (
     SAMPLES,
     SCREENING,
     SPACE,
+    SYSTEM_BEFORE,
     UNIT,
     applied_of,
     spec_of,
@@ -102,6 +103,8 @@ class Summary:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     #: Baselines that failed (none of their trials completed), with reason and output tail.
     failed_baselines: dict[str, FailedBaseline] = field(default_factory=dict)
+    #: The system knobs' values on the machine before the study changed any.
+    system_before: dict[str, Any] = field(default_factory=dict)
 
     @property
     def compared_with(self) -> tuple[str, ...]:
@@ -221,7 +224,8 @@ def summarize(study: optuna.Study) -> Summary:
         abandoned=abandoned(study), noise=noise.to_dict() if noise is not None else {},
         screening=screening.to_dict() if screening is not None else {},
         confirmation=stored, confirmed_entries=confirmed_entries(stored),
-        fingerprint=FINGERPRINT.get(attrs), failed_baselines=failed)
+        fingerprint=FINGERPRINT.get(attrs), failed_baselines=failed,
+        system_before=SYSTEM_BEFORE.get(attrs))
 
 
 def importance(study: optuna.Study) -> dict[str, float]:

@@ -20,6 +20,7 @@ from tuner.execution.launch import Launch
 from tuner.host import Host
 from tuner.knobs import (
     CONTROLLED_ENV,
+    SYSTEM_FAMILY,
     UNSET,
     ChoiceDomain,
     Domain,
@@ -85,6 +86,29 @@ class BaselineTrial:
     approximate: list[str] = field(default_factory=list)
 
 
+def system_policy_problems(spec: StudySpec, knobs: Mapping[str, Knob]
+                           ) -> list[tuple[FieldPath, str]]:
+    """``system.allow``: names system knobs only, and every system knob the study names is in
+    it (when given)."""
+    allow = spec.system.allow
+    if allow is None:
+        return []
+    problems: list[tuple[FieldPath, str]] = []
+    system_names = {name for name, knob in catalogue().items() if knob.family == SYSTEM_FAMILY}
+    for index, name in enumerate(allow):
+        if name not in system_names:
+            known = ", ".join(sorted(system_names))
+            problems.append((("system", "allow", index),
+                             f"{name!r} is not a system knob (system knobs: {known})"))
+    for name in spec.knobs:
+        knob = knobs.get(name)
+        if knob is not None and knob.family == SYSTEM_FAMILY and name not in allow:
+            problems.append((("knobs", name), (
+                f"a system knob this study does not allow: system.allow lists "
+                f"{', '.join(allow) or 'none'}; add {name} there or remove it")))
+    return problems
+
+
 @dataclass(frozen=True, kw_only=True)
 class SearchSpace:
     spec: StudySpec
@@ -105,6 +129,16 @@ class SearchSpace:
     @property
     def names(self) -> list[str]:
         return [d.name for d in self.dims]
+
+    @property
+    def system_knobs(self) -> dict[str, Knob]:
+        """The tuned or fixed knobs that change the machine (``family`` system)."""
+        return {name: self.knobs[name] for name in (*self.names, *self.fixed)
+                if self.knobs[name].family == SYSTEM_FAMILY}
+
+    def system_now(self) -> dict[str, Any]:
+        """The current value of each of ``system_knobs`` on this machine."""
+        return {name: knob.default_value(self.ctx) for name, knob in self.system_knobs.items()}
 
     @property
     def notes(self) -> list[str]:
@@ -287,6 +321,7 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
             fixed[name] = entry.value
         else:
             resolved[name] = domain
+    problems += system_policy_problems(spec, knobs)
     if "physcpubind" in spec.knobs and "cpunodebind" in spec.knobs:
         problems.append((("knobs", "cpunodebind"), "physcpubind and cpunodebind both bind "
                                                    "CPUs; tune one of them"))

@@ -475,6 +475,15 @@ class CiSpec(Strict):
         return self
 
 
+class SystemSpec(Strict):
+    """The study's policy for system knobs (settings of the whole machine: THP, NUMA
+    balancing, prefetchers, frequency, ...): ``allow`` lists those it may change; a system
+    knob in ``knobs`` outside it fails validation. Absent: every system knob it names.
+    A shared study file lists here, in one place a reviewer reads, what it may touch."""
+
+    allow: Annotated[list[StrictStr], Field(max_length=limits.MAX_KNOBS)] | None = None
+
+
 class StudySpec(Strict):
     name: Name
     description: Text = ""
@@ -488,6 +497,7 @@ class StudySpec(Strict):
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     confirm: ConfirmSpec = Field(default_factory=ConfirmSpec)
     ci: CiSpec = Field(default_factory=CiSpec)
+    system: SystemSpec = Field(default_factory=SystemSpec)
     #: How built-in workloads start: ``fork`` from a server that has already imported
     #: TensorFlow (a fresh runtime each trial, 2-3 s less start-up), or ``fresh`` processes.
     #: Commands always start fresh.

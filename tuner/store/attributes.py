@@ -37,6 +37,8 @@ Study user attributes (key — holds — written by — meaning):
   (called by the API, the worker and ``study.run``) — queued, running, stopped, done, failed
 * ``submitted_at`` — epoch — ``queue`` — when the API queued it
 * ``started_at`` — epoch — ``study.run`` — when it first ran (``budget.timeout`` counts from it)
+* ``system_before`` — object — ``study.run`` — the system knobs' values before the study
+  changed any (the report's "System settings before the study")
 * ``noise`` — ``Noise``, parts — ``study.trial`` (the defaults trial) — the noise floor
 * ``screening`` — ``Screening``, parts — ``study.screening`` — inert knobs, with evidence
 * ``confirmation`` — ``Confirmation``, parts — ``study.confirmation`` — interleaved rounds
@@ -179,6 +181,10 @@ SUBMITTED_AT: Attr[float | None] = _study("submitted_at", "epoch seconds", QUEUE
 STARTED_AT: Attr[float | None] = _study(
     "started_at", "epoch seconds", "tuner.study.run", "when the study first ran "
     "(budget.timeout counts from it)", number, None)
+SYSTEM_BEFORE: Attr[dict[str, Any]] = _study(
+    "system_before", "object", "tuner.study.run.StudyRun.open",
+    "the system knobs' values on the machine before the study changed any (name -> value)",
+    json_object, {})
 NOISE: Attr[Noise | None] = _study(
     "noise", "Noise", f"{OBJECTIVE} (the defaults trial)", "the study's noise floor",
     Noise.from_dict, None, dump=to_dict, parts=True)
@@ -270,8 +276,8 @@ RETRY_HISTORY: SystemAttr[list[int]] = SystemAttr(
 #: Every attribute, in the order above.
 ATTRIBUTES: tuple[Attr[Any] | Family[Any] | SystemAttr[Any], ...] = (
     SPEC, SPEC_TEXT, SPACE, SPACE_KEY, FINGERPRINT, HOST_CLASS, UNIT, STATUS, STATUS_REASON,
-    STATUS_AT, SUBMITTED_AT, STARTED_AT, NOISE, SCREENING, CONFIRMATION, TUNER_BEST, CI_RUNS,
-    CI_REQUEST, CLAIMS,
+    STATUS_AT, SUBMITTED_AT, STARTED_AT, SYSTEM_BEFORE, NOISE, SCREENING, CONFIRMATION,
+    TUNER_BEST, CI_RUNS, CI_REQUEST, CLAIMS,
     ABANDONED, ROLE, APPLIED, LAUNCH, SHELL, WORKER, APPROXIMATE, SAMPLES, RUNS, REPORTED,
     LOADED, ECHOED, REASON, DUPLICATE_OF, RUN_SECONDS, SAMPLER_PARAMS, FIXED_PARAMS, PROPOSAL,
     FAILED_TRIAL, RETRY_HISTORY)

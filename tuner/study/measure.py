@@ -23,6 +23,7 @@ from typing import Any
 from tuner.execution.backend import Backend, ProcessBackend, RunRequest
 from tuner.execution.echo import mismatches
 from tuner.execution.runner import OnReading, Outcome, Status
+from tuner.execution.system_backend import SystemBackend, with_system_settings
 from tuner.goal import Goal
 from tuner.knobs import UNSET
 from tuner.settings import Settings, child_base_environment
@@ -37,6 +38,10 @@ class Measurer:
     backend: Backend = field(default_factory=ProcessBackend)
 
     def __post_init__(self) -> None:
+        if self.space.system_knobs and not isinstance(self.backend, SystemBackend):
+            # the one place every study, screening, confirmation and ci run gets its runs:
+            # a launch that changes the machine always goes through the journal
+            self.backend = with_system_settings(self.backend, self.space.host, self.settings)
         self.metric = self.space.spec.objective.metric
         self.base_env = child_base_environment(self.space.controlled_env,
                                                secrets=self.settings.secrets())

@@ -42,7 +42,15 @@ from tuner.host import Fingerprint
 from tuner.results.publish import publish
 from tuner.settings import Settings
 from tuner.space.search_space import SearchSpace
-from tuner.store.attributes import CONFIRMATION, NOISE, REASON, ROLE, STARTED_AT, STATUS
+from tuner.store.attributes import (
+    CONFIRMATION,
+    NOISE,
+    REASON,
+    ROLE,
+    STARTED_AT,
+    STATUS,
+    SYSTEM_BEFORE,
+)
 from tuner.store.database import counted_trials, live_trials, set_status
 from tuner.store.gate import StudyGate
 from tuner.store.snapshot import reading_once
@@ -193,6 +201,8 @@ class StudyRun:
             set_status(study, "running")
             if not STARTED_AT.present(study):
                 STARTED_AT.put(study, time.time())
+        if self.space.system_knobs and not SYSTEM_BEFORE.present(study):
+            SYSTEM_BEFORE.put(study, self.space.system_now())
         if self.limits.recover_local:
             self.recovered = recover_abandoned(study, self.hostname)
         with self.gate.hold():

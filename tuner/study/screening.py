@@ -62,7 +62,11 @@ logger = logging.getLogger(__name__)
 ROUNDS = 4  # first rounds, for every probe
 MORE_ROUNDS = 2  # then this many more at a time, only for knobs still undecided,
 MAX_ROUNDS = 10  # up to this many in all
-SCREENED_FAMILIES = ("openmp",)
+#: Families screened on `auto`: the OpenMP knobs (often inert under TensorFlow) and the
+#: system knobs (each one's effect is measured with an interval before the search, and an
+#: inert one is left as the machine has it: a change of the whole machine must earn its
+#: place).
+SCREENED_FAMILIES = ("openmp", "system")
 
 
 def candidates(space: SearchSpace) -> list[Dimension]:
@@ -225,6 +229,11 @@ def _verdict(speedup: stats.Speedup, limit: float) -> str:
     return "inconclusive"
 
 
+def _held(default: Any, *, system: bool) -> str:
+    """A system knob's defaults are the machine's current value; every other knob's, unset."""
+    return f"{default} (as the machine has it)" if system and default != UNSET else "unset"
+
+
 def _run(study: optuna.Study, measurer: Measurer, dims: list[Dimension], rounds: int,
          say: Say) -> dict[str, Any]:
     space = measurer.space
@@ -233,6 +242,9 @@ def _run(study: optuna.Study, measurer: Measurer, dims: list[Dimension], rounds:
     goal = Goal.of(space.spec.objective.direction)
     reference = Entry(label="defaults", applied=dict(space.fixed))
     probes = {d.name: probe_values(d, space.ctx) for d in dims}
+    # what "the defaults" hold for each: unset, or a system knob's value on the machine now
+    held = {d.name: _held(d.knob.default_value(space.ctx), system=d.knob.family == "system")
+            for d in dims}
     entries = {name: [Entry(label=f"{name}={value}", applied={**space.fixed, name: value})
                       for value in values] for name, values in probes.items()}
     say(f"screening {', '.join(probes)} for a measurable effect: "
@@ -271,11 +283,11 @@ def _run(study: optuna.Study, measurer: Measurer, dims: list[Dimension], rounds:
                              + "; ".join(sorted({r for r in entry.reasons if r})) + ")")
                 continue
             speedups[str(value)] = speedup.to_dict()
-            lines.append(f"{name}={value} vs unset: {speedup} over {speedup.rounds} "
-                         "interleaved rounds")
+            lines.append(f"{name}={value} vs {held[name]}: {speedup} over "
+                         f"{speedup.rounds} interleaved rounds")
         inert = bool(verdicts[name]) and all(v == "inert" for v in verdicts[name])
         if inert:
-            conclusion = f"inside +/-{limit:.1%}: inert, fixed at unset"
+            conclusion = f"inside +/-{limit:.1%}: inert, fixed at {held[name]}"
         elif "matters" in verdicts[name]:
             conclusion = "it matters, kept"
         else:

@@ -10,7 +10,12 @@ submitter (or read a file of its choosing), and therefore needs the admin token.
   options, e.g. a file it reads);
 - a built-in parameter that names a file outside the project's data folder for it (the
   replay workload's ``surface`` outside ``bench/surfaces``);
-- a ``ci.version_command`` (``tuner ci`` runs it to read the workload's version).
+- a ``ci.version_command`` (``tuner ci`` runs it to read the workload's version);
+- a system knob (THP, NUMA balancing, prefetchers, frequency, ...: it changes the whole
+  machine, as root, for every process on it).
+
+``refused_system_knobs`` is the service's own policy on top: with ``TUNER_SYSTEM_KNOBS``
+set to ``none`` (or a list) the service refuses studies naming the others, whatever token.
 """
 
 from __future__ import annotations
@@ -19,9 +24,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from tuner.knobs import system_knobs
 from tuner.knobs.custom import env_needs_admin
+from tuner.settings import Settings
 from tuner.spec.builtin_workloads import BUILTINS
 from tuner.spec.models import KnobSpec, StudySpec
+
+#: The names of the knobs that change the whole machine.
+SYSTEM_KNOB_NAMES = frozenset(knob.name for knob in system_knobs())
 
 #: The project's checkout (files_in folders are relative to it).
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -60,6 +70,9 @@ def admin_reasons(spec: StudySpec) -> list[str]:
                 reasons.append(f"{spec.name}.knobs.{name}: {why}")
         if knob.flag is not None and workload.builtin is not None:
             reasons.append(f"{spec.name}.knobs.{name}: a custom flag on a built-in workload")
+        if name in SYSTEM_KNOB_NAMES and not knob.is_custom:
+            reasons.append(f"{spec.name}.knobs.{name}: a system knob (it changes the whole "
+                           "machine for every process on it)")
     if spec.ci.version_command is not None:
         reasons.append(f"{spec.name}.ci.version_command: runs a program to read the "
                        "workload's version")
@@ -83,3 +96,11 @@ def stored_admin_reasons(spec_data: object) -> list[str]:
     except (ValidationError, TypeError, ValueError):
         return ["its stored study file does not validate"]
     return admin_reasons(spec)
+
+
+def refused_system_knobs(spec: StudySpec, settings: Settings) -> list[str]:
+    """The system knobs of ``spec`` this service's ``system_knobs`` setting refuses, as
+    ``STUDY.knobs.NAME`` paths."""
+    return [f"{spec.name}.knobs.{name}" for name, knob in spec.knobs.items()
+            if name in SYSTEM_KNOB_NAMES and not knob.is_custom
+            and not settings.system_knob_allowed(name)]

@@ -150,6 +150,9 @@ class StudyDetail(StudyItem):
     baseline_statement: str = Field(
         "", description="what the report says about failed baselines: which failed and why, "
                         "and what the answer is compared with instead ('' when none failed)")
+    system_before: dict[str, Any] = Field(
+        default_factory=dict, description="the system knobs' values on the machine before the "
+                                          "study changed any (each trial's are put back)")
 
 
 class Trial(BaseModel):

@@ -120,7 +120,7 @@ def detail(study: optuna.Study, summary: Summary | None = None) -> schemas.Study
         explored=summary.explored, space_size=summary.space_size, samples=summary.samples,
         failed_baselines={role: schemas.FailedBaseline(**f.to_dict())
                           for role, f in summary.failed_baselines.items()},
-        baseline_statement=summary.baseline_statement)
+        baseline_statement=summary.baseline_statement, system_before=summary.system_before)
 
 
 def _libraries(loaded: Loaded | None) -> list[str] | None:

@@ -16,7 +16,11 @@ from tuner.results.summary import summarize
 from tuner.service.api import schemas, views
 from tuner.service.api.deps import ReadAccess, ServiceDep, WriteAccess, load_study, require_admin
 from tuner.service.api.limits import parse_submission
-from tuner.service.api.privilege import admin_reasons, stored_admin_reasons
+from tuner.service.api.privilege import (
+    admin_reasons,
+    refused_system_knobs,
+    stored_admin_reasons,
+)
 from tuner.space.workload import unit_of
 from tuner.spec.models import StudySpec
 from tuner.store.attributes import SPEC, STATUS, SUBMITTED_AT, UNIT, put_spec, set_status
@@ -60,6 +64,10 @@ async def submit(request: Request, service: ServiceDep,
     issues = [SpecIssue(source="<request>", line=None, field=f"{s.name}.storage",
                         message="the service chooses the storage; remove `storage`")
               for s in loaded.studies if s.storage]
+    issues += [SpecIssue(source="<request>", line=None, field=path, message=(
+        f"this service does not allow system knobs (TUNER_SYSTEM_KNOBS="
+        f"{service.settings.system_knobs!r})"))
+        for s in loaded.studies for path in refused_system_knobs(s, service.settings)]
     if issues:
         raise SpecError(issues)
     reasons = [r for s in loaded.studies for r in admin_reasons(s)]
