@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +20,9 @@ from tuner.host import Host, Tools, probe_topology
 
 # tuner's system-settings journal (every `tuner` command looks for a left-over one) lives in
 # a folder of the test run's own, not in the host's /var/lib/tuner
-os.environ.setdefault("TUNER_STATE_DIR", tempfile.mkdtemp(prefix="tuner-test-state-"))
+if "TUNER_STATE_DIR" not in os.environ:
+    os.environ["TUNER_STATE_DIR"] = tempfile.mkdtemp(prefix="tuner-test-state-")
+    atexit.register(shutil.rmtree, os.environ["TUNER_STATE_DIR"], ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = Path(__file__).resolve().parent / "programs"

@@ -308,3 +308,20 @@ def test_a_daemon_thread_stopped_at_exit_has_its_change_put_back(
     assert done.stdout.strip() == "10"  # it was changed while the thread ran
     assert files["swap"].read_text().strip() == "60"
     assert not (tmp_path / "state" / "system-journal.json").exists()
+
+
+def test_plain_backends_refuse_system_settings_nobody_applied(files: dict[str, Path]) -> None:
+    from tuner.execution.backend import ProcessBackend
+    from tuner.execution.forkserver import ForkServerBackend
+
+    launch = Launch(argv=(sys.executable, "-c", "print('FINAL throughput=1')"),
+                    system=tuple(settings_for(files)))
+    fork = ForkServerBackend(preload=())
+    try:
+        for backend in (ProcessBackend(), fork):
+            outcome = backend.run(request(launch), None)
+            assert outcome.status is Status.FAILED
+            assert "not run through the system backend" in outcome.reason
+    finally:
+        fork.close()
+    assert files["swap"].read_text().strip() == "60"

@@ -66,7 +66,7 @@ def write_study(tmp_path: Path, knobs: str, *, trials: int, sleep: float = 0.0,
     study.write_text(f"""
 name: system-real
 workload:
-  command: [{sys.executable}, {PROBE}, --intervals, "3", --touches, "100000",
+  command: [{sys.executable}, {PROBE}, --intervals, "2", --touches, "30000",
             --sleep, "{sleep}"]
   runtime: native
   parser: protocol
@@ -82,7 +82,8 @@ confirm: {{max_rounds: 4}}
 
 def test_a_real_study_changes_thp_and_numa_balancing_per_trial_and_puts_them_back(
         tmp_path: Path, real_files: dict[str, str]) -> None:
-    study = write_study(tmp_path, "  thp_enabled: auto\n  numa_balancing: [0, 1]", trials=5)
+    study = write_study(tmp_path, "  thp_enabled: auto\n  numa_balancing: [0, 1]", trials=5,
+                        extra="screening: [thp_enabled]")
     done = tuner(tmp_path, "tune", str(study))
     assert done.returncode == 0, done.stdout + done.stderr
     assert read(THP) == real_files["thp"] and read(NUMA) == real_files["numa"]
@@ -233,3 +234,25 @@ confirm: {top: 2, rounds: 4, max_rounds: 6}
     assert f"vs {real_files['thp']} (as the machine has it): " in line and "x [" in line
     assert "System settings before the study (put back after every trial): " \
            f"thp_enabled={real_files['thp']}" in report
+
+
+def test_doctor_lists_the_system_knobs_with_what_this_machine_allows(tmp_path: Path) -> None:
+    done = tuner(tmp_path, "doctor")
+    assert done.returncode == 0, done.stderr
+    section = done.stdout.split("system knobs (", 1)[1].splitlines()[1:]
+    rows = {line.split()[0]: line for line in section if line.startswith("  ")}
+    for name in ("thp_enabled", "thp_defrag", "numa_balancing", "swappiness",
+                 "sched_autogroup"):
+        assert rows[name].rstrip().endswith("writable"), rows[name]
+    assert f"  thp_enabled                  {read(THP)} " in rows["thp_enabled"] + " "
+    cpu = Path("/sys/devices/system/cpu")
+    if not Path("/dev/cpu/0/msr").exists():
+        assert "unavailable: " in rows["prefetch_l2_stream"]
+        assert "msr" in rows["prefetch_l2_stream"] or "CPU model" in rows["prefetch_l2_stream"]
+    if not (cpu / "cpufreq/policy0").exists():
+        for name in ("cpu_governor", "cpu_min_freq", "cpu_max_freq", "energy_perf_preference"):
+            assert "unavailable: no cpufreq driver" in rows[name], rows[name]
+    if not (cpu / "intel_uncore_frequency").exists():
+        for name in ("uncore_min_freq", "uncore_max_freq"):
+            assert "unavailable: " in rows[name] and "uncore" in rows[name], rows[name]
+    assert set(rows) >= {"smt", "idle_state_limit", "turbo", "sched_base_slice_ns"}

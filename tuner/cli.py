@@ -251,40 +251,22 @@ def _doctor_system(host: Host) -> None:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """Put back what a tuner that stopped without restoring left changed."""
-    from tuner.execution.system_backend import journal_of
+    from tuner.execution.system_backend import restore_on_demand
     from tuner.settings import get_settings
 
-    journal = journal_of(get_settings())
-    found = journal.read()
-    if found is None:
-        print(f"nothing to restore: no system-settings journal in {journal.directory}")
-        return 0
-    recovery = journal.recover()
-    if recovery is None:
-        record, _ = found
-        print(f"tuner: the journal {journal.path} belongs to a running tuner (pid "
-              f"{record.get('pid')}), which restores its own settings when its run ends",
-              file=sys.stderr)
-        return 1
-    print(recovery.message())
-    return 0
+    done, message = restore_on_demand(get_settings())
+    print(message if done else f"tuner: {message}", file=sys.stdout if done else sys.stderr)
+    return 0 if done else 1
 
 
 def _recover_system_settings() -> None:
     """Every command first puts back what a killed tuner left changed on this host."""
-    from tuner.errors import SystemStateError
-    from tuner.execution.system_backend import journal_of
+    from tuner.execution.system_backend import recover_at_start
     from tuner.settings import get_settings
 
-    journal = journal_of(get_settings())
-    try:
-        recovery = journal.recover()
-    except (OSError, SystemStateError) as exc:
-        print(f"tuner: WARNING: a system-settings journal was left on this host and could "
-              f"not be restored: {exc}", file=sys.stderr)
-        return
-    if recovery is not None:
-        print(f"tuner: {recovery.message()}", file=sys.stderr)
+    message = recover_at_start(get_settings())
+    if message is not None:
+        print(f"tuner: {message}", file=sys.stderr)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from tuner.errors import SystemStateError
 from tuner.execution.backend import Backend
 from tuner.execution.host_lock import HostLock
 from tuner.execution.outcome import OnReading, Outcome, Status
@@ -51,3 +52,29 @@ def with_system_settings(inner: Backend, host: Host, settings: Settings) -> Syst
     """``inner`` wrapped so that launches with system settings run as described above."""
     return SystemBackend(inner, lock=HostLock(host, settings.lock_dir),
                          journal=journal_of(settings))
+
+
+def recover_at_start(settings: Settings) -> str | None:
+    """What every ``tuner`` command says first: a left-over journal restored (or discarded),
+    a warning when it could not be, or None when there was none (or its owner is alive)."""
+    try:
+        recovery = journal_of(settings).recover()
+    except (OSError, SystemStateError) as exc:
+        return (f"WARNING: a system-settings journal was left on this host and could not be "
+                f"restored: {exc}")
+    return recovery.message() if recovery is not None else None
+
+
+def restore_on_demand(settings: Settings) -> tuple[bool, str]:
+    """``tuner restore``: (done, what to say). Not done when a running tuner owns the
+    journal: it restores its own settings when its run ends."""
+    journal = journal_of(settings)
+    found = journal.read()
+    if found is None:
+        return True, f"nothing to restore: no system-settings journal in {journal.directory}"
+    recovery = journal.recover()
+    if recovery is None:
+        return False, (f"the journal {journal.path} belongs to a running tuner (pid "
+                       f"{found[0].get('pid')}), which restores its own settings when its run "
+                       "ends")
+    return True, recovery.message()

@@ -2,7 +2,8 @@
 variables, the OpenMP runtime and the allocator (preloaded), oneDNN, batch size, precision,
 XLA, CPU/memory placement, custom environment-variable and flag knobs, and system knobs
 (memory, scheduler, prefetchers, frequency, idle states, SMT: ``system``,
-``system_hardware``), which change the machine for a trial through the journal. Each
+``prefetch``, ``system_hardware``), which change the machine for a trial through the
+journal. Each
 knob says whether this host and workload can apply it (``availability``), resolves a study
 file's entry to a ``Domain`` on the host, and writes a value into a ``LaunchBuilder``
 (``apply``); ``catalogue()`` and ``make_knob`` give the knob a study names.
