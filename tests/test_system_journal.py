@@ -30,9 +30,12 @@ from tuner.host import probe_host
 
 @pytest.fixture()
 def files(tmp_path: Path) -> dict[str, Path]:
-    thp = tmp_path / "enabled"
+    # laid out as system files are (a journal names nothing else)
+    thp = tmp_path / "sys" / "enabled"
+    swap = tmp_path / "proc" / "sys" / "swappiness"
+    swap.parent.mkdir(parents=True)
+    thp.parent.mkdir(parents=True, exist_ok=True)
     thp.write_text("always [madvise] never\n")
-    swap = tmp_path / "swappiness"
     swap.write_text("60\n")
     return {"thp": thp, "swap": swap}
 
@@ -325,3 +328,41 @@ def test_plain_backends_refuse_system_settings_nobody_applied(files: dict[str, P
     finally:
         fork.close()
     assert files["swap"].read_text().strip() == "60"
+
+
+def planted(journal: Journal, path: str, old: str = "33") -> None:
+    journal.directory.mkdir(exist_ok=True)
+    journal.path.write_text(json.dumps({"pid": 1, "entries": [
+        {"path": path, "form": "text", "msr": None, "old": old, "knobs": ["swappiness"]}]}))
+    journal.path.chmod(0o600)
+
+
+def test_a_journal_someone_else_could_write_is_never_restored(
+        tmp_path: Path, files: dict[str, Path]) -> None:
+    """Restoring writes the journal's values to its paths as root: a journal planted by
+    another user (or writable by one), or naming a file that is not a system setting, would
+    choose both. Each is refused, loudly, and nothing is written."""
+    victim = tmp_path / "etc" / "passwd"
+    victim.parent.mkdir()
+    victim.write_text("root:x:0:0\n")
+    journal = Journal(tmp_path / "state")
+    planted(journal, str(victim), old="evil")
+    with pytest.raises(SystemStateError, match="not system settings"):
+        journal.recover()
+    sneaky = str(tmp_path / "sys" / ".." / "etc" / "passwd")  # resolved before the check
+    planted(journal, sneaky, old="evil")
+    with pytest.raises(SystemStateError, match="not system settings"):
+        journal.recover()
+    assert victim.read_text() == "root:x:0:0\n"
+    planted(journal, str(files["swap"]))
+    journal.path.chmod(0o666)
+    with pytest.raises(SystemStateError, match="not this user's own file"):
+        journal.recover()
+    journal.path.chmod(0o600)
+    if os.geteuid() == 0:  # only root can give the file away
+        os.chown(journal.path, 1000, 1000)
+        with pytest.raises(SystemStateError, match="owner uid 1000"):
+            journal.recover()
+        os.chown(journal.path, 0, 0)
+    assert files["swap"].read_text().strip() == "60"
+    assert journal.recover() is not None and files["swap"].read_text().strip() == "33"

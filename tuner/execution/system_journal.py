@@ -112,6 +112,16 @@ class Recovery:
                 f"{self.pid}, which stopped without restoring them: {places}")
 
 
+#: Where system settings live (below a root: ``/`` or a test's fake tree).
+SYSTEM_PARTS = (("sys",), ("proc", "sys"), ("dev", "cpu"))
+
+
+def system_place(path: str) -> bool:
+    """Whether ``path``, resolved, lies in a ``sys``, ``proc/sys`` or ``dev/cpu`` folder."""
+    parts = Path(os.path.realpath(path)).parts
+    return any(parts[i:i + len(p)] == p for p in SYSTEM_PARTS for i in range(len(parts)))
+
+
 def boot_id() -> str:
     try:
         return BOOT_ID.read_text().strip()
@@ -223,7 +233,7 @@ class Journal:
         if self.path.exists():  # never over a left-over journal: it holds the true old values
             raise CannotApply(f"a system-settings journal left by an earlier tuner is still "
                               f"in {self.path}: run `tuner restore` first; nothing was changed")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         record = {"version": 1, "pid": os.getpid(), "boot_id": boot_id(),
                   "created": time.time(), "entries": [e.to_dict() for e in entries]}
         temporary = self.path.with_name(f"{JOURNAL_NAME}.{os.getpid()}.tmp")
@@ -242,8 +252,14 @@ class Journal:
         _fsync_directory(self.directory)
 
     def read(self) -> tuple[dict[str, Any], list[Entry]] | None:
-        """The journal left on disk (its record and entries), or None."""
+        """The journal left on disk (its record and entries), or None.
+
+        Restoring writes the journal's values to the journal's paths as whoever runs tuner
+        (root, for system knobs): a journal someone else could have written would let them
+        choose both. So it must be owned by this user and writable by no one else, and
+        every path must be a system file (under ``sys``, ``proc/sys`` or ``dev/cpu``)."""
         try:
+            status = self.path.stat()
             record = json.loads(self.path.read_text())
         except FileNotFoundError:
             return None
@@ -251,7 +267,22 @@ class Journal:
             raise SystemStateError(f"the system-settings journal {self.path} cannot be read "
                                    f"({exc}); check the settings it names by hand, then "
                                    f"remove it") from exc
-        return record, [Entry.from_dict(e) for e in record.get("entries", [])]
+        if status.st_uid != os.geteuid() or status.st_mode & 0o022:
+            raise SystemStateError(
+                f"the system-settings journal {self.path} is not this user's own file "
+                f"(owner uid {status.st_uid}, mode {status.st_mode & 0o777:o}): refusing to "
+                "restore from it; check the settings it names by hand, then remove it")
+        try:
+            entries = [Entry.from_dict(e) for e in record.get("entries", [])]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SystemStateError(f"the system-settings journal {self.path} is malformed "
+                                   f"({exc}); check the settings it names by hand") from exc
+        strange = [e.path for e in entries if not system_place(e.path)]
+        if strange:
+            raise SystemStateError(
+                f"the system-settings journal {self.path} names files that are not system "
+                f"settings ({', '.join(strange[:3])}): refusing to restore from it")
+        return record, entries
 
     # --- putting back -------------------------------------------------------------------
     def _restore(self, entries: Sequence[Entry]) -> None:
