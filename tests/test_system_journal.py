@@ -101,17 +101,28 @@ def test_a_failed_restore_is_loud_and_keeps_the_journal(tmp_path: Path,
     assert files["swap"].read_text().strip() == "60" and not journal.path.exists()
 
 
-def test_a_new_change_never_writes_over_a_left_over_journal(
+def test_a_new_change_first_puts_back_a_left_over_journal(
         tmp_path: Path, files: dict[str, Path]) -> None:
+    """Another worker on this host was SIGKILLed with swappiness at 60 and the machine's
+    true value, 33, in its journal: the next change puts 33 back first, so its own journal
+    holds 33 and the machine ends at 33, not at the dead worker's 60."""
     journal = Journal(tmp_path / "state")
     journal.directory.mkdir()
     journal.path.write_text(json.dumps({"pid": 1, "entries": [
         {"path": str(files["swap"]), "form": "text", "msr": None, "old": "33",
          "knobs": ["swappiness"]}]}))
+    journal.path.chmod(0o600)
+    with journal.changed(settings_for(files)):
+        assert files["swap"].read_text().strip() == "10"
+        old = {e["path"]: e["old"] for e in json.loads(journal.path.read_text())["entries"]}
+        assert old[str(files["swap"])] == "33"
+    assert files["swap"].read_text().strip() == "33" and not journal.path.exists()
+    # one that cannot be trusted is not put back, and nothing is changed
+    planted(journal, "/etc/passwd")
     with pytest.raises(CannotApply, match="tuner restore"), journal.changed(settings_for(files)):
         pass
-    assert files["swap"].read_text().strip() == "60"  # untouched
-    assert json.loads(journal.path.read_text())["entries"][0]["old"] == "33"
+    assert files["swap"].read_text().strip() == "33"
+    assert json.loads(journal.path.read_text())["entries"][0]["path"] == "/etc/passwd"
 
 
 CRASHER = textwrap.dedent("""

@@ -173,6 +173,7 @@ class Journal:
             yield
             return
         with self._lock(wait=True):
+            self._heal()
             entries: list[Entry] = []
             try:
                 # a signal held back here arrives when the block ends: inside the try, so
@@ -210,6 +211,21 @@ class Journal:
                 if entries:
                     with held_signals():
                         self._restore(entries)
+
+    def _heal(self) -> None:
+        """A journal left by a dead tuner (another worker on this host, SIGKILLed while this
+        one ran) is put back before a new change, so the new journal holds the machine's
+        true values; one that cannot be put back stops the change (``CannotApply``)."""
+        if not self.path.exists():
+            return
+        try:
+            recovery = self._recover_locked()
+        except (OSError, SystemStateError) as exc:
+            raise CannotApply(f"a system-settings journal left by an earlier tuner in "
+                              f"{self.path} could not be restored ({exc}); run `tuner "
+                              "restore`; nothing was changed") from exc
+        if recovery is not None:
+            logger.warning("%s", recovery.message())
 
     def _old_values(self, settings: Sequence[SystemSetting]) -> list[Entry]:
         by_place: dict[tuple[str, int | None], tuple[SystemSetting, list[str]]] = {}
@@ -313,19 +329,21 @@ class Journal:
         if not self.path.exists():
             return None
         with self._lock(wait=False) as got:
-            if not got:
-                return None
-            found = self.read()
-            if found is None:
-                return None
-            record, entries = found
-            pid = int(record.get("pid", 0))
-            if record.get("boot_id") and boot_id() and record["boot_id"] != boot_id():
-                self._clear()
-                return Recovery(entries=tuple(entries), pid=pid, discarded=True)
-            with held_signals():
-                self._restore(entries)
-            return Recovery(entries=tuple(entries), pid=pid)
+            return self._recover_locked() if got else None
+
+    def _recover_locked(self) -> Recovery | None:
+        """With the journal lock held, a journal on disk is a dead owner's: put it back."""
+        found = self.read()
+        if found is None:
+            return None
+        record, entries = found
+        pid = int(record.get("pid", 0))
+        if record.get("boot_id") and boot_id() and record["boot_id"] != boot_id():
+            self._clear()
+            return Recovery(entries=tuple(entries), pid=pid, discarded=True)
+        with held_signals():
+            self._restore(entries)
+        return Recovery(entries=tuple(entries), pid=pid)
 
     # --- helpers ------------------------------------------------------------------------
     @contextlib.contextmanager
