@@ -66,3 +66,28 @@ def test_a_numeric_range_becomes_the_files_words() -> None:
     dim = next(d for d in space.dims if d.name == "swappiness")
     assert set(dim.domain.values()) >= {"0", "50", "100"}
     assert list(space.system_knobs) == ["swappiness"]
+
+
+def test_the_example_system_study_runs_without_thp_where_tuner_is_not_root(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """studies.yaml's resnet-system-small names thp_enabled on auto: a user without root
+    gets the study with the thread knobs alone and a note saying why."""
+    import os
+    from pathlib import Path
+
+    from tuner.host import probe_host
+    from tuner.space.search_space import build_space
+    from tuner.spec import load_file
+
+    real_access = os.access
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path).startswith(
+        ("/sys", "/proc")) else real_access(path, mode, **kw))
+    host = probe_host()
+    root = Path(__file__).resolve().parent.parent
+    loaded = load_file(root / "studies.yaml", fit=fit_to(host), only={"resnet-system-small"})
+    spec = next(s for s in loaded.studies if s.name == "resnet-system-small")
+    space = build_space(spec, host)
+    assert "thp_enabled" not in space.names and "intra_op" in space.names
+    why = "needs root" if Path("/sys/kernel/mm/transparent_hugepage/enabled").exists() else ""
+    assert any(f"knobs.thp_enabled (auto) left out: {why}" in n for n in space.notes)
