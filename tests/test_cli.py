@@ -194,3 +194,18 @@ def test_list_shows_a_study_that_cannot_be_summarised_and_goes_on(
     assert out.returncode == 0, out.stderr
     assert "cli-fake: cannot be summarised:" in out.stdout
     assert "another: 0/? trials, no trial completed yet" in out.stdout
+
+
+def test_version_names_tuner_python_and_optuna() -> None:
+    from importlib import metadata
+
+    out = tuner("--version", check=True).stdout.strip()
+    assert out.startswith(f"tuner {metadata.version('tuner')} (Python {sys.version.split()[0]}")
+    assert f"Optuna {metadata.version('optuna')})" in out
+
+
+def test_the_license_pyproject_declares_is_there() -> None:
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert 'license = "Apache-2.0"' in (root / "pyproject.toml").read_text()

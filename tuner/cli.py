@@ -388,10 +388,26 @@ def _runtime_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=cmd_runtime)
 
 
+def _version_line() -> str:
+    """``tuner X.Y.Z (Python A.B.C, Optuna V)``: what a bug report needs first."""
+    import platform
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return (f"tuner {version('tuner')} (Python {platform.python_version()}, "
+            f"Optuna {version('optuna')})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tuner", description="Automated performance tuning "
                                      "of ML workloads on CPUs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=_version_line())
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check study files without running anything")
