@@ -157,6 +157,21 @@ def cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Every run of a study as CSV or JSON rows (``tuner.results.export``)."""
+    from tuner.results.export import export
+    from tuner.store import database as store
+
+    study = store.load(_storage_for(args), args.name, heartbeat=False)
+    text = export(study, args.format)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     import optuna
 
@@ -463,6 +478,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--format", choices=("text", "env", "json", "shell"),
                            default="text")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("export", help="every run of a study as CSV or JSON rows: the knobs "
+                                      "applied, the value, state, reason, environment")
+    p.add_argument("name")
+    p.add_argument("--storage")
+    p.add_argument("-f", "--file", help="study file naming the storage")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("-o", "--output", help="write to this file (default: standard output)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("list", help="studies in a database")
     p.add_argument("--storage")

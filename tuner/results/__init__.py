@@ -1,12 +1,13 @@
 """What a study found, read back from the study database: the ``Summary`` (the answer,
 speedups with intervals, noise floor, screening, importance, failures, failed baselines),
-its renderings for people and scripts, and the answer published into the database for
-generic Optuna tools.
+its renderings for people and scripts, every run as CSV/JSON rows (``export``), and the
+answer published into the database for generic Optuna tools.
 
 May import: the top-level modules, ``spec``, ``execution``, ``knobs``, ``space``, ``store``."""
 
 from tuner.results.answer import Answer, Confirmed, confirmed_entries
 from tuner.results.baselines import FailedBaseline, failed_baselines
+from tuner.results.export import export, run_rows
 from tuner.results.publish import publish
 from tuner.results.render import (
     best_as,
@@ -26,6 +27,8 @@ from tuner.results.summary import (
 )
 
 __all__ = [
+    "export",
+    "run_rows",
     "MALFORMED",
     "Answer",
     "Confirmed",

@@ -1,0 +1,77 @@
+"""A study's runs as rows, for spreadsheets and notebooks (``tuner export``).
+
+One row per run of every trial (a trial that never ran, or whose runs were not recorded,
+gives one row without a run): the study, the trial (number, role, state, value), the run
+(index, status, value of the study's metric, seconds), the reason it failed or was pruned,
+the knobs it applied and the environment the study was measured in. In CSV the knobs and
+the environment are columns ``knob.NAME`` and ``env.KEY``; in JSON they are objects.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import optuna
+
+from tuner.store.attributes import (
+    FINGERPRINT,
+    REASON,
+    ROLE,
+    RUNS,
+    SAMPLES,
+    applied_of,
+    spec_of,
+)
+
+FORMATS = ("csv", "json")
+
+
+def run_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """Every run of ``study`` as a row (see the module docstring), trials in order."""
+    attrs = study.user_attrs
+    metric = spec_of(attrs).get("objective", {}).get("metric", "throughput")
+    environment = dict(FINGERPRINT.get(attrs))
+    rows: list[dict[str, Any]] = []
+    for trial in study.get_trials(deepcopy=False):
+        base = {"study": study.study_name, "trial": trial.number, "role": ROLE.get(trial),
+                "state": trial.state.name.lower(), "trial_value": trial.value}
+        knobs = applied_of(trial.user_attrs, trial.params)
+        runs = RUNS.get(trial)
+        samples = SAMPLES.get(trial)
+        count = max(len(runs), len(samples))
+        for index in range(count) if count else [None]:
+            run = runs[index] if index is not None and index < len(runs) else None
+            value = run.metrics.get(metric) if run is not None else None
+            if value is None and index is not None and index < len(samples):
+                value = samples[index]
+            rows.append({**base, "run": index, "run_status": run.status if run else None,
+                         "run_value": value, "run_seconds": run.seconds if run else None,
+                         "reason": (run.reason if run and run.reason else REASON.get(trial)),
+                         "knobs": dict(knobs), "environment": environment})
+    return rows
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in row.items() if k not in ("knobs", "environment")}
+    flat.update({f"knob.{k}": v for k, v in row["knobs"].items()})
+    flat.update({f"env.{k}": v for k, v in row["environment"].items()})
+    return flat
+
+
+def export(study: optuna.Study, fmt: str) -> str:
+    """The rows of ``study`` as ``csv`` or ``json`` text."""
+    rows = run_rows(study)
+    if fmt == "json":
+        return json.dumps(rows, indent=1, default=str)
+    if fmt != "csv":
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    flat = [_flat(row) for row in rows]
+    columns = list(dict.fromkeys(key for row in flat for key in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in flat)
+    return out.getvalue()
