@@ -2,7 +2,7 @@
 
 One row per run of every trial (a trial that never ran, or whose runs were not recorded,
 gives one row without a run): the study, the trial (number, role, state, value), the run
-(index, status, value of the study's metric, seconds), the reason it failed or was pruned,
+(index, status, value of the study's metric, its seconds), the reason it failed or was pruned,
 the knobs it applied and the environment the study was measured in. In CSV the knobs and
 the environment are columns ``knob.NAME`` and ``env.KEY``; in JSON they are objects.
 """
@@ -48,7 +48,7 @@ def run_rows(study: optuna.Study) -> list[dict[str, Any]]:
             if value is None and index is not None and index < len(samples):
                 value = samples[index]
             rows.append({**base, "run": index, "run_status": run.status if run else None,
-                         "run_value": value, "run_seconds": run.seconds if run else None,
+                         "run_value": value, "seconds": run.seconds if run else None,
                          "reason": (run.reason if run and run.reason else REASON.get(trial)),
                          "knobs": dict(knobs), "environment": environment})
     return rows
