@@ -48,6 +48,11 @@ class Topology:
     allowed: frozenset[int]
     model: str
     flags: frozenset[str] = field(default_factory=frozenset)
+    #: /proc/cpuinfo's ``vendor_id``, ``cpu family`` and ``model`` (-1: not given): what
+    #: model-specific settings (the prefetcher registers) are documented for.
+    vendor: str = "unknown"
+    family: int = -1
+    model_number: int = -1
 
     @cached_property
     def sockets(self) -> list[int]:
@@ -189,29 +194,36 @@ def probe_topology(root: Path = Path("/"), *, allowed: Iterable[int] | None = No
         except (OSError, ValueError):
             socket, core = 0, cpu_id  # no topology files: treat every CPU as its own core
         cpus.append(Cpu(id=cpu_id, socket=max(socket, 0), core=core, node=node_of.get(cpu_id, 0)))
-    model, flags = _cpuinfo(root / "proc/cpuinfo")
+    info = _cpuinfo(root / "proc/cpuinfo")
     if allowed is None:
         allowed = os.sched_getaffinity(0) if root == Path("/") else online
     return Topology(cpus=tuple(cpus), allowed=frozenset(allowed) & frozenset(online),
-                    model=model, flags=flags)
+                    model=info.get("model name") or "unknown",
+                    flags=frozenset(info.get("flags", "").split()),
+                    vendor=info.get("vendor_id") or "unknown",
+                    family=_number(info.get("cpu family")), model_number=_number(info.get("model")))
 
 
-def _cpuinfo(path: Path) -> tuple[str, frozenset[str]]:
-    model, flags = "unknown", frozenset[str]()
+def _cpuinfo(path: Path) -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (every processor repeats them)."""
+    fields: dict[str, str] = {}
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return model, flags
+        return fields
     for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and model == "unknown":
-            model = value.strip()
-        elif key == "flags" and not flags:
-            flags = frozenset(value.split())
-        if model != "unknown" and flags:
+        if not line.strip() and fields:
             break
-    return model, flags
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _number(text: str | None) -> int:
+    try:
+        return int(text) if text is not None else -1
+    except ValueError:
+        return -1
 
 
 def probe_tools() -> Tools:

@@ -229,8 +229,8 @@ class Journal:
 
     def _old_values(self, settings: Sequence[SystemSetting]) -> list[Entry]:
         by_place: dict[tuple[str, int | None], tuple[SystemSetting, list[str]]] = {}
-        for setting in settings:
-            first, knobs = by_place.setdefault(setting.place, (setting, []))
+        for setting in settings:  # one old value per place: its first setting reads it
+            _, knobs = by_place.setdefault(setting.place, (setting, []))
             if setting.knob not in knobs:
                 knobs.append(setting.knob)
         entries = []

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tuner.execution.launch import LaunchBuilder
 from tuner.execution.system_settings import SystemSetting, read_msr
+from tuner.host import Topology
 from tuner.knobs.base import UNSET, ChoiceDomain, Domain, KnobContext
 from tuner.knobs.system import SystemKnob
 
@@ -56,27 +57,10 @@ class CpuIdentity:
         return None
 
 
-def cpu_identity(root: Path) -> CpuIdentity:
-    fields: dict[str, str] = {}
-    try:
-        text = (root / "proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        if not line.strip():
-            break  # the first CPU is enough
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-
-    def number(key: str) -> int:
-        try:
-            return int(fields.get(key, "-1"))
-        except ValueError:
-            return -1
-
-    return CpuIdentity(vendor=fields.get("vendor_id", "unknown"), family=number("cpu family"),
-                       model=number("model"),
-                       hypervisor="hypervisor" in fields.get("flags", "").split())
+def cpu_identity(topology: Topology) -> CpuIdentity:
+    """The CPU's identity as the host probe read it from /proc/cpuinfo."""
+    return CpuIdentity(vendor=topology.vendor, family=topology.family,
+                       model=topology.model_number, hypervisor="hypervisor" in topology.flags)
 
 
 class PrefetchKnob(SystemKnob):
@@ -92,7 +76,7 @@ class PrefetchKnob(SystemKnob):
         self.bits = bits
 
     def _register_and_bit(self, ctx: KnobContext) -> tuple[int, int] | None:
-        identity = cpu_identity(ctx.host.root)
+        identity = cpu_identity(ctx.host.topology)
         register = identity.prefetch_register
         if register is None or identity.vendor not in self.bits:
             return None
@@ -105,7 +89,7 @@ class PrefetchKnob(SystemKnob):
         return files if files and all(f.exists() for f in files) else []
 
     def why_missing(self, ctx: KnobContext) -> str:
-        identity = cpu_identity(ctx.host.root)
+        identity = cpu_identity(ctx.host.topology)
         if identity.prefetch_register is None:
             return (f"unknown CPU model for prefetcher control ({identity.describe()}): no "
                     "documented prefetcher register")

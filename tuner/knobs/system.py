@@ -280,7 +280,7 @@ def system_status(ctx: KnobContext, knobs: Sequence[SystemKnob]) -> list[tuple[s
     rows = []
     for knob in knobs:
         reason = knob.availability(ctx)
-        current = knob.current(ctx) if knob.places(ctx) else None
+        current = knob.current(ctx)
         state = "writable" if reason is None else f"unavailable: {reason}"
         if knob.disruptive and reason is None:
             state += " (disruptive: only with listed values)"

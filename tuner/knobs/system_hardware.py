@@ -152,7 +152,7 @@ class UncoreKnob(FileKnob):
         return [die / self.file for die in self._dies(ctx) if (die / self.file).exists()]
 
     def why_missing(self, ctx: KnobContext) -> str:
-        vendor = cpu_identity(ctx.host.root).vendor
+        vendor = cpu_identity(ctx.host.topology).vendor
         if vendor != "GenuineIntel":
             return f"{vendor} CPUs have no uncore frequency control in sysfs"
         return (f"no {ctx.host.root / CPU / 'intel_uncore_frequency'} (modprobe "
