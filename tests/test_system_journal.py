@@ -196,7 +196,7 @@ def test_an_unreadable_journal_is_an_error_that_names_it(tmp_path: Path) -> None
 SIGNALLED = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from tuner.cli import _terminate
+    from tuner.cli.entry import _terminate
     import signal
     signal.signal(signal.SIGTERM, _terminate)
     from tuner.execution.system_journal import Journal
