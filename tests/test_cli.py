@@ -249,3 +249,80 @@ def test_export_round_trips_every_run(finished_study: tuple[Path, str], tmp_path
     assert {k[5:]: v for k, v in flat.items() if k.startswith("knob.") and v} == {
         k: str(v) for k, v in search["knobs"].items()}
     assert flat["env.host_class"] == search["environment"]["host_class"] != ""
+
+
+def test_parquet_and_the_api_export_hold_the_same_rows_as_csv(
+        finished_study: tuple[Path, str], tmp_path: Path) -> None:
+    """Parquet read back with pyarrow equals the CSV rows, numbers kept as numbers; the API's
+    ``/trials?format=csv`` is the same file as ``tuner export``'s."""
+    import csv
+
+    import pyarrow.parquet as pq
+    from fastapi.testclient import TestClient
+
+    from tuner.service.app import create_app
+    from tuner.settings import Settings
+
+    _, storage = finished_study
+    csv_file, parquet_file = tmp_path / "runs.csv", tmp_path / "runs.parquet"
+    tuner("export", "cli-fake", "--storage", storage, "-o", str(csv_file), check=True)
+    tuner("export", "cli-fake", "--storage", storage, "--format", "parquet", "-o",
+          str(parquet_file), check=True)
+    rows = list(csv.DictReader(csv_file.open()))
+    table = pq.read_table(parquet_file).to_pylist()
+    assert len(table) == len(rows) > 10
+    assert list(table[0]) == list(rows[0])  # the same columns, in the same order
+    for parquet_row, csv_row in zip(table, rows, strict=True):
+        assert {k: "" if v is None else str(v) for k, v in parquet_row.items()} == csv_row
+    assert all(isinstance(r["run_value"], float) for r in table if r["run_value"] is not None)
+    assert {type(r["trial"]) for r in table} == {int}
+
+    app = create_app(settings=Settings(api_token="t" * 32, protect_reads=True),
+                     storage_url=storage, worker=None)
+    with TestClient(app) as client:
+        auth = {"Authorization": "Bearer " + "t" * 32}
+        got = client.get("/studies/cli-fake/trials", params={"format": "csv"}, headers=auth)
+        assert got.status_code == 200, got.text
+        assert got.headers["content-type"].startswith("text/csv")
+        assert 'filename="cli-fake-runs.csv"' in got.headers["content-disposition"]
+        assert got.text == csv_file.read_text()
+        rows_json = client.get("/studies/cli-fake/trials", params={"format": "json-rows"},
+                               headers=auth).json()
+        assert len(rows_json) == len(rows) and rows_json[0]["study"] == "cli-fake"
+        page = client.get("/studies/cli-fake/trials", headers=auth).json()
+        assert page["total"] == 10  # the default stays the JSON page of trials
+        assert client.get("/studies/cli-fake/trials", params={"format": "xml"},
+                          headers=auth).status_code == 422
+        assert client.get("/studies/nope/trials", params={"format": "csv"},
+                          headers=auth).status_code == 404
+        assert client.get("/studies/cli-fake/trials",
+                          params={"format": "csv"}).status_code == 401
+
+
+def test_list_and_doctor_as_json(finished_study: tuple[Path, str]) -> None:
+    _, storage = finished_study
+    listed = json.loads(tuner("list", "--storage", storage, "--json", check=True).stdout)
+    assert [row["name"] for row in listed] == ["cli-fake"]
+    best = json.loads(tuner("best", "cli-fake", "--storage", storage, "--format", "json",
+                            check=True).stdout)
+    row = listed[0]
+    assert row["trials"] == 10 and row["planned"] == 10 and row["confirmed"] is True
+    assert row["best"]["trial"] == best["trial"] and row["best"]["knobs"] == best["knobs"]
+    assert row["best"]["low"] <= row["best"]["value"] <= row["best"]["high"]
+    assert sum(row["states"].values()) >= 10
+    report = json.loads(tuner("doctor", "--json", check=True).stdout)
+    assert report["cpu"]["logical_cpus"] == os.cpu_count()
+    assert report["fingerprint"]["host_class"]
+    assert report["knobs"]["built-in workloads (runtime tensorflow)"]["intra_op"] == {
+        "available": True, "reason": None, "note": None}
+    assert report["builtin_workloads"]["replay"]["framework"] is None
+    assert "thp_enabled" in report["system_knobs"]["knobs"]
+    text = tuner("doctor", check=True).stdout  # the text says what the JSON says
+    assert f"logical CPUs {report['cpu']['logical_cpus']}" in text
+    assert "built-in workloads in tuner's Python:" in text
+
+
+def test_output_cut_short_by_its_reader_is_not_a_traceback() -> None:
+    done = subprocess.run(f"{sys.executable} -m tuner.cli doctor | head -1", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("CPU: ") and "Traceback" not in done.stderr

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 
-from tuner.cli import machine, results, service, studies
+from tuner.cli import machine, results, service, starting, studies
 from tuner.errors import SpecError, TunerError
 
 #: The groups of subcommands, in the order ``tuner --help`` lists them.
-GROUPS = (studies, results, machine, service)
+GROUPS = (starting, studies, results, machine, service)
 
 
 def _recover_system_settings() -> None:
@@ -75,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TunerError as exc:
         print(f"tuner: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `tuner list | head`: the reader left; no traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -5,66 +5,56 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from tuner.host import Host
+from typing import Any
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from tuner.host import fingerprint, format_cpu_list, probe_host
-    from tuner.knobs import KnobContext, Target, catalogue
+    import json
+
+    from tuner.host import probe_host
     from tuner.settings import get_settings
-    from tuner.spec.builtin_workloads import BUILTINS
+    from tuner.space.host_report import host_report
 
-    host = probe_host()
-    topo = host.topology
-    fp = fingerprint(host, cache_dir=get_settings().cache_dir)
-    print(f"CPU: {topo.model}")
-    print(f"  sockets {len(topo.sockets)}, NUMA nodes {len(topo.nodes)}, physical cores "
-          f"{topo.physical_cores}, logical CPUs {topo.logical_cpus} "
-          f"({topo.threads_per_core} per core); usable CPUs {format_cpu_list(topo.allowed)}")
-    for node in topo.nodes:
-        print(f"  node {node}: CPUs {format_cpu_list(topo.cpus_of_node(node))}")
-    print(f"numactl: {host.tools.numactl or 'missing'}; taskset: {host.tools.taskset or 'missing'}")
-    print("fingerprint: " + ", ".join(f"{k}={v}" for k, v in fp.to_dict().items()))
-    from tuner.execution.runtimes import names
-
-    where = get_settings().runtimes_dir
-    print(f"runtimes in {where}: {', '.join(names(where)) or 'none'} (`tuner runtime list`)")
-    targets = (("built-in workloads (runtime tensorflow)", Target(builtin=BUILTINS["resnet"])),
-               ("built-in workloads (runtime torch)", Target(builtin=BUILTINS["torch_resnet"])),
-               ("commands, runtime: tensorflow", Target(builtin=None, runtime="tensorflow")),
-               ("commands, runtime: torch", Target(builtin=None, runtime="torch")),
-               ("commands, runtime: openmp", Target(builtin=None, runtime="openmp")),
-               ("commands, runtime: native (the default)",
-                Target(builtin=None, runtime="native")))
-    for label, target in targets:
-        print(f"knobs for {label}:")
-        ctx = KnobContext(host=host, target=target)
-        for name, knob in catalogue().items():
-            if knob.family == "system":
-                continue  # listed once, below
-            reason = knob.availability(ctx)
-            note = knob.note(ctx)
-            state = "available" if reason is None else f"unavailable: {reason}"
-            print(f"  {name:<22} {state}" + (f" (note: {note})" if note and not reason else ""))
-    _doctor_system(host)
+    report = host_report(probe_host(), get_settings())
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        print("\n".join(doctor_lines(report)))
     return 0
 
 
-def _doctor_system(host: Host) -> None:
-    from tuner.knobs import KnobContext, Target, system_knobs
-    from tuner.knobs.system import system_status
-    from tuner.settings import get_settings
-
-    settings = get_settings()
-    print(f"system knobs (change the whole machine for a trial, journaled in "
-          f"{settings.state_dir}; need root here and the admin token on the service; "
-          f"TUNER_SYSTEM_KNOBS={settings.system_knobs}):")
-    ctx = KnobContext(host=host, target=Target(builtin=None))
-    for name, current, state in system_status(ctx, system_knobs()):
-        print(f"  {name:<28} {current:<14} {state}")
+def doctor_lines(report: dict[str, Any]) -> list[str]:
+    """``tuner doctor``'s text: the report of ``tuner.space.host_report``."""
+    cpu, tools = report["cpu"], report["tools"]
+    lines = [f"CPU: {cpu['model']}",
+             f"  sockets {cpu['sockets']}, NUMA nodes {cpu['numa_nodes']}, physical cores "
+             f"{cpu['physical_cores']}, logical CPUs {cpu['logical_cpus']} "
+             f"({cpu['threads_per_core']} per core); usable CPUs {cpu['usable_cpus']}"]
+    lines += [f"  node {node}: CPUs {cpus}" for node, cpus in cpu["nodes"].items()]
+    lines.append(f"numactl: {tools['numactl'] or 'missing'}; "
+                 f"taskset: {tools['taskset'] or 'missing'}")
+    lines.append("fingerprint: " + ", ".join(f"{k}={v}"
+                                             for k, v in report["fingerprint"].items()))
+    runtimes = report["runtimes"]
+    lines.append(f"runtimes in {runtimes['directory']}: "
+                 f"{', '.join(runtimes['names']) or 'none'} (`tuner runtime list`)")
+    lines.append("built-in workloads in tuner's Python:")
+    for name, row in report["builtin_workloads"].items():
+        state = "available" if row["available"] else f"unavailable: {row['reason']}"
+        lines.append(f"  {name:<22} {row['framework'] or 'no framework':<38} {state}")
+    for label, rows in report["knobs"].items():
+        lines.append(f"knobs for {label}:")
+        for name, row in rows.items():
+            state = "available" if row["available"] else f"unavailable: {row['reason']}"
+            note = f" (note: {row['note']})" if row["note"] else ""
+            lines.append(f"  {name:<22} {state}{note}")
+    system = report["system_knobs"]
+    lines.append(f"system knobs (change the whole machine for a trial, journaled in "
+                 f"{system['state_dir']}; need root here and the admin token on the service; "
+                 f"TUNER_SYSTEM_KNOBS={system['policy']}):")
+    lines += [f"  {name:<28} {row['current']:<14} {row['state']}"
+              for name, row in system["knobs"].items()]
+    return lines
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -144,7 +134,9 @@ def _runtime_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``doctor``, ``restore`` and ``runtime``."""
-    p = sub.add_parser("doctor", help="host topology, fingerprint and what each knob can do")
+    p = sub.add_parser("doctor", help="host topology, fingerprint, the built-in workloads "
+                                      "and knobs this machine can run, and why not")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("restore", help="put back the system settings a tuner that was "

@@ -43,7 +43,7 @@ from tuner.space.constraints import (
     thread_low,
     valid_count,
 )
-from tuner.space.workload import PythonProblem, base_builder, target_of
+from tuner.space.workload import PythonProblem, base_builder, missing_framework, target_of
 from tuner.spec.consistency import FieldPath, Problem, placeholders_of
 from tuner.spec.load import Fit
 from tuner.spec.models import BaselineName, StudySpec, WorkloadSpec
@@ -272,6 +272,10 @@ def build_space(spec: StudySpec, host: Host) -> SearchSpace:
         target = target_of(spec.workload, host)
     except PythonProblem as exc:
         raise SpaceError([*problems, (("workload", "python"), str(exc))]) from exc
+    if host.local:
+        missing = missing_framework(spec.workload, target)
+        if missing is not None:
+            problems.append((("workload", "builtin"), missing))
     ctx = KnobContext(host=host, target=target)
     known = catalogue(dict(spec.knobs))
     knobs: dict[str, Knob] = dict(known)

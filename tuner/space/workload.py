@@ -7,10 +7,19 @@ resolved on the machine that runs the study: ``target_of`` fills ``Target.python
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from typing import Any
 
 from tuner.execution.launch import LaunchBuilder
-from tuner.execution.runtimes import RuntimeProblem, is_foreign, resolve, workloads_path
+from tuner.execution.runtimes import (
+    RuntimeProblem,
+    is_foreign,
+    probe_path,
+    read_fingerprint,
+    resolve,
+    workloads_path,
+)
 from tuner.host import Host
 from tuner.knobs.base import Target
 from tuner.settings import get_settings
@@ -44,6 +53,43 @@ def target_of(spec: WorkloadSpec, host: Host | None = None) -> Target:
         python, prefix = runtime.python, runtime.prefix
     return Target(builtin=builtin, runtime=spec.kind_of_runtime, preset=preset_of(spec),
                   python=python, python_prefix=prefix)
+
+
+#: Each framework's import name, the extra that installs it with tuner, and a package that
+#: installs it in a runtime of one's own.
+FRAMEWORKS = {"tensorflow": ("tensorflow", "tuner[tensorflow]", "tensorflow-cpu"),
+              "torch": ("torch", "tuner[torch]", "torch")}
+
+
+def missing_framework(spec: WorkloadSpec, target: Target) -> str | None:
+    """Why the built-in cannot run in ``target.python`` (its framework is not installed
+    there), with what to install; None when it can, or when that is for the machine that
+    runs it to say (a generic host's target is tuner's interpreter on another machine)."""
+    builtin = target.builtin
+    if builtin is None or not builtin.needs_framework(spec.params):
+        return None
+    module, extra, package = FRAMEWORKS[builtin.runtime]
+    if spec.python is None:
+        if importlib.util.find_spec(module) is not None:
+            return None
+        return (f"built-in workload {builtin.name} needs {builtin.runtime}, which tuner's "
+                f"Python ({sys.executable}) does not have: pip install '{extra}', or run it "
+                f"in a runtime that has it (workload.python: NAME, after `tuner runtime "
+                f"create NAME --package {package}`)")
+    if runtime_probe(spec.python).get(builtin.runtime):
+        return None
+    return (f"built-in workload {builtin.name} needs {builtin.runtime}, which "
+            f"workload.python {spec.python} does not have; install {package} there")
+
+
+def runtime_probe(python: str) -> dict[str, Any]:
+    """What the probe of runtime ``python`` (a name, or an interpreter's path) found: its
+    frameworks' versions among them. Probes are recorded (a name) or cached (a path)."""
+    settings = get_settings()
+    runtime = resolve(python, runtimes_dir=settings.runtimes_dir)
+    if runtime.name is not None:
+        return dict(read_fingerprint(settings.runtimes_dir, runtime.name).get("probe") or {})
+    return probe_path(runtime.python, cache_dir=settings.cache_dir)
 
 
 def base_builder(spec: WorkloadSpec, *, python: str = sys.executable) -> LaunchBuilder:

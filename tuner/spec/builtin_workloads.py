@@ -8,6 +8,7 @@ line, so the ``protocol`` parser reads them all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -72,9 +73,19 @@ class Builtin:
     mode_units: dict[str, str] = field(default_factory=dict)
     #: The framework it runs on (``workload.runtime``'s default for it).
     runtime: Literal["tensorflow", "torch"] = "tensorflow"
+    #: When it imports that framework: always (None), never (``{}``: the replay), or only
+    #: with these params (the proxy: ``backend: tensorflow``; NumPy otherwise).
+    framework_when: dict[str, str] | None = None
 
     def all_params(self) -> dict[str, Param]:
         return {**COMMON_PARAMS, **self.params}
+
+    def needs_framework(self, params: Mapping[str, object]) -> bool:
+        """Whether a run with ``params`` imports ``runtime``'s framework."""
+        if self.framework_when is None:
+            return True
+        return bool(self.framework_when) and all(
+            params.get(key) == value for key, value in self.framework_when.items())
 
     def timeout_for(self, preset: str) -> float:
         return self.timeouts.get(preset, max(self.timeouts.values()))
@@ -153,6 +164,7 @@ BUILTINS: dict[str, Builtin] = {
                 "size": Param(flag="--size", type=int),
             },
             default_batch={"small": 1, "full": 1},
+            framework_when={"backend": "tensorflow"},
         ),
         Builtin(
             name="torch_resnet",
@@ -198,6 +210,7 @@ BUILTINS: dict[str, Builtin] = {
                                     help="fraction of the recorded interval length to sleep"),
             },
             timeouts={"small": 60.0, "full": 60.0},
+            framework_when={},
         ),
     )
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any, Literal
 
@@ -11,10 +12,18 @@ from fastapi.responses import PlainTextResponse
 
 from tuner.errors import SpecError, SpecIssue
 from tuner.host import generic_host
+from tuner.results.export import MEDIA_TYPES, ExportUnavailable, export_bytes
 from tuner.results.render import best_as
 from tuner.results.summary import summarize
 from tuner.service.api import schemas, views
-from tuner.service.api.deps import ReadAccess, ServiceDep, WriteAccess, load_study, require_admin
+from tuner.service.api.deps import (
+    ReadAccess,
+    Service,
+    ServiceDep,
+    WriteAccess,
+    load_study,
+    require_admin,
+)
 from tuner.service.api.limits import parse_submission
 from tuner.service.api.privilege import (
     admin_reasons,
@@ -118,19 +127,44 @@ def get_study(name: str, service: ServiceDep, _: ReadAccess) -> schemas.StudyDet
         return views.detail(load_study(service, name))
 
 
-@router.get("/{name}/trials", response_model=schemas.Page[schemas.Trial], responses=NOT_FOUND)
+@router.get("/{name}/trials", response_model=schemas.Page[schemas.Trial],
+            responses={**NOT_FOUND, 200: {"content": {
+                "text/csv": {}, "application/vnd.apache.parquet": {}},
+                "description": "JSON pages of trials; with format=csv, json-rows or parquet "
+                               "every run of every trial as one row (`tuner export`)"},
+                503: {"model": schemas.Error, "description": "parquet without pyarrow"}})
 def list_trials(name: str, service: ServiceDep, _: ReadAccess,
                 offset: Annotated[int, Query(ge=0)] = 0,
                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
                 state: Annotated[Literal["complete", "pruned", "fail", "running", "waiting"]
-                                 | None, Query()] = None) -> schemas.Page[schemas.Trial]:
-    """The study's trials in order, optionally only those in one state."""
+                                 | None, Query()] = None,
+                format: Annotated[Literal["json", "csv", "json-rows", "parquet"], Query()]
+                = "json") -> Any:
+    """The study's trials in order, optionally only those in one state; or, with
+    ``format=csv|json-rows|parquet``, the whole study's runs as rows to download (one row
+    per run: the knobs applied, value, state, reason, environment)."""
+    if format != "json":
+        return _export(service, name, "json" if format == "json-rows" else format)
     with views.readable(name):
         found = views.trials(load_study(service, name))
     trials = [t for t in found
               if state is None or t.state == state]
     return schemas.Page(items=trials[offset:offset + limit], total=len(trials),
                         offset=offset, limit=limit)
+
+
+def _export(service: Service, name: str, fmt: str) -> Response:
+    with views.readable(name):
+        study = load_study(service, name)
+        try:
+            data = export_bytes(study, fmt)
+        except ExportUnavailable as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    # a name from a database other tools wrote may hold anything: the file name keeps the
+    # characters a header and a file system take as they are
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "study"
+    return Response(content=data, media_type=MEDIA_TYPES[fmt], headers={
+        "Content-Disposition": f'attachment; filename="{safe}-runs.{fmt}"'})
 
 
 @router.get("/{name}/best", response_model=schemas.Best,
