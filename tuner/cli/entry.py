@@ -11,11 +11,11 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from tuner.cli import machine, results, service, starting, studies
+from tuner.cli import compare, machine, results, service, starting, studies
 from tuner.errors import SpecError, TunerError
 
 #: The groups of subcommands, in the order ``tuner --help`` lists them.
-GROUPS = (starting, studies, results, machine, service)
+GROUPS = (starting, studies, results, compare, machine, service)
 
 
 def _recover_system_settings() -> None:

@@ -7,6 +7,7 @@ May import: the top-level modules, ``spec``, ``execution``, ``knobs``, ``space``
 
 from tuner.results.answer import Answer, Confirmed, confirmed_entries
 from tuner.results.baselines import FailedBaseline, failed_baselines
+from tuner.results.comparison import Comparison, ComparisonError, compare
 from tuner.results.export import export, run_rows
 from tuner.results.publish import publish
 from tuner.results.render import (
@@ -31,11 +32,14 @@ __all__ = [
     "run_rows",
     "MALFORMED",
     "Answer",
+    "Comparison",
+    "ComparisonError",
     "Confirmed",
     "FailedBaseline",
     "Summary",
     "TrialView",
     "best_as",
+    "compare",
     "confirmed_entries",
     "failed_baselines",
     "fmt_value",

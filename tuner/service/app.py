@@ -30,7 +30,7 @@ from tuner.service.api import (
     UnreadableStudyError,
     start_validator_server,
 )
-from tuner.service.api.routes import ci, health, studies
+from tuner.service.api.routes import ci, compare, health, studies
 from tuner.service.dashboard import PREFIX, OptunaDashboard
 from tuner.service.dashboard import views as dashboard
 from tuner.settings import Settings
@@ -69,6 +69,7 @@ def create_app(*, settings: Settings, storage_url: str, worker: Any = None,
     app.include_router(health.router)
     app.include_router(studies.router)
     app.include_router(ci.router)
+    app.include_router(compare.router)
     app.include_router(dashboard.router)
     app.mount("/ui/static", StaticFiles(directory=str(Path(dashboard.__file__).parent
                                                       / "static")), name="static")

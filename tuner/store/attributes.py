@@ -52,6 +52,12 @@ Study user attributes (key — holds — written by — meaning):
   settings' speedups with intervals, the verdict
 * ``ci_request`` — object — ``tuner.service.api.routes.ci`` — a ci run the API queued for a
   worker (``fail_on``, ``retune``, ``submitted_at``); the worker clears it when it starts
+* ``comparisons`` — list of objects (``tuner.study.comparison_race.PairRace.record``), parts —
+  ``tuner.study.comparison_race.confirm_pair`` (``tuner compare A B``), on both studies —
+  each paired interleaved confirmation of this study's best against another study's best,
+  newest last: the two studies (``a``, ``b``: name, trial, knobs, values), the ratio of b's
+  best over a's (goal-aware: > 1 when b's is better) with its interval, rounds, verdict,
+  when, on which host and host class (``measured_on``)
 
 Trial user attributes:
 
@@ -204,6 +210,11 @@ CI_RUNS: Attr[list[dict[str, Any]]] = _study(
 CI_REQUEST: Attr[dict[str, Any] | None] = _study(
     "ci_request", "object", "tuner.service.api.routes.ci.request_ci",
     "a ci run queued through the API for a worker", object_or_none, None)
+COMPARISONS: Attr[list[dict[str, Any]]] = _study(
+    "comparisons", "list of objects (tuner.study.comparison_race.PairRace.record)",
+    "tuner.study.comparison_race.confirm_pair",
+    "each paired confirmation of this study's best against another study's best, newest last",
+    objects, [], parts=True)
 CLAIMS: Family[Claim] = Family(
     prefix="claim:", scope=Scope.STUDY, kind="Claim", writer="tuner.store.database.claim",
     meaning="who took a once-per-study job (screening, confirmation-<n>)",
@@ -277,7 +288,7 @@ RETRY_HISTORY: SystemAttr[list[int]] = SystemAttr(
 ATTRIBUTES: tuple[Attr[Any] | Family[Any] | SystemAttr[Any], ...] = (
     SPEC, SPEC_TEXT, SPACE, SPACE_KEY, FINGERPRINT, HOST_CLASS, UNIT, STATUS, STATUS_REASON,
     STATUS_AT, SUBMITTED_AT, STARTED_AT, SYSTEM_BEFORE, NOISE, SCREENING, CONFIRMATION,
-    TUNER_BEST, CI_RUNS, CI_REQUEST, CLAIMS,
+    TUNER_BEST, CI_RUNS, CI_REQUEST, COMPARISONS, CLAIMS,
     ABANDONED, ROLE, APPLIED, LAUNCH, SHELL, WORKER, APPROXIMATE, SAMPLES, RUNS, REPORTED,
     LOADED, ECHOED, REASON, DUPLICATE_OF, RUN_SECONDS, SAMPLER_PARAMS, FIXED_PARAMS, PROPOSAL,
     FAILED_TRIAL, RETRY_HISTORY)

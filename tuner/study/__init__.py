@@ -6,6 +6,7 @@ people watching.
 May import: every room below it (``spec``, ``execution``, ``knobs``, ``space``, ``store``,
 ``results``) and the top-level modules."""
 
+from tuner.study.comparison_race import PairBench, PairOptions
 from tuner.study.events import RunEvents, Silent
 from tuner.study.measure import Measurer
 from tuner.study.opening import open_study
@@ -21,6 +22,8 @@ __all__ = [
     "Collaborators",
     "Measurer",
     "NoisePruner",
+    "PairBench",
+    "PairOptions",
     "Progress",
     "RunEvents",
     "RunLimits",

@@ -1,21 +1,24 @@
 """The dashboard's pages, served by the API: the studies, and each study's best knobs,
 confirmed speedups, launch line, trial chart, knob importance, inert knobs, failures and
-ci history."""
+ci history; two studies side by side (``/ui/compare``)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import optuna
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from tuner.results import comparison_render
 from tuner.results.summary import importance, summarize
 from tuner.service.api import views
 from tuner.service.api.auth import COOKIE, cookie_value, known_token
 from tuner.service.api.deps import ReadAccess, ServiceDep, load_study
+from tuner.service.api.routes.compare import NAME_PATTERN, comparison_of
 from tuner.service.dashboard import chart, ci_chart
 
 HERE = Path(__file__).parent
@@ -65,6 +68,37 @@ def study_page(name: str, request: Request, service: ServiceDep, _: ReadAccess) 
     return templates.TemplateResponse(request, "study.html", {
         "study": detail, "chart": svg, "importance": scores, "failures": failures,
         "ci": ci, "refresh": REFRESH_SECONDS if live else None})
+
+
+#: A study name given in the query (``/ui/compare?a=...&b=...``).
+STUDY_QUERY = Query(pattern=NAME_PATTERN, max_length=100)
+
+
+@router.get("/ui/compare", response_class=HTMLResponse)
+def compare_page(request: Request, service: ServiceDep, _: ReadAccess,
+                 a: Annotated[str | None, STUDY_QUERY] = None,
+                 b: Annotated[str | None, STUDY_QUERY] = None) -> Response:
+    """Two studies side by side: their bests, knob differences and the paired confirmations
+    ``tuner compare`` stored (``tuner.service.api.routes.compare``); without both, the
+    form that picks them."""
+    names = sorted(optuna.get_all_study_names(service.storage))
+    context: dict[str, object] = {"names": names, "a": a, "b": b, "c": None}
+    if a is not None and b is not None:
+        comparison = comparison_of(service, a, b)
+        context.update(
+            c=comparison, goal=comparison_render.goal_words(comparison),
+            meaning=comparison_render.ratio_meaning(comparison),
+            blockers=comparison.blockers(),
+            confirmations=[{"record": r, "statement": comparison_render.statement(r, comparison),
+                            "verdict": comparison_render.verdict_words(r, comparison),
+                            "when": _when(r.get("at"))} for r in reversed(comparison.stored)])
+    return templates.TemplateResponse(request, "compare.html", context)
+
+
+def _when(at: object) -> str:
+    if not isinstance(at, int | float):
+        return "-"
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @router.get("/ui/login", response_class=HTMLResponse)

@@ -1,5 +1,5 @@
 """The API's routers, one per resource."""
 
-from tuner.service.api.routes import ci, health, studies
+from tuner.service.api.routes import ci, compare, health, studies
 
-__all__ = ["ci", "health", "studies"]
+__all__ = ["ci", "compare", "health", "studies"]
