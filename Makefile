@@ -34,3 +34,9 @@ test: lint runtimes
 # everything, the slow tests included (full presets, longer real studies)
 test-all: lint runtimes
 	$(PY) -m pytest -m ''
+
+# both container images (tuner:slim, tuner:tensorflow) with buildah, on a local Debian base
+# when the registry is unreachable (root; scripts/build-images.sh, docker/README.md)
+.PHONY: docker
+docker:
+	scripts/build-images.sh build
