@@ -276,3 +276,22 @@ def test_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.startswith("tuner: cannot open the study database postgresql://")
+
+
+def test_workers_starting_together_on_a_new_database_all_open_it(database: str) -> None:
+    """Tuner processes that open a new PostgreSQL database at the same moment (an API and
+    its workers started together) all get it: the one that loses the race to create the
+    tables waits for the winner's instead of failing on a duplicate type or table."""
+    code = ("import sys, time; from tuner.store.database import open_storage; "
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+            "open_storage(sys.argv[1], heartbeat=False); print('opened')")
+    start = time.time() + 3.0  # every process imported tuner by then; they open at once
+    procs = [subprocess.Popen([sys.executable, "-c", code, database, str(start)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    results = [proc.communicate(timeout=120) for proc in procs]
+    failed = [err[-600:] for (out, err), proc in zip(results, procs, strict=True)
+              if proc.returncode != 0 or "opened" not in out]
+    assert not failed, failed
+    storage = open_storage(database, heartbeat=False)
+    assert optuna.get_all_study_names(storage) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import random
 import time
 import warnings
 from typing import Any
@@ -95,17 +96,43 @@ def open_storage(url: str, *, heartbeat: bool = True) -> RDBStorage:
         engine_kwargs["pool_pre_ping"] = True
         engine_kwargs["connect_args"] = {"connect_timeout": settings.db_connect_timeout,
                                          "options": ASYNC_COMMIT}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                url, engine_kwargs=engine_kwargs,
-                heartbeat_interval=settings.heartbeat_interval if heartbeat else None,
-                grace_period=settings.heartbeat_grace if heartbeat else None,
-                heartbeat_stale_trial_callback=_on_stale if heartbeat else None)
-    except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this DB"
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"cannot open the study database {redact(url)}: {detail}") from exc
+    for attempt in range(1, SCHEMA_RACE_ATTEMPTS + 1):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url, engine_kwargs=engine_kwargs,
+                    heartbeat_interval=settings.heartbeat_interval if heartbeat else None,
+                    grace_period=settings.heartbeat_grace if heartbeat else None,
+                    heartbeat_stale_trial_callback=_on_stale if heartbeat else None)
+        except sqlalchemy.exc.DBAPIError as exc:
+            if attempt < SCHEMA_RACE_ATTEMPTS and _lost_schema_race(exc):
+                # another process is creating the tables of this new database right now
+                # (an API and its workers started together): theirs will do
+                time.sleep(0.2 * attempt + random.random() * 0.3)
+                continue
+            raise _cannot_open(url, exc) from exc
+        except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use it"
+            raise _cannot_open(url, exc) from exc
+    raise AssertionError("unreachable")
+
+
+#: How many times ``open_storage`` tries when another process was creating the tables.
+SCHEMA_RACE_ATTEMPTS = 6
+
+
+def _lost_schema_race(exc: sqlalchemy.exc.DBAPIError) -> bool:
+    """A duplicate type, table, index or version row: PostgreSQL's answer to a second
+    ``CREATE TABLE`` of the same table while the first one's transaction commits."""
+    if not isinstance(exc, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.ProgrammingError):
+        return False
+    text = str(exc)
+    return "already exists" in text or "duplicate key" in text
+
+
+def _cannot_open(url: str, exc: Exception) -> StorageError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StorageError(f"cannot open the study database {redact(url)}: {detail}")
 
 
 def redact(url: str) -> str:
