@@ -108,6 +108,8 @@ confirm: {{top: 1, rounds: 2}}
     init = run(light, "init", cwd=tmp_path)
     assert init.returncode == 0, init.stderr
     assert run(light, "validate", "study.yaml", cwd=tmp_path).returncode == 0
+    example = run(light, "init", "--example", "sysbench-cpu", "-o", "-", cwd=tmp_path)
+    assert example.returncode == 0 and "name: sysbench-cpu" in example.stdout  # in the wheel
     doctor = json.loads(run(light, "doctor", "--json", cwd=tmp_path).stdout)
     assert doctor["builtin_workloads"]["resnet"]["available"] is False
     assert doctor["builtin_workloads"]["proxy"]["available"] is True
