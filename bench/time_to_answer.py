@@ -66,6 +66,8 @@ class Task:
     strategy: str
     seed: int
     budget: int
+    #: Candidates the confirmation races (``confirm.top``).
+    top: int = 3
 
 
 def spec_overrides(task: Task) -> dict[str, Any]:
@@ -73,7 +75,7 @@ def spec_overrides(task: Task) -> dict[str, Any]:
                "hebo": "tpe"}.get(task.strategy, task.strategy)
     overrides: dict[str, Any] = {
         "budget": {"n_trials": task.budget}, "sampler": {"name": sampler, "seed": task.seed},
-        "confirm": {"top": 3}}
+        "confirm": {"top": task.top}}
     if task.strategy in ("tpe-no-pruning", "concertio"):
         overrides.update(repeats=3, pruner={"name": "none", "stable_error": 0.0})
     else:
@@ -203,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", nargs="*", default=list(DEFAULT_STRATEGIES),
                         choices=STRATEGIES)
     parser.add_argument("--max-budget", type=int, default=60)
+    parser.add_argument("--confirm-top", type=int, default=3,
+                        help="candidates the confirmation races (confirm.top)")
     parser.add_argument("--jobs", type=int, default=multiprocessing.cpu_count())
     parser.add_argument("--out", type=Path, default=HERE / "results" / "time_to_answer")
     parser.add_argument("--merge", action="store_true",
@@ -214,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         surface = Surface.load(path)
         size = math.prod(len(v) for v in surface.axes.values())
         budget = min(args.max_budget, size + 2)
-        tasks += [Task(path, strategy, seed, budget)
+        tasks += [Task(path, strategy, seed, budget, args.confirm_top)
                   for seed in range(args.seeds) for strategy in args.strategies]
     started = time.monotonic()
     rows = []
