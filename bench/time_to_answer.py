@@ -66,8 +66,8 @@ class Task:
     strategy: str
     seed: int
     budget: int
-    #: Candidates the confirmation races (``confirm.top``).
-    top: int = 3
+    #: The confirmation's section beyond ``top`` (``--confirm KEY=VALUE``).
+    confirm: tuple[tuple[str, Any], ...] = ()
 
 
 def spec_overrides(task: Task) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def spec_overrides(task: Task) -> dict[str, Any]:
                "hebo": "tpe"}.get(task.strategy, task.strategy)
     overrides: dict[str, Any] = {
         "budget": {"n_trials": task.budget}, "sampler": {"name": sampler, "seed": task.seed},
-        "confirm": {"top": task.top}}
+        "confirm": {"top": 3, **dict(task.confirm)}}
     if task.strategy in ("tpe-no-pruning", "concertio"):
         overrides.update(repeats=3, pruner={"name": "none", "stable_error": 0.0})
     else:
@@ -205,20 +205,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", nargs="*", default=list(DEFAULT_STRATEGIES),
                         choices=STRATEGIES)
     parser.add_argument("--max-budget", type=int, default=60)
-    parser.add_argument("--confirm-top", type=int, default=3,
-                        help="candidates the confirmation races (confirm.top)")
+    parser.add_argument("--confirm", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="the confirmation's settings for every strategy that confirms "
+                             "(top=6, max_rounds=24, precision=0.01; default top=3)")
     parser.add_argument("--jobs", type=int, default=multiprocessing.cpu_count())
     parser.add_argument("--out", type=Path, default=HERE / "results" / "time_to_answer")
     parser.add_argument("--merge", action="store_true",
                         help="keep the last results' rows of the (surface, strategy) "
                         "pairs not run now")
     args = parser.parse_args(argv)
+    confirm = tuple((key, json.loads(value)) for key, value in
+                    (item.split("=", 1) for item in args.confirm))
     tasks = []
     for path in args.surfaces:
         surface = Surface.load(path)
         size = math.prod(len(v) for v in surface.axes.values())
         budget = min(args.max_budget, size + 2)
-        tasks += [Task(path, strategy, seed, budget, args.confirm_top)
+        tasks += [Task(path, strategy, seed, budget, confirm)
                   for seed in range(args.seeds) for strategy in args.strategies]
     started = time.monotonic()
     rows = []

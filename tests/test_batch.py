@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -14,15 +17,39 @@ from tuner.store.batch import batched
 from tuner.store.database import open_storage
 from tuner.store.values import Run
 
-
-def storages(tmp_path: Path) -> dict[str, optuna.storages.BaseStorage]:
-    return {"memory": optuna.storages.InMemoryStorage(),
-            "sqlite": open_storage(f"sqlite:///{tmp_path}/batch.db", heartbeat=False)}
+SERVER = os.environ.get("TUNER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_a_batch_stores_what_single_writes_store(tmp_path: Path, kind: str) -> None:
-    storage = storages(tmp_path)[kind]
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards."""
+    name = f"tuner_batch_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    yield f"{SERVER}/{name}"
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name})
+        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def storage_of(kind: str, tmp_path: Path, request: pytest.FixtureRequest
+               ) -> optuna.storages.BaseStorage:
+    if kind == "memory":
+        return optuna.storages.InMemoryStorage()
+    if kind == "sqlite":
+        return open_storage(f"sqlite:///{tmp_path}/batch.db", heartbeat=False)
+    return open_storage(request.getfixturevalue("postgres_url"), heartbeat=False)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite",
+                                  pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_batch_stores_what_single_writes_store(tmp_path: Path, kind: str,
+                                                 request: pytest.FixtureRequest) -> None:
+    storage = storage_of(kind, tmp_path, request)
     study = optuna.create_study(storage=storage, study_name=f"batch-{kind}")
     single, together = study.ask(), study.ask()
     long_runs = [Run(status="ok", reason="", tail="x" * 3000) for _ in range(12)]
@@ -38,6 +65,13 @@ def test_a_batch_stores_what_single_writes_store(tmp_path: Path, kind: str) -> N
     stored = {t.number: t.user_attrs for t in study.get_trials()}
     assert stored[together.number] == stored[single.number]
     assert any("~" in key for key in stored[together.number])  # in parts, like the single
+    with batched(together) as batch:  # a second batch over the same keys updates them
+        APPLIED.put(batch, {"intra_op": 4})
+    assert APPLIED.get(study.get_trials()[together.number]) == {"intra_op": 4}
+    study.tell(together, 1.0)
+    with pytest.raises(RuntimeError, match="finished"):  # a finished trial is not written
+        with batched(together) as batch:
+            batch.set_user_attr("late", 1)
 
 
 def test_on_a_database_a_batch_is_one_commit(tmp_path: Path) -> None:

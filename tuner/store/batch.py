@@ -5,18 +5,26 @@ on PostgreSQL a round trip or three and a commit, for each of the dozen attribut
 writes when it starts and again when it ends. ``batched(trial)`` collects what the
 ``Attr.put`` calls inside it write (they see ``Batch`` as the trial: its ``user_attrs``
 include what is pending) and writes all of it at the end, in one transaction on an RDB
-storage (through the storage's own per-attribute upsert, so what is stored is exactly what
-``set_trial_user_attr`` would have stored), one by one on any other storage.
+storage, one by one on any other storage. On SQLite and PostgreSQL the transaction checks
+the trial once (it exists and is still running, as Optuna's own write does) and upserts
+every attribute in one statement (the rows ``set_trial_user_attr`` would write: the same
+table, key and JSON text); on other databases it goes through Optuna's per-attribute
+upsert.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
+from sqlalchemy.dialects import postgresql, sqlite
+
+#: The databases whose INSERT ... ON CONFLICT DO UPDATE takes many rows at once.
+_UPSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class Batch:
@@ -55,8 +63,19 @@ def _write(storage: BaseStorage, trial_id: int, attrs: dict[str, Any], *, system
 
         model = models.TrialSystemAttributeModel if system else models.TrialUserAttributeModel
         with _create_scoped_session(backend.scoped_session, True) as session:
-            for key, value in attrs.items():
-                backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
+            insert = _UPSERTS.get(backend.engine.name)
+            if insert is None:
+                for key, value in attrs.items():
+                    backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
+                return
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+            backend.check_trial_is_updatable(trial_id, trial.state)
+            statement = insert(model).values([
+                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                for key, value in attrs.items()])
+            session.execute(statement.on_conflict_do_update(
+                index_elements=[model.trial_id, model.key],
+                set_={"value_json": statement.excluded.value_json}))
         return
     for key, value in attrs.items():
         if system:
