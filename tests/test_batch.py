@@ -89,3 +89,28 @@ def test_on_a_database_a_batch_is_one_commit(tmp_path: Path) -> None:
     for index in range(10):
         trial.set_user_attr(f"single{index}", index)
     assert len(commits) == 10
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite",
+                                  pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_intermediate_values_reported_in_a_batch_are_stored_as_reports_store_them(
+        tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    """``Batch.report``: the trial (and so its pruner) sees each value at once, the
+    database gets them when the batch ends, the same values ``trial.report`` stores
+    (infinite and NaN included); a step already reported is ignored, as report does."""
+    storage = storage_of(kind, tmp_path, request)
+    study = optuna.create_study(storage=storage, study_name=f"report-{kind}")
+    single, together = study.ask(), study.ask()
+    values = {1: 10.5, 2: 11.0, 3: float("inf"), 4: float("nan")}
+    for step, value in values.items():
+        single.report(value, step)
+    with batched(together) as batch:
+        for step, value in values.items():
+            batch.report(value, step)
+            assert step in together._get_latest_trial().intermediate_values  # pruner view
+        batch.report(99.0, 1)  # already reported: ignored
+        if kind != "memory":  # a database holds them only once the batch is written
+            assert study.get_trials()[together.number].intermediate_values == {}
+    stored = {t.number: t.intermediate_values for t in study.get_trials()}
+    assert str(stored[together.number]) == str(stored[single.number])
+    assert stored[together.number][1] == 10.5

@@ -9,7 +9,9 @@ storage, one by one on any other storage. On SQLite and PostgreSQL the transacti
 the trial once (it exists and is still running, as Optuna's own write does) and upserts
 every attribute in one statement (the rows ``set_trial_user_attr`` would write: the same
 table, key and JSON text); on other databases it goes through Optuna's per-attribute
-upsert.
+upsert. The intermediate values reported meanwhile (``Batch.report``) go in the same
+transaction: the trial's own copy has each at once (Optuna's pruners read that copy), the
+database gets them when the batch ends, not one transaction per interval.
 """
 
 from __future__ import annotations
@@ -28,11 +30,23 @@ _UPSERTS: dict[str, Any] = {"sqlite": sqlite.insert, "postgresql": postgresql.in
 
 
 class Batch:
-    """Stands in for a trial while attributes are collected (``Attr.put`` target)."""
+    """Stands in for a trial while attributes are collected (``Attr.put`` target), and
+    holds the intermediate values reported meanwhile."""
 
     def __init__(self, trial: optuna.Trial) -> None:
         self.trial = trial
         self.pending: dict[str, Any] = {}
+        self.intermediate: dict[int, float] = {}
+
+    def report(self, value: float, step: int) -> None:
+        """``trial.report`` without its transaction: the trial's pruner sees the value at
+        once (Optuna's pruners read the trial's own cached copy), the database gets it
+        with the batch. A step already reported is ignored, as ``trial.report`` does."""
+        cached = self.trial._cached_frozen_trial.intermediate_values
+        if step in cached:
+            return
+        cached[step] = float(value)
+        self.intermediate[step] = float(value)
 
     @property
     def user_attrs(self) -> dict[str, Any]:
@@ -42,10 +56,12 @@ class Batch:
         self.pending[key] = value
 
 
-def write_user_attrs(storage: BaseStorage, trial_id: int, attrs: dict[str, Any]) -> None:
-    """Write ``attrs`` as user attributes of trial ``trial_id``: one transaction on an RDB
-    storage (also behind Optuna's cache), one call each on any other."""
-    _write(storage, trial_id, attrs, system=False)
+def write_user_attrs(storage: BaseStorage, trial_id: int, attrs: dict[str, Any],
+                     intermediate: dict[int, float] | None = None) -> None:
+    """Write ``attrs`` as user attributes of trial ``trial_id`` (and its ``intermediate``
+    values): one transaction on an RDB storage (also behind Optuna's cache), one call each
+    on any other."""
+    _write(storage, trial_id, attrs, system=False, intermediate=intermediate or {})
 
 
 def write_system_attrs(storage: BaseStorage, trial_id: int, attrs: dict[str, Any]) -> None:
@@ -53,35 +69,60 @@ def write_system_attrs(storage: BaseStorage, trial_id: int, attrs: dict[str, Any
     _write(storage, trial_id, attrs, system=True)
 
 
-def _write(storage: BaseStorage, trial_id: int, attrs: dict[str, Any], *, system: bool) -> None:
-    if not attrs:
+def _write(storage: BaseStorage, trial_id: int, attrs: dict[str, Any], *, system: bool,
+           intermediate: dict[int, float] | None = None) -> None:
+    intermediate = intermediate or {}
+    if not attrs and not intermediate:
         return
     backend = getattr(storage, "_backend", storage)
     if isinstance(backend, RDBStorage):
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-
-        model = models.TrialSystemAttributeModel if system else models.TrialUserAttributeModel
-        with _create_scoped_session(backend.scoped_session, True) as session:
-            insert = _UPSERTS.get(backend.engine.name)
-            if insert is None:
-                for key, value in attrs.items():
-                    backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
-                return
-            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-            backend.check_trial_is_updatable(trial_id, trial.state)
-            statement = insert(model).values([
-                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-                for key, value in attrs.items()])
-            session.execute(statement.on_conflict_do_update(
-                index_elements=[model.trial_id, model.key],
-                set_={"value_json": statement.excluded.value_json}))
+        _write_rdb(backend, trial_id, attrs, system=system, intermediate=intermediate)
         return
     for key, value in attrs.items():
         if system:
             storage.set_trial_system_attr(trial_id, key, value)
         else:
             storage.set_trial_user_attr(trial_id, key, value)
+    for step, number in sorted(intermediate.items()):
+        storage.set_trial_intermediate_value(trial_id, step, number)
+
+
+def _write_rdb(backend: RDBStorage, trial_id: int, attrs: dict[str, Any], *, system: bool,
+               intermediate: dict[int, float]) -> None:
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    model = models.TrialSystemAttributeModel if system else models.TrialUserAttributeModel
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        insert = _UPSERTS.get(backend.engine.name)
+        if insert is None:
+            for key, value in attrs.items():
+                backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
+            for step, number in sorted(intermediate.items()):
+                backend._set_trial_intermediate_value_without_commit(
+                    session, trial_id, step, number)
+            return
+        trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+        backend.check_trial_is_updatable(trial_id, trial.state)
+        if attrs:
+            statement = insert(model).values([
+                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                for key, value in attrs.items()])
+            session.execute(statement.on_conflict_do_update(
+                index_elements=[model.trial_id, model.key],
+                set_={"value_json": statement.excluded.value_json}))
+        if intermediate:
+            values = models.TrialIntermediateValueModel
+            rows = []
+            for step, number in sorted(intermediate.items()):
+                stored, kind = values.intermediate_value_to_stored_repr(number)
+                rows.append({"trial_id": trial_id, "step": step, "intermediate_value": stored,
+                             "intermediate_value_type": kind})
+            statement = insert(values).values(rows)
+            session.execute(statement.on_conflict_do_update(
+                index_elements=[values.trial_id, values.step],
+                set_={"intermediate_value": statement.excluded.intermediate_value,
+                      "intermediate_value_type": statement.excluded.intermediate_value_type}))
 
 
 @contextlib.contextmanager
@@ -92,5 +133,5 @@ def batched(trial: optuna.Trial) -> Iterator[Batch]:
     try:
         yield batch
     finally:
-        write_user_attrs(trial.storage, trial._trial_id, batch.pending)
+        write_user_attrs(trial.storage, trial._trial_id, batch.pending, batch.intermediate)
         trial._cached_frozen_trial.user_attrs.update(batch.pending)

@@ -217,7 +217,7 @@ class TrialObjective:
                 return Decision.CONTINUE
             step += 1
             run_values.append(reading.value)
-            trial.report(reading.value, step)
+            found.report(reading.value, step)  # written with the batch, one transaction
             if role == "search" and not samples and trial.should_prune():
                 return Decision.PRUNE
             if stable and stats.relative_error(run_values) <= stable:
