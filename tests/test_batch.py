@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,28 +10,17 @@ import optuna
 import pytest
 import sqlalchemy
 
+from tests.postgres import fresh_database
 from tuner.store.attributes import APPLIED, RUNS, SAMPLES
 from tuner.store.batch import batched
 from tuner.store.database import open_storage
 from tuner.store.values import Run
 
-SERVER = os.environ.get("TUNER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards."""
-    name = f"tuner_batch_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    yield f"{SERVER}/{name}"
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name})
-        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with fresh_database("tuner_batch") as url:
+        yield url
 
 
 def storage_of(kind: str, tmp_path: Path, request: pytest.FixtureRequest

@@ -19,13 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy
 
+from tests.postgres import fresh_database
 from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "build-images.sh"
-SERVER = os.environ.get("TUNER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 TOKENS = {"TUNER_API_TOKEN": "container-write", "TUNER_ADMIN_TOKEN": "container-admin"}
 # A command the image already has: its own Python. Throughput peaks at --threads 2.
 PROGRAM = """\
@@ -87,17 +86,8 @@ def in_container(container: str, *argv: str) -> subprocess.CompletedProcess[str]
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
     """A fresh PostgreSQL database, dropped afterwards."""
-    name = f"tuner_container_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT",
-                                     connect_args={"connect_timeout": 5})
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    yield f"{SERVER}/{name}"
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name})
-        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    with fresh_database("tuner_container") as url:
+        yield url
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ and the worker's database takes a query."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -15,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import SERVER
+
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = ROOT / "docker" / "healthcheck.py"
-SERVER = os.environ.get("TUNER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
 
 def healthcheck(*args: str) -> subprocess.CompletedProcess[str]:

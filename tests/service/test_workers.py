@@ -11,16 +11,15 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
 import pytest
-import sqlalchemy
 from optuna.trial import TrialState
 
 from tests.conftest import FAKE_WORKLOAD, PYTHON
+from tests.postgres import fresh_database
 from tuner.host import Fingerprint, fingerprint, probe_host
 from tuner.settings import get_settings
 from tuner.space.search_space import SearchSpace, build_space
@@ -32,31 +31,14 @@ from tuner.store.gate import StudyGate
 from tuner.study.run import Collaborators, RunLimits, StudyRun, StudyTarget
 
 pytestmark = pytest.mark.postgres
-SERVER = os.environ.get("TUNER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 QUICK = "params: {preset: small, seconds: 0.5, intervals: 1, warmup_steps: 1}"
 
 
 @pytest.fixture
 def database() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
-    name = f"tuner_test_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT",
-                                     connect_args={"connect_timeout": 5})
-    try:
-        with admin.connect() as connection:
-            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    except sqlalchemy.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {SERVER} (start it; .ci/run does): {exc}")
-    yield f"{SERVER}/{name}"
-    if os.environ.get("TUNER_KEEP_TEST_DB"):
-        print("kept", f"{SERVER}/{name}")
-        return
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name})
-        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with fresh_database() as url:
+        yield url
 
 
 def submit(url: str, text: str) -> None:
