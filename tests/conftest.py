@@ -28,6 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 FAKE_WORKLOAD = str(PROGRAMS / "fake_workload.py")
 PYTHON = sys.executable
+#: Screenshots of the browser tests.
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 def reported_settings(stdout: str) -> dict[str, Any]:
@@ -160,3 +164,25 @@ def rewrite_attrs(storage: str, study: str, attrs: dict[str, object],
                            (trial_id, key))
                 db.execute("INSERT INTO trial_user_attributes (trial_id, key, value_json) "
                            "VALUES (?, ?, ?)", (trial_id, key, json.dumps(value)))
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Debian's headless Chromium driven by Selenium (the browser tests)."""
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("headless Chromium is needed: apt-get install chromium chromium-driver "
+                    "(.ci/run does)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1280,1600",
+                 "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()

@@ -21,11 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import optuna
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import FAKE_WORKLOAD, PYTHON, final_throughput
+from tests.conftest import ARTIFACTS, FAKE_WORKLOAD, PYTHON, final_throughput
 from tuner.cli import main
 from tuner.service.app import create_app
 from tuner.settings import Settings
@@ -197,3 +198,37 @@ def test_errors_are_one_line_and_an_exit_status(
     assert "a ratio of values measured on different machines is not a speedup" in out
     assert "(--force measures both here anyway)" in out
     assert "Stored confirmation (" in out  # the earlier one, still shown
+
+
+@pytest.mark.browser
+def test_the_compare_view_in_a_real_browser(
+        compared: tuple[str, subprocess.CompletedProcess[str]], serve: Any,
+        browser: Any) -> None:
+    """Headless Chromium against a real ``tuner serve``: the studies page's picker leads to
+    the compare view, whose bests, knob differences and stored confirmation are the API's."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    storage, _ = compared
+    url = serve("--storage", storage, "--insecure-local")
+    api = httpx.get(f"{url}/studies/alpha/compare/beta", timeout=30).json()
+    browser.get(f"{url}/ui")
+    form = browser.find_element(By.ID, "compare")
+    Select(form.find_element(By.NAME, "a")).select_by_value("alpha")
+    Select(form.find_element(By.NAME, "b")).select_by_value("beta")
+    form.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 30).until(
+        lambda driver: driver.find_elements(By.CSS_SELECTOR, "#knob-diff tr[data-knob]"))
+    assert "/ui/compare?a=alpha&b=beta" in browser.current_url
+    rows = {r.get_attribute("data-knob"): r.get_attribute("data-status") for r in
+            browser.find_elements(By.CSS_SELECTOR, "#knob-diff tr[data-knob]")}
+    assert rows == {k["knob"]: k["status"] for k in api["knobs"]}
+    values = [float(c.get_attribute("data-value")) for c in
+              browser.find_elements(By.CSS_SELECTOR, "#bests td.value")]
+    assert values == pytest.approx([api["a"]["answer"]["value"], api["b"]["answer"]["value"]])
+    confirmation = browser.find_element(By.ID, "confirmation")
+    assert float(confirmation.get_attribute("data-low")) == pytest.approx(api["latest"]["low"])
+    assert confirmation.get_attribute("data-verdict") == api["latest"]["verdict"]
+    assert "beta over alpha" in confirmation.text
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-compare.png"))

@@ -14,8 +14,8 @@ import httpx
 import optuna
 import pytest
 
+from tests.conftest import ARTIFACTS
 from tests.service.test_ci_history import record
-from tests.service.test_dashboard_browser import ARTIFACTS, browser  # noqa: F401 (fixture)
 from tuner.store.attributes import CI_RUNS
 
 pytestmark = pytest.mark.browser
