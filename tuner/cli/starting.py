@@ -4,7 +4,6 @@ with tuner."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -42,6 +41,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _written_for_this_host(args: argparse.Namespace) -> str:
     from tuner.host import probe_host
+    from tuner.space.host_report import builtin_workloads
     from tuner.space.starter import CommandStart, builtin_study, command_study
 
     host = probe_host()
@@ -54,7 +54,7 @@ def _written_for_this_host(args: argparse.Namespace) -> str:
     workload = args.workload
     if workload is None:
         # a light install (no TensorFlow) starts from the NumPy proxy, which needs nothing
-        workload = "resnet" if importlib.util.find_spec("tensorflow") else "proxy"
+        workload = "resnet" if builtin_workloads()["resnet"]["available"] else "proxy"
         print(f"note: a study of the built-in workload {workload} (--workload NAME or "
               "--command PROGRAM ... for others)", file=sys.stderr)
     return builtin_study(workload, host, name=args.name)

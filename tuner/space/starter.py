@@ -9,7 +9,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import yaml
 
@@ -76,9 +76,7 @@ def builtin_study(workload: str, host: Host, *, name: str | None = None) -> str:
 def command_study(start: CommandStart, host: Host, *, name: str | None = None) -> str:
     """A study of the program ``start.argv`` for ``host``; ``{threads}`` in an argument
     becomes a knob over 1..the logical CPUs."""
-    parser = yaml.safe_dump(start.parser, default_flow_style=True, width=1000).strip()
-    if parser.endswith("..."):
-        parser = parser[:-3].strip()
+    parser = _flow(start.parser)
     protocol = ("the program prints METRIC throughput=<number> lines (or one FINAL "
                 "throughput=<number>); for other output write {regex: "
                 "'...(?P<throughput>[0-9.]+)'} or {json: KEY}")
@@ -125,9 +123,12 @@ def _finished(draft: Draft, host: Host, *, metric: str, direction: str) -> str:
             return text
         if not knob_problems:
             raise StarterError("; ".join(f"{'.'.join(p)}: {w}" for p, w in problems))
+        before = len(draft.knobs)
         for path, why in knob_problems:
             draft.knobs = _without(draft.knobs, path[1])
             draft.left_out.append(f"{path[1]}: {why}")
+        if len(draft.knobs) == before:  # a problem no knob line of ours answers for
+            raise StarterError("; ".join(f"{'.'.join(p)}: {w}" for p, w in problems))
 
 
 def _problems(text: str, host: Host) -> list[tuple[tuple[str, ...], str]]:
@@ -194,5 +195,7 @@ def _without(lines: list[str], knob: str) -> list[str]:
     return out
 
 
-def _flow(argv: list[str]) -> str:
-    return yaml.safe_dump(argv, default_flow_style=True, width=1000).strip()
+def _flow(value: Any) -> str:
+    """``value`` as YAML on one line (a plain scalar without the document end marker)."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+    return text.removesuffix("...").strip()

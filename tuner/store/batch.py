@@ -61,7 +61,7 @@ def write_user_attrs(storage: BaseStorage, trial_id: int, attrs: dict[str, Any],
     """Write ``attrs`` as user attributes of trial ``trial_id`` (and its ``intermediate``
     values): one transaction on an RDB storage (also behind Optuna's cache), one call each
     on any other."""
-    _write(storage, trial_id, attrs, system=False, intermediate=intermediate or {})
+    _write(storage, trial_id, attrs, system=False, intermediate=intermediate)
 
 
 def write_system_attrs(storage: BaseStorage, trial_id: int, attrs: dict[str, Any]) -> None:

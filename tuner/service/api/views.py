@@ -159,7 +159,7 @@ def ci_history(study: optuna.Study) -> schemas.CiHistory:
     as absent: a malformed history never fails the API or the dashboard."""
     attrs = study.user_attrs
     try:
-        records = [_finite(r) for r in CI_RUNS.get(attrs) if isinstance(r, dict)]
+        records = [finite(r) for r in CI_RUNS.get(attrs) if isinstance(r, dict)]
     except MALFORMED as exc:
         logger.warning("study %s: unreadable ci history: %r", study.study_name, exc)
         records = []
@@ -168,15 +168,15 @@ def ci_history(study: optuna.Study) -> schemas.CiHistory:
     except MALFORMED:
         pending = None
     return schemas.CiHistory(study=study.study_name, history=records,
-                             pending=_finite(pending) if isinstance(pending, dict) else None)
+                             pending=finite(pending) if isinstance(pending, dict) else None)
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """``value`` (parsed JSON) with every NaN or infinite number replaced by None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
+        return {str(k): finite(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value

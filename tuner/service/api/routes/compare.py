@@ -12,7 +12,6 @@ Reads take ``ReadAccess`` like every other GET; names that are not study names a
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, status
@@ -22,6 +21,7 @@ from tuner.results.comparison import Comparison, ComparisonError, compare
 from tuner.service.api import schemas
 from tuner.service.api.deps import ReadAccess, Service, ServiceDep, load_study
 from tuner.service.api.routes.studies import NOT_FOUND
+from tuner.service.api.views import finite
 from tuner.spec.models import Name
 
 router = APIRouter(prefix="/studies", tags=["compare"])
@@ -93,17 +93,6 @@ def comparison_of(service: Service, a: str, b: str) -> Comparison:
         return compare(first, second)
     except ComparisonError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-
-
-def finite(value: Any) -> Any:
-    """``value`` (parsed JSON) with every NaN or infinite number replaced by None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite(v) for v in value]
-    return value
 
 
 @router.get("/{a}/compare/{b}", response_model=StudyComparison,
