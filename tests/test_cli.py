@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -326,3 +328,31 @@ def test_output_cut_short_by_its_reader_is_not_a_traceback() -> None:
     done = subprocess.run(f"{sys.executable} -m tuner.cli doctor | head -1", shell=True,
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.startswith("CPU: ") and "Traceback" not in done.stderr
+
+
+def test_a_hostile_study_name_cannot_shape_the_download_header(tmp_path: Path) -> None:
+    """A study another Optuna tool named with quotes, a line break and a header of its own:
+    the export is still served, and its file name keeps only characters a header and a
+    file system take as they are."""
+    import optuna
+    from fastapi.testclient import TestClient
+
+    from tuner.service.app import create_app
+    from tuner.settings import Settings
+
+    storage = f"sqlite:///{tmp_path / 'hostile.db'}"
+    name = 'x"; filename="..evil.sh\r\nSet-Cookie: a=b'
+    study = optuna.create_study(study_name=name, storage=storage)
+    study.enqueue_trial({"k": 1})
+    study.optimize(lambda trial: trial.suggest_int("k", 1, 2), n_trials=1)
+    app = create_app(settings=Settings(api_token="t" * 32), storage_url=storage, worker=None)
+    with TestClient(app) as client:
+        got = client.get(f"/studies/{quote(name, safe='')}/trials", params={"format": "csv"})
+    assert got.status_code == 200, got.text
+    disposition = got.headers["content-disposition"]
+    assert disposition == ('attachment; filename="x___filename__..evil.sh__Set-Cookie__a_b'
+                           '-runs.csv"')
+    assert "set-cookie" not in {k.lower() for k in got.headers}
+    import csv
+
+    assert [row["study"] for row in csv.DictReader(io.StringIO(got.text))] == [name]
