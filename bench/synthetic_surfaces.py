@@ -26,7 +26,9 @@ little dispatch: wants many threads), ``wavenet`` (small operators, dispatch- an
 barrier-bound: wants few threads), ``gnmt`` (medium LSTM matmuls, memory-bound and
 NUMA-sensitive, two-way concurrency). Noise: each
 run is off by a log-normal factor (5% CV), each of its 6 one-second intervals by a further
-2%; start-up (import, build) takes 6 s. The baselines are TensorFlow's defaults (both pools
+2%; start-up (import, build) takes 6 s. Each configuration's model value is stored as its
+``mean`` (its true value), with the noise model, so the replay draws fresh runs from the
+model; five example runs are stored beside it. The baselines are TensorFlow's defaults (both pools
 = 112 hardware threads) and the vendor's settings (intra_op 28, inter_op 2, bound to
 socket 0: no NUMA penalty, 28 cores).
 """
@@ -40,7 +42,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.testing.surfaces import Sample, Surface, config_key
+from tuner.testing.surfaces import RunNoise, Sample, Surface, config_key
 
 CORES, SOCKET_CORES, THREADS = 56, 28, 112
 INTER = list(range(1, 29))
@@ -96,15 +98,13 @@ def throughput(c: Character, inter: int, intra: int, *, bound_socket: bool = Fal
     return c.items / step_time(c, inter, intra, bound_socket=bound_socket)
 
 
+NOISE = RunNoise(run_cv=RUN_CV, interval_cv=INTERVAL_CV, intervals=INTERVALS,
+                 startup=STARTUP, teardown=0.3)
+
+
 def samples(mean: float, rng: random.Random) -> list[Sample]:
-    out = []
-    for _ in range(SAMPLES):
-        run = mean * math.exp(rng.gauss(0, RUN_CV))
-        intervals = [run * math.exp(rng.gauss(0, INTERVAL_CV)) for _ in range(INTERVALS)]
-        out.append(Sample(value=round(sum(intervals) / INTERVALS, 4),
-                          intervals=[round(v, 4) for v in intervals], startup=STARTUP,
-                          seconds=STARTUP + INTERVALS * INTERVAL_SECONDS + 0.3))
-    return out
+    return [NOISE.sample(mean, rng, interval_seconds=INTERVAL_SECONDS)
+            for _ in range(SAMPLES)]
 
 
 def surface(c: Character, seed: int) -> Surface:
@@ -117,17 +117,21 @@ def surface(c: Character, seed: int) -> Surface:
         fingerprint={"cpu_model": "SYNTHETIC 2x28-core Xeon (model)", "sockets": 2,
                      "physical_cores": CORES, "logical_cpus": THREADS, "numa_nodes": 2,
                      "threads_per_core": 2, "host_class": "synthetic-56c2n"},
-        meta={"model": "bench/synthetic_surfaces.py", "character": c.__dict__})
+        meta={"model": "bench/synthetic_surfaces.py", "character": c.__dict__},
+        noise=NOISE)
     for inter in INTER:
         for intra in INTRA:
             key = config_key({"inter_op": inter, "intra_op": intra})
-            out.configs[key] = samples(throughput(c, inter, intra), rng)
-    out.baselines["defaults"] = {"applied": {}, "samples": [
-        s.to_dict() for s in samples(throughput(c, THREADS, THREADS), rng)]}
+            out.model_means[key] = throughput(c, inter, intra)
+            out.configs[key] = samples(out.model_means[key], rng)
+    defaults = throughput(c, THREADS, THREADS)
+    out.baselines["defaults"] = {"applied": {}, "mean": defaults, "samples": [
+        s.to_dict() for s in samples(defaults, rng)]}
     vendor = {"intra_op": 28, "inter_op": 2, "OMP_NUM_THREADS": 28, "KMP_BLOCKTIME": 1,
               "KMP_AFFINITY": "granularity=fine,compact,1,0", "cpunodebind": 0, "membind": 0}
-    out.baselines["vendor"] = {"applied": vendor, "samples": [
-        s.to_dict() for s in samples(throughput(c, 2, 28, bound_socket=True), rng)]}
+    mean = throughput(c, 2, 28, bound_socket=True)
+    out.baselines["vendor"] = {"applied": vendor, "mean": mean, "samples": [
+        s.to_dict() for s in samples(mean, rng)]}
     return out
 
 

@@ -79,6 +79,58 @@ def test_replay_backend_draws_recorded_samples(tmp_path: Path) -> None:
     assert backend.run(missing, None).status is Status.FAILED
 
 
+def test_a_modelled_surface_judges_by_the_model_and_draws_fresh_runs(tmp_path: Path) -> None:
+    """A synthetic surface's truth is its model's mean, not the mean of the few runs stored
+    beside it, and its replay draws new runs from the model (scattered as its noise says)
+    rather than one of those few."""
+    import math
+    import random
+    import statistics
+
+    from tuner.execution.backend import RunRequest
+    from tuner.execution.launch import Launch
+    from tuner.spec.models import ParserSpec
+    from tuner.testing.surfaces import RunNoise
+
+    noise = RunNoise(run_cv=0.05, interval_cv=0.02, intervals=4, startup=5.0, teardown=0.5)
+    surface = tiny_surface(tmp_path / "s.json")
+    rng = random.Random(3)
+    for key in surface.configs:
+        mean = 100.0 * json.loads(key)["intra_op"] + 10 * json.loads(key)["inter_op"]
+        # the stored runs favour (1, 2) over (2, 2); the model says the opposite
+        mean *= 1.1 if key == config_key({"intra_op": 2, "inter_op": 2}) else 1.0
+        surface.model_means[key] = mean
+        surface.configs[key] = [noise.sample(mean * 0.9 if key.endswith("1}") else mean, rng,
+                                             interval_seconds=1.0) for _ in range(2)]
+    surface.baselines["defaults"]["mean"] = 150.0
+    surface.noise = noise
+    surface.save(tmp_path / "m.json")
+    loaded = Surface.load(tmp_path / "m.json")
+    assert loaded.to_dict() == surface.to_dict()
+    assert loaded.noise == noise
+    assert loaded.optimum() == ({"intra_op": 2, "inter_op": 2}, pytest.approx(242.0))
+    assert loaded.true_value({"intra_op": 1, "inter_op": 1}) == pytest.approx(110.0)
+    assert loaded.true_value({}) == 150.0
+    assert loaded.within(0.02) == [config_key({"intra_op": 2, "inter_op": 2})]
+
+    backend = ReplayBackend(loaded, seed=7)
+    request = RunRequest(launch=Launch(argv=("x",)), applied={"intra_op": 1, "inter_op": 1},
+                         metric="throughput", timeout=10, base_env={},
+                         parser_spec=ParserSpec(preset="protocol"), tail_lines=5,
+                         kill_grace=1)
+    values = [backend.run(request, None).metrics["throughput"] for _ in range(400)]
+    stored = {s.value for s in loaded.configs[config_key(request.applied)]}
+    assert len(set(values)) == 400 and not set(values) & stored  # fresh runs, not replays
+    logs = [math.log(v / 110.0) for v in values]
+    assert abs(statistics.fmean(logs)) < 0.01  # about the model's mean (stored: 10% below)
+    assert 0.04 < statistics.stdev(logs) < 0.06  # the run's 5% and the intervals' 2%/2
+    assert backend.seconds == pytest.approx(400 * (5.0 + 4 + 0.5))
+    # a recorded surface (no noise model) still answers with its recorded runs
+    recorded = ReplayBackend(tiny_surface(tmp_path / "r.json"), seed=7)
+    assert {recorded.run(request, None).metrics["throughput"] for _ in range(30)} == {
+        110 * 0.98, 110.0, 110 * 1.02}
+
+
 def test_a_study_on_the_replay_workload_finds_the_optimum(
         tmp_path: Path, write_study: Callable[[str], Path], local_host: Host) -> None:
     from tuner.results.summary import summarize

@@ -5,7 +5,10 @@ as a real workload would: thread pools and batch size from its flags, OpenMP/KMP
 variables from its environment, ``physcpubind`` from the number of CPUs it may run on. It
 then draws one of that configuration's recorded runs (seeded) and prints it under the
 workload contract: SETTINGS, a METRIC line per recorded interval (sleeping
-``--time-scale`` x the recorded interval length before each, 0 by default), FINAL.
+``--time-scale`` x the recorded interval length before each, 0 by default), FINAL. On a
+modelled (synthetic) surface it draws from the example runs stored beside the model; the
+benchmarks' in-process replay (``tuner.testing.surfaces.ReplayBackend``) draws fresh runs
+from the model itself.
 
 A configuration the surface does not hold exits with status 3 and says so.
 """

@@ -10,11 +10,21 @@ whether it was measured (``synthetic: false``) or generated from a performance m
 samples, feeding its intervals to the pruner as a real run would, and charging the seconds
 the real run took (start-up plus the intervals it got to). The program
 ``workloads/replay.py`` does the same as a real process, for tests through the whole loop.
+
+A **modelled** surface (a synthetic one, ``bench/synthetic_surfaces.py``) also holds each
+configuration's noise-free mean (``mean``) and the run noise of its model (``noise``,
+``RunNoise``). There the mean *is* the configuration's true value, and the replay draws a
+fresh run from the model at every call: a handful of stored samples would make the mean of
+those samples the truth, off the model by their sampling error (about 2% for five runs at
+5% noise, as large as the 2% a correct answer is judged by), and would make the "optimum"
+whichever configuration drew the luckiest five. The stored samples stay, as examples of the
+runs the model makes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import statistics
 from collections.abc import Mapping
@@ -42,6 +52,33 @@ class Sample:
                 "seconds": self.seconds}
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunNoise:
+    """How a modelled run scatters about its configuration's mean: the run off by a
+    log-normal factor (``run_cv``), each of its ``intervals`` by a further one
+    (``interval_cv``); ``startup`` seconds before the first interval, ``teardown`` after
+    the last."""
+
+    run_cv: float
+    interval_cv: float
+    intervals: int
+    startup: float
+    teardown: float
+
+    def sample(self, mean: float, rng: random.Random, *, interval_seconds: float) -> Sample:
+        run = mean * math.exp(rng.gauss(0, self.run_cv))
+        intervals = [run * math.exp(rng.gauss(0, self.interval_cv))
+                     for _ in range(self.intervals)]
+        return Sample(value=round(sum(intervals) / self.intervals, 4),
+                      intervals=[round(v, 4) for v in intervals], startup=self.startup,
+                      seconds=self.startup + self.intervals * interval_seconds + self.teardown)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"run_cv": self.run_cv, "interval_cv": self.interval_cv,
+                "intervals": self.intervals, "startup": self.startup,
+                "teardown": self.teardown}
+
+
 @dataclass(kw_only=True)
 class Surface:
     name: str
@@ -57,6 +94,10 @@ class Surface:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     interval_seconds: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
+    #: A modelled surface's noise-free means, by configuration key (baselines: the
+    #: ``mean`` of their entry), and the run noise its replay draws runs from.
+    model_means: dict[str, float] = field(default_factory=dict)
+    noise: RunNoise | None = None
 
     # --- lookup ------------------------------------------------------------------------
     def grid_key(self, applied: Mapping[str, Any]) -> str | None:
@@ -76,7 +117,20 @@ class Surface:
         key = self.grid_key(applied)
         return self.configs.get(key) if key is not None else None
 
+    def model_mean(self, applied: Mapping[str, Any]) -> float | None:
+        """A modelled surface's noise-free mean of the configuration ``applied``."""
+        for entry in self.baselines.values():
+            if config_key(entry["applied"]) == config_key(applied):
+                mean = entry.get("mean")
+                return float(mean) if mean is not None else None
+        key = self.grid_key(applied)
+        return self.model_means.get(key) if key is not None else None
+
     def true_value(self, applied: Mapping[str, Any]) -> float | None:
+        """The model's mean on a modelled surface; else the mean of the recorded samples."""
+        mean = self.model_mean(applied)
+        if mean is not None:
+            return mean
         samples = self.samples_for(applied)
         return statistics.fmean(s.value for s in samples) if samples else None
 
@@ -85,7 +139,8 @@ class Surface:
         return Goal("maximize" if self.maximize else "minimize")
 
     def means(self) -> dict[str, float]:
-        return {k: statistics.fmean(s.value for s in v) for k, v in self.configs.items()}
+        return {k: self.model_means.get(k, statistics.fmean(s.value for s in v))
+                for k, v in self.configs.items()}
 
     def optimum(self) -> tuple[dict[str, Any], float]:
         means = self.means()
@@ -108,10 +163,13 @@ class Surface:
             "fingerprint": self.fingerprint, "meta": self.meta,
             "baselines": {role: {"applied": e["applied"],
                                  "samples": [s.to_dict() if isinstance(s, Sample) else s
-                                             for s in e["samples"]]}
+                                             for s in e["samples"]],
+                                 **({"mean": e["mean"]} if "mean" in e else {})}
                           for role, e in self.baselines.items()},
-            "configs": [{"knobs": json.loads(k), "samples": [s.to_dict() for s in v]}
+            "configs": [{"knobs": json.loads(k), "samples": [s.to_dict() for s in v],
+                         **({"mean": self.model_means[k]} if k in self.model_means else {})}
                         for k, v in self.configs.items()],
+            **({"noise": self.noise.to_dict()} if self.noise is not None else {}),
         }
 
     def save(self, path: Path) -> None:
@@ -123,13 +181,17 @@ class Surface:
         data = json.loads(Path(path).read_text())
         configs = {config_key(c["knobs"]): [Sample(**s) for s in c["samples"]]
                    for c in data["configs"]}
+        model_means = {config_key(c["knobs"]): float(c["mean"]) for c in data["configs"]
+                       if "mean" in c}
+        noise = data.get("noise")
         return cls(name=data["name"], description=data["description"],
                    synthetic=data["synthetic"], unit=data["unit"], maximize=data["maximize"],
                    metric=data.get("metric", "throughput"), axes=data["axes"],
                    configs=configs, baselines=data.get("baselines", {}),
                    fingerprint=data.get("fingerprint", {}),
                    interval_seconds=data.get("interval_seconds", 1.0),
-                   meta=data.get("meta", {}))
+                   meta=data.get("meta", {}), model_means=model_means,
+                   noise=RunNoise(**noise) if noise is not None else None)
 
 
 def replay(sample: Sample, *, metric: str, interval_seconds: float,
@@ -171,7 +233,12 @@ class ReplayBackend(Backend):
         if not samples:
             return Outcome(status=Status.FAILED, reason="no recorded sample for "
                            f"{dict(request.applied)} on surface {self.surface.name}")
-        sample = self.rng.choice(samples)
+        mean = self.surface.model_mean(request.applied) if self.surface.noise else None
+        if mean is not None and self.surface.noise is not None:  # a fresh run of the model
+            sample = self.surface.noise.sample(
+                mean, self.rng, interval_seconds=self.surface.interval_seconds)
+        else:
+            sample = self.rng.choice(samples)
         if self.startup_saving:
             saved = min(self.startup_saving, max(0.0, sample.startup - 0.5))
             sample = Sample(value=sample.value, intervals=sample.intervals,
