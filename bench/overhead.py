@@ -1,6 +1,7 @@
 """What tuner itself adds to every trial, beyond the workload's own process.
 
-    python bench/overhead.py [--trials 60 500] [--postgres postgresql://postgres@127.0.0.1/tuner_bench]
+    python bench/overhead.py [--trials 60 500] [--repeats 3]
+        [--postgres postgresql://postgres@127.0.0.1/tuner_bench]
 
 * loop: a whole study of ``--trials`` trials through ``tuner.study.run.tune`` with an instant
   backend (each run answers at once with 3 intervals and a value): the sampler's ask, the
@@ -13,13 +14,18 @@
 * parse: the protocol parser's time for a typical run's output (40 lines).
 
 The share is against a typical small-preset run: the median of the runs recorded (as fresh
-processes) in ``bench/surfaces/*-small.json``, and the median of 3 runs of ResNet's small
+processes) in ``bench/surfaces/*-small.json``, and the median of the runs of ResNet's small
 preset through the fork launcher, measured here (tuner's default for built-ins).
+
+Timings on a VM vary 5-20% from one run to the next, so every figure is the median of
+``--repeats`` measurements taken in turn (forked runs, the SQLite loop, the PostgreSQL loop,
+then again), never one.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import subprocess
 import sys
@@ -133,36 +139,72 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, nargs="+", default=[60, 500],
                         help="study sizes to time the loop at")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/tuner_bench")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="measurements of each figure, taken in turn; the median is shown")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     trial, where = typical_trial_seconds()
-    forked = forked_trial_seconds()
     launch = launch_seconds()
     parse = parse_seconds()
-    print(f"typical small-preset run: {trial:.2f} s fresh ({where}); {forked:.2f} s forked "
-          "(ResNet small, fork launcher, median of 3, measured in this run)")
-    for trials in args.trials:
+    postgres: str | None = args.postgres
+    try:
+        ensure_database(args.postgres)
+    except Exception as exc:  # the benchmark reports an unreachable server and goes on
+        print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
+        postgres = None
+    measured = {trials: Loops() for trials in args.trials}
+    forked: list[float] = []
+    for _ in range(args.repeats):
+        for trials, loops in measured.items():
+            loops.measure(trials, postgres)
+        forked.append(forked_trial_seconds())
+    fork = statistics.median(forked)
+    print(f"typical small-preset run: {trial:.2f} s fresh ({where}); {fork:.2f} s forked "
+          f"(ResNet small, fork launcher, median of {args.repeats} x 3 runs, measured in this "
+          f"run between the loops); every figure the median of {args.repeats} taken in turn")
+    for trials, loops in measured.items():
         print(f"\nstudy of {trials} trials")
-        table(trials, args.postgres, trial=trial, forked=forked, fixed=(launch, parse))
+        table(trials, loops, trial=trial, forked=fork, fixed=(launch, parse))
     return 0
 
 
-def table(trials: int, postgres: str, *, trial: float, forked: float,
+class Loops:
+    """The loop's seconds per trial on each storage and TPE's ask, one entry per repeat."""
+
+    def __init__(self) -> None:
+        self.sqlite: list[float] = []
+        self.ask: list[float] = []
+        self.postgres: list[float] = []
+
+    def measure(self, trials: int, postgres: str | None) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            loop, ask = in_child(f"sqlite:///{tmp}/overhead.db", trials)
+        self.sqlite.append(loop)
+        self.ask.append(ask)
+        if postgres is not None:
+            self.postgres.append(in_child(postgres, trials)[0])
+
+
+def in_child(storage: str, trials: int) -> tuple[float, float]:
+    """``loop_seconds`` in a process of its own, as each ``tuner tune`` is: loops timed one
+    after another in one process slowed by up to 30% as the earlier studies' objects
+    accumulated (more for the garbage collector to walk), which is the benchmark's cost,
+    not tuner's."""
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.apply(loop_seconds, (storage, trials))
+
+
+def table(trials: int, loops: Loops, *, trial: float, forked: float,
           fixed: tuple[float, float]) -> None:
     launch, parse = fixed
-    rows: list[tuple[str, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        sqlite_loop, sqlite_ask = loop_seconds(f"sqlite:///{tmp}/overhead.db", trials)
-    rows += [(f"sampling (TPE ask + suggest, at {trials} trials)", sqlite_ask),
-             ("loop per trial on SQLite (sampling, storage, pruner, tell)", sqlite_loop)]
-    postgres_loop = None
-    try:
-        ensure_database(postgres)
-        postgres_loop, _ = loop_seconds(postgres, trials)
+    sqlite_loop = statistics.median(loops.sqlite)
+    rows: list[tuple[str, float]] = [
+        (f"sampling (TPE ask + suggest, at {trials} trials)", statistics.median(loops.ask)),
+        ("loop per trial on SQLite (sampling, storage, pruner, tell)", sqlite_loop)]
+    postgres_loop = statistics.median(loops.postgres) if loops.postgres else None
+    if postgres_loop is not None:
         rows.append(("loop per trial on PostgreSQL", postgres_loop))
-    except Exception as exc:  # the benchmark reports an unreachable server and goes on
-        print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
     rows += [("launch, stream and stop (runner above subprocess.run)", launch),
              ("parse one run's output (40 lines)", parse)]
     print("| part | seconds per trial | share of a fresh run | share of a forked run |")
