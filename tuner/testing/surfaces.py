@@ -110,19 +110,24 @@ class Surface:
             values[axis] = value
         return config_key(values)
 
+    def baseline_entry(self, applied: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The baseline whose settings are exactly ``applied``, if one is."""
+        key = config_key(applied)
+        return next((entry for entry in self.baselines.values()
+                     if config_key(entry["applied"]) == key), None)
+
     def samples_for(self, applied: Mapping[str, Any]) -> list[Sample] | None:
-        for entry in self.baselines.values():
-            if config_key(entry["applied"]) == config_key(applied):
-                return [s if isinstance(s, Sample) else Sample(**s) for s in entry["samples"]]
+        entry = self.baseline_entry(applied)
+        if entry is not None:
+            return [s if isinstance(s, Sample) else Sample(**s) for s in entry["samples"]]
         key = self.grid_key(applied)
         return self.configs.get(key) if key is not None else None
 
     def model_mean(self, applied: Mapping[str, Any]) -> float | None:
         """A modelled surface's noise-free mean of the configuration ``applied``."""
-        for entry in self.baselines.values():
-            if config_key(entry["applied"]) == config_key(applied):
-                mean = entry.get("mean")
-                return float(mean) if mean is not None else None
+        entry = self.baseline_entry(applied)
+        if entry is not None:
+            return float(entry["mean"]) if "mean" in entry else None
         key = self.grid_key(applied)
         return self.model_means.get(key) if key is not None else None
 
@@ -233,10 +238,10 @@ class ReplayBackend(Backend):
         if not samples:
             return Outcome(status=Status.FAILED, reason="no recorded sample for "
                            f"{dict(request.applied)} on surface {self.surface.name}")
-        mean = self.surface.model_mean(request.applied) if self.surface.noise else None
-        if mean is not None and self.surface.noise is not None:  # a fresh run of the model
-            sample = self.surface.noise.sample(
-                mean, self.rng, interval_seconds=self.surface.interval_seconds)
+        noise = self.surface.noise
+        mean = self.surface.model_mean(request.applied) if noise is not None else None
+        if noise is not None and mean is not None:  # a fresh run of the model
+            sample = noise.sample(mean, self.rng, interval_seconds=self.surface.interval_seconds)
         else:
             sample = self.rng.choice(samples)
         if self.startup_saving:
