@@ -24,6 +24,17 @@ if "TUNER_STATE_DIR" not in os.environ:
     os.environ["TUNER_STATE_DIR"] = tempfile.mkdtemp(prefix="tuner-test-state-")
     atexit.register(shutil.rmtree, os.environ["TUNER_STATE_DIR"], ignore_errors=True)
 
+#: The most parallel workers ``-n auto`` starts: each test may start real TensorFlow
+#: processes sized to the whole machine, so more workers than this only compete for it.
+MAX_WORKERS = 4
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per CPU tuner may use, at most ``MAX_WORKERS``."""
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+
+
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 FAKE_WORKLOAD = str(PROGRAMS / "fake_workload.py")

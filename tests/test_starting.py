@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import FAKE_WORKLOAD, PYTHON, ROOT
+from tests.conftest import FAKE_WORKLOAD, PYTHON, ROOT, make_sys_tree
 from tuner.errors import SpecError
-from tuner.host import Host
+from tuner.host import Host, Tools, probe_topology
 from tuner.space import fit_to
 from tuner.space.starter import CommandStart, builtin_study, command_study
 from tuner.spec import load_file, parse_text
@@ -59,6 +59,19 @@ def test_on_a_two_socket_server_the_study_binds_cores_and_memory(xeon: Host,
     assert "membind" in header and "numactl" in header
     parse_text(without, "init.yaml", fit=fit_to(xeon_no_numactl))
 
+
+def test_a_long_cpu_model_name_wraps_in_the_header(tmp_path: Path) -> None:
+    """The header names the host's CPU model; a long one (a VM's model string, an EPYC's)
+    wraps instead of making a line the repository's own checks would refuse."""
+    model = "AMD EPYC 9654 96-Core Processor with a hypervisor's long suffix (family 25)"
+    root = make_sys_tree(tmp_path / "epyc", sockets=2, cores_per_socket=4, threads_per_core=1,
+                         model=model)
+    host = Host(topology=probe_topology(root), tools=Tools(numactl=None, taskset=None))
+    text = builtin_study("proxy", host)
+    assert all(len(line) <= 100 for line in text.splitlines())
+    header = " ".join(line.lstrip("# ") for line in text.split("\nname:", 1)[0].splitlines())
+    assert model in header and "8 cores, 2 NUMA node(s)" in header
+    parse_text(text, "init.yaml", fit=fit_to(host))
 
 def test_a_command_study_runs_as_written(tmp_path: Path) -> None:
     """``tuner init --command`` for a program that takes ``--threads={threads}``: the file

@@ -5,11 +5,13 @@ are restored by the fixture whatever happens)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +27,23 @@ THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 NUMA = Path("/proc/sys/kernel/numa_balancing")
 PROBE = str(PROGRAMS / "system_probe.py")
 
+#: Held by each test here for its whole run: the tests change the machine's own files, so
+#: only one of them may run at a time, whichever pytest worker (or pytest run) it is in.
+MACHINE_LOCK = Path(tempfile.gettempdir()) / "tuner-tests-real-system-files.lock"
+
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.access(THP, os.W_OK) or not os.access(NUMA, os.W_OK),
     reason="needs root and writable THP / NUMA-balancing files")
+
+
+@pytest.fixture(autouse=True)
+def _one_at_a_time() -> Iterator[None]:
+    with MACHINE_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def read(path: Path) -> str:

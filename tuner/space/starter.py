@@ -143,8 +143,8 @@ def _problems(text: str, host: Host) -> list[tuple[tuple[str, ...], str]]:
 def _render(draft: Draft, host: Host, *, metric: str, direction: str) -> str:
     topo = host.topology
     lines = [
-        f"# A first study, written by `tuner init` for this host: {topo.model}, "
-        f"{topo.physical_cores} cores, {len(topo.nodes)} NUMA node(s).",
+        *_comment(f"A first study, written by `tuner init` for this host: {topo.model}, "
+                  f"{topo.physical_cores} cores, {len(topo.nodes)} NUMA node(s).", indent=0),
         f"# Check it: tuner validate FILE; run it: tuner tune FILE; then: tuner best "
         f"{draft.name}",
         "# `auto` domains are derived from the machine the study runs on; write a list "
