@@ -102,3 +102,15 @@ def test_the_note_names_tuners_answer_and_why_optunas_best_trial_differs() -> No
     assert "Optuna's *best trial* (trial 3, 137.4)" in note
     assert "did not support it" in note and "No knob set: the framework defaults." in note
     assert records.get(study.user_attrs, "tuner_best")["trial"] == 0
+
+
+def test_a_candidate_that_left_the_race_says_why_in_the_report() -> None:
+    study = study_with([112.8, 118.0, 120.0, 137.4])
+    record = confirmation("defaults")
+    why = ("left the race after 6 rounds: 1.00x [0.99, 1.01] of trial 2, the same within "
+           "+/-2.0%")
+    record["entries"][2]["dropped"] = why
+    records.put(study.set_user_attr, "confirmation", record)
+    text = render(summarize(study))
+    line = next(x for x in text.splitlines() if x.startswith("  candidate trial 3:"))
+    assert line.endswith(f"over defaults ({why})")

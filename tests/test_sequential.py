@@ -107,23 +107,27 @@ class FakeMeasurer:
     seed: int = 0
     metric: str = "throughput"
     runs: list[str] = field(default_factory=list)
+    #: A noise of its own for some configurations (by true throughput).
+    noise_of: dict[float, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
 
     def run(self, applied: dict[str, Any], **_: Any) -> Outcome:
         self.runs.append(str(applied["x"]))
-        value = float(applied["x"]) * math.exp(self.rng.gauss(0, self.noise))
+        noise = self.noise_of.get(float(applied["x"]), self.noise)
+        value = float(applied["x"]) * math.exp(self.rng.gauss(0, noise))
         return Outcome(status=Status.OK, reason="", metrics={self.metric: value})
 
 
 def race_of(values: dict[str, float], *, noise: float, target: float, most: int,
-            seed: int = 1, give_up: bool = False) -> tuple[dict[str, Any], FakeMeasurer]:
+            seed: int = 1, give_up: bool = False,
+            noise_of: dict[float, float] | None = None) -> tuple[dict[str, Any], FakeMeasurer]:
     entries = [Entry(label=label, applied={"x": x}) for label, x in values.items()]
     looks = Looks.growing(4, most)
     race = Race(entries, floor=0.01, goal=MAXIMIZE, target=target, looks=looks,
                 give_up=give_up)
-    measurer = FakeMeasurer(noise=noise, seed=seed)
+    measurer = FakeMeasurer(noise=noise, seed=seed, noise_of=noise_of or {})
     stopped = run_looks(looks, add_rounds=lambda n: race.add_rounds(measurer, n),  # type: ignore[arg-type]
                         settled=race.settled, comparisons=race.comparisons)
     return race.result(stopped, looks), measurer
@@ -141,6 +145,36 @@ def test_the_race_stops_at_the_target_precision_and_drops_the_slower() -> None:
     assert record["best"] == "trial 3"
     assert measurer.runs.count("100.0") < measurer.runs.count("140.0") + record["rounds"]
 
+
+def test_candidates_the_same_within_two_percent_leave_the_race() -> None:
+    """Noisy defaults (6% run noise; a +/-10% target) and three quiet candidates of one true
+    throughput: once a candidate's whole interval against the leader lies within +/-2% it
+    stops taking rounds (nothing it could show would change the answer by more) while the
+    rounds go on for the baselines' intervals; the answer is a candidate that raced on."""
+    values = {"defaults": 100.0, "vendor": 101.0, "trial 3": 140.0, "trial 5": 140.01,
+              "trial 7": 139.99}
+    record, measurer = race_of(values, noise=0.003, target=0.1, most=12,
+                               noise_of={100.0: 0.06, 101.0: 0.06})
+    entries = {e["label"]: e for e in record["entries"]}
+    left = [label for label in ("trial 3", "trial 5", "trial 7") if "dropped" in entries[label]]
+    assert len(left) == 2
+    assert all("the same within +/-2.0%" in entries[label]["dropped"] for label in left)
+    assert record["best"] not in left and record["best"].startswith("trial")
+    stayed = str(values[record["best"]])
+    assert all(measurer.runs.count(str(values[label])) < measurer.runs.count(stayed)
+               for label in left)
+    assert measurer.runs.count(stayed) == record["rounds"]
+    assert record["precision"]["settled"]
+
+
+def test_an_interval_wider_than_two_percent_is_not_called_the_same() -> None:
+    """At 8% run noise two candidates 1% apart cannot be told apart in 12 rounds, nor shown
+    to be the same: both race to the end."""
+    record, _ = race_of({"defaults": 100.0, "trial 3": 140.0, "trial 5": 141.4},
+                        noise=0.08, target=0.08, most=12, seed=3)
+    assert record["rounds"] == 12 or not any("the same within" in e.get("dropped", "")
+                                             for e in record["entries"])
+    assert not any("the same within" in e.get("dropped", "") for e in record["entries"])
 
 def test_a_budget_spent_before_the_precision_is_inconclusive() -> None:
     record, _ = race_of({"defaults": 100.0, "vendor": 100.0, "trial 3": 101.0},

@@ -135,8 +135,9 @@ def render(summary: Summary, *, written: Path | None = None,
               if e["label"] not in (summary.confirmation.get("best"), *ROLE_LABELS)
               and e.get("speedups", {}).get(reference)]
     for entry in others:
+        left = f" ({entry['dropped']})" if entry.get("dropped") else ""
         lines.append(f"  candidate {entry['label']}: "
-                     f"{format_speedup(entry['speedups'][reference])} over {reference}")
+                     f"{format_speedup(entry['speedups'][reference])} over {reference}{left}")
     if importances:
         shown = ", ".join(f"{k} {v:.2f}" for k, v in importances.items())
         lines.append(f"Knob importance (PED-ANOVA): {shown}")

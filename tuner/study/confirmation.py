@@ -38,7 +38,14 @@ from tuner.store.values import Confirmation
 from tuner.study.events import Say, ignore
 from tuner.study.interleave import Entry, paired, run_rounds
 from tuner.study.measure import Measurer
-from tuner.study.sequential import Looks, Stopped, half_width, run_looks, target_precision
+from tuner.study.sequential import (
+    PRECISION_FLOOR,
+    Looks,
+    Stopped,
+    half_width,
+    run_looks,
+    target_precision,
+)
 from tuner.study.trial import study_floor
 
 
@@ -141,6 +148,9 @@ class Race:
         self.floor = floor
         self.goal = goal
         self.target = target
+        #: Candidates whose interval against the leader lies within +/-margin are the same
+        #: for any deployment: the target, no looser than 2% however noisy the machine.
+        self.margin = min(target, PRECISION_FLOOR)
         self.looks = looks
         self.give_up = give_up
         self.met = False
@@ -194,6 +204,9 @@ class Race:
         return "not met: the round budget ran out"
 
     def _drop_the_slower(self) -> None:
+        """Candidates measurably slower than the leader (by median) leave the race, and so
+        do those whose whole interval against it lies within ``margin``: the rounds they
+        would take could not change the answer by more than that."""
         candidates = [e for e in self.racing if e.label not in ROLE_LABELS and
                       len(e.ok_values()) >= 2]
         if len(candidates) < 2:
@@ -210,6 +223,11 @@ class Race:
                 self.racing.remove(entry)
                 self.dropped[entry.label] = (f"left the race after {self.rounds} rounds: "
                                              f"{versus} of {leader.label}")
+            elif equivalent(versus, self.margin):
+                self.racing.remove(entry)
+                self.dropped[entry.label] = (
+                    f"left the race after {self.rounds} rounds: {versus} of {leader.label}, "
+                    f"the same within +/-{self.margin:.1%}")
 
     def result(self, stopped: Stopped, looks: Looks) -> dict[str, Any]:
         record = compare(self.entries, floor=self.floor, goal=self.goal, level=stopped.level)
@@ -218,6 +236,11 @@ class Race:
         for entry in record["entries"]:
             if entry["label"] in self.dropped:
                 entry["dropped"] = self.dropped[entry["label"]]
+        # the recommendation is one of the entries that raced to the end: a candidate that
+        # left sat out rounds, so its intervals are not the ones the precision was met for
+        record["best"], record["choice"] = choose(
+            [e for e in record["entries"] if e["label"] in racing], goal=self.goal)
+        for entry in record["entries"]:
             for speedup in entry["speedups"].values():
                 width = half_width(speedup)
                 speedup["half_width"] = width
@@ -234,6 +257,12 @@ class Race:
                                "looks": list(looks.rounds),
                                "level": stopped.level}
         return record
+
+
+def equivalent(versus: stats.Speedup, target: float) -> bool:
+    """The interval of a ratio lies within +/-``target`` of 1 (an equivalence test at the
+    interval's level: both one-sided tests reject a difference larger than the target)."""
+    return versus.low >= 1.0 / (1.0 + target) and versus.high <= 1.0 + target
 
 
 def baseline_comparisons(entries: list[Entry]) -> int:
