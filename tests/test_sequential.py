@@ -172,9 +172,8 @@ def test_an_interval_wider_than_two_percent_is_not_called_the_same() -> None:
     to be the same: both race to the end."""
     record, _ = race_of({"defaults": 100.0, "trial 3": 140.0, "trial 5": 141.4},
                         noise=0.08, target=0.08, most=12, seed=3)
-    assert record["rounds"] == 12 or not any("the same within" in e.get("dropped", "")
-                                             for e in record["entries"])
     assert not any("the same within" in e.get("dropped", "") for e in record["entries"])
+
 
 def test_a_budget_spent_before_the_precision_is_inconclusive() -> None:
     record, _ = race_of({"defaults": 100.0, "vendor": 100.0, "trial 3": 101.0},

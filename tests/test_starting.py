@@ -73,6 +73,7 @@ def test_a_long_cpu_model_name_wraps_in_the_header(tmp_path: Path) -> None:
     assert model in header and "8 cores, 2 NUMA node(s)" in header
     parse_text(text, "init.yaml", fit=fit_to(host))
 
+
 def test_a_command_study_runs_as_written(tmp_path: Path) -> None:
     """``tuner init --command`` for a program that takes ``--threads={threads}``: the file
     validates, and ``tuner tune`` runs it (two search trials) with the values reaching the

@@ -171,7 +171,7 @@ class Race:
 
     def settled(self, level: float) -> bool:
         self.level = level
-        self._drop_the_slower()
+        self._drop_candidates()
         racing = {e.label for e in self.racing}
         record = compare(self.entries, floor=self.floor, goal=self.goal, level=level)
         widths = [half_width(s) for e in record["entries"] if e["label"] in racing
@@ -203,7 +203,7 @@ class Race:
                     f"still be +/-{self.projected:.1%} after {self.looks.rounds[-1]}")
         return "not met: the round budget ran out"
 
-    def _drop_the_slower(self) -> None:
+    def _drop_candidates(self) -> None:
         """Candidates measurably slower than the leader (by median) leave the race, and so
         do those whose whole interval against it lies within ``margin``: the rounds they
         would take could not change the answer by more than that."""
@@ -230,17 +230,15 @@ class Race:
                     f"the same within +/-{self.margin:.1%}")
 
     def result(self, stopped: Stopped, looks: Looks) -> dict[str, Any]:
-        record = compare(self.entries, floor=self.floor, goal=self.goal, level=stopped.level)
         racing = {e.label for e in self.racing}
+        # the recommendation is one of the entries that raced to the end: a candidate that
+        # left sat out rounds, so its intervals are not the ones the precision was met for
+        record = compare(self.entries, floor=self.floor, goal=self.goal, level=stopped.level,
+                         choose_among=racing)
         widths = []
         for entry in record["entries"]:
             if entry["label"] in self.dropped:
                 entry["dropped"] = self.dropped[entry["label"]]
-        # the recommendation is one of the entries that raced to the end: a candidate that
-        # left sat out rounds, so its intervals are not the ones the precision was met for
-        record["best"], record["choice"] = choose(
-            [e for e in record["entries"] if e["label"] in racing], goal=self.goal)
-        for entry in record["entries"]:
             for speedup in entry["speedups"].values():
                 width = half_width(speedup)
                 speedup["half_width"] = width
@@ -272,11 +270,11 @@ def baseline_comparisons(entries: list[Entry]) -> int:
         1 if sum(e.label in ROLE_LABELS for e in entries) == 2 else 0)
 
 
-def compare(entries: list[Entry], *, floor: float, goal: Goal,
-            level: float | None = None) -> dict[str, Any]:
+def compare(entries: list[Entry], *, floor: float, goal: Goal, level: float | None = None,
+            choose_among: set[str] | None = None) -> dict[str, Any]:
     """The confirmation's record: speedups of every entry over each baseline with
     simultaneous intervals (at ``level`` each; by default Bonferroni over the comparisons),
-    throughput intervals, and the winner."""
+    throughput intervals, and the winner (among the labels ``choose_among``; all: None)."""
     comparisons = baseline_comparisons(entries)
     if level is None:
         level = stats.simultaneous_level(comparisons)
@@ -296,7 +294,8 @@ def compare(entries: list[Entry], *, floor: float, goal: Goal,
                 item["speedups"][role] = stats.paired_speedup(
                     a, b, floor=floor, goal=goal, level=level).to_dict()
         out.append(item)
-    best, basis = choose(out, goal=goal)
+    best, basis = choose([e for e in out if choose_among is None or e["label"] in choose_among],
+                         goal=goal)
     return {"entries": out, "best": best, "choice": basis, "floor": floor, "level": level,
             "comparisons": comparisons}
 
