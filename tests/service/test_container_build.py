@@ -62,7 +62,22 @@ def why_not() -> str | None:
     for tool in ("buildah", "podman"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (apt-get install {tool})"
+    if cgroups_hybrid():
+        return ("this host mounts cgroups in hybrid mode (v1 controllers, and cgroup2 at "
+                "/sys/fs/cgroup/unified): podman's runtime, crun, refuses to start containers "
+                "there ('cgroups in hybrid mode not supported')")
     return None
+
+
+def cgroups_hybrid() -> bool:
+    """cgroup v1 controllers mounted next to a cgroup2 hierarchy (not at /sys/fs/cgroup)."""
+    try:
+        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return False
+    v1 = any(m[2] == "cgroup" for m in mounts if len(m) > 2)
+    v2_aside = any(m[2] == "cgroup2" and m[1] != "/sys/fs/cgroup" for m in mounts if len(m) > 2)
+    return v1 and v2_aside
 
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres,
