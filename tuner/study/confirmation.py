@@ -257,10 +257,10 @@ class Race:
         return record
 
 
-def equivalent(versus: stats.Speedup, target: float) -> bool:
-    """The interval of a ratio lies within +/-``target`` of 1 (an equivalence test at the
-    interval's level: both one-sided tests reject a difference larger than the target)."""
-    return versus.low >= 1.0 / (1.0 + target) and versus.high <= 1.0 + target
+def equivalent(versus: stats.Speedup, margin: float) -> bool:
+    """The interval of a ratio lies within +/-``margin`` of 1 (an equivalence test at the
+    interval's level: both one-sided tests reject a difference larger than the margin)."""
+    return versus.low >= 1.0 / (1.0 + margin) and versus.high <= 1.0 + margin
 
 
 def baseline_comparisons(entries: list[Entry]) -> int:

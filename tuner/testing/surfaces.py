@@ -127,7 +127,8 @@ class Surface:
         """A modelled surface's noise-free mean of the configuration ``applied``."""
         entry = self.baseline_entry(applied)
         if entry is not None:
-            return float(entry["mean"]) if "mean" in entry else None
+            mean = entry.get("mean")
+            return float(mean) if mean is not None else None
         key = self.grid_key(applied)
         return self.model_means.get(key) if key is not None else None
 
