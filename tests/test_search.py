@@ -100,15 +100,22 @@ def test_study_runs_baselines_first_and_finds_the_optimum(
     assert len(noise["samples"]) == 3 and noise["trial"] == 0
 
 
+@pytest.mark.parametrize(("noise", "contender_runs"), [("0.03", 3), ("0", 1)])
 def test_repeats_adapt_and_bad_trials_are_pruned(
-        write_study: Callable[[str], Path], local_host: Host, storage: str) -> None:
+        write_study: Callable[[str], Path], local_host: Host, storage: str, tmp_path: Path,
+        noise: str, contender_runs: int) -> None:
+    """At 3% run noise a contender gets as many runs as allowed; on a machine that does not
+    vary (noise floor under 1%) one run already measures it to within the 2% a confirmation
+    calls the same, and no candidate gets more."""
+    env = {"FAKE_NOISE": noise, "FAKE_SEED": "5", "FAKE_COUNTER": str(tmp_path / "runs")}
     text = fake_study(budget={"n_trials": 14}, repeats={"min": 1, "max": 3}, screening="off",
-                      confirm={"top": 0}, workload=fake_workload(intervals="4"))
+                      confirm={"top": 0}, workload=fake_workload(intervals="4", env=env))
     result = run_study(write_study(text), local_host, storage)
     trials = result.study.get_trials()
     assert len(records.get(trials[0].user_attrs, "samples")) == 3  # noise runs
     assert len(records.get(trials[1].user_attrs, "samples")) == 3  # vendor: repeats.max
     best = result.study.best_value
+    contenders = 0
     for trial in trials[2:]:
         samples = records.get(trial.user_attrs, "samples")
         if "duplicate_of" in trial.user_attrs:
@@ -120,8 +127,9 @@ def test_repeats_adapt_and_bad_trials_are_pruned(
         elif trial.value is not None and trial.value < 0.9 * best:
             assert len(samples) == 1  # clearly worse: no more runs
         elif trial.value is not None and trial.value > 0.999 * best:
-            assert len(samples) == 3  # a contender: as many runs as allowed
-    assert any(t.state == TrialState.PRUNED for t in trials)
+            assert len(samples) == contender_runs  # a contender
+            contenders += 1
+    assert contenders and any(t.state == TrialState.PRUNED for t in trials)
 
 
 def test_screening_fixes_inert_knobs_and_keeps_the_others(

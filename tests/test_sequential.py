@@ -167,6 +167,32 @@ def test_candidates_the_same_within_two_percent_leave_the_race() -> None:
     assert record["precision"]["settled"]
 
 
+def test_the_baselines_ratio_counts_only_while_a_baseline_may_be_the_answer() -> None:
+    """Noisy baselines (2% run noise each) and a quiet candidate: their ratio to each other
+    is the widest interval. Once the candidate is a measured win over both, the
+    recommendation is the candidate whatever that ratio is, so the race stops when the
+    candidate's own intervals reach the target and reports the baselines' ratio as it stands
+    (inconclusive); with a candidate that is no win, a baseline may be the answer, and the
+    rounds go on for that ratio."""
+    baselines = {"defaults": 100.0, "vendor": 101.0}
+    noisy = {100.0: 0.02, 101.0: 0.02}
+    record, _ = race_of({**baselines, "trial 3": 140.0}, noise=0.003, target=0.03, most=12,
+                        seed=4, noise_of=noisy)
+    entries = {e["label"]: e for e in record["entries"]}
+    between = entries["vendor"]["speedups"]["defaults"]
+    assert record["precision"]["settled"] and record["rounds"] < 12
+    assert between["half_width"] > 0.03 and between["verdict"] == "inconclusive"
+    assert record["precision"]["reached"] == max(
+        s["half_width"] for s in entries["trial 3"]["speedups"].values())
+    assert record["best"] == "trial 3"
+    record, _ = race_of({**baselines, "trial 3": 100.5}, noise=0.003, target=0.03, most=12,
+                        seed=4, noise_of=noisy)
+    entries = {e["label"]: e for e in record["entries"]}
+    assert record["rounds"] == 12 and not record["precision"]["settled"]
+    assert record["precision"]["reached"] == entries["vendor"]["speedups"]["defaults"][
+        "half_width"] > 0.03
+
+
 def test_an_interval_wider_than_two_percent_is_not_called_the_same() -> None:
     """At 8% run noise two candidates 1% apart cannot be told apart in 12 rounds, nor shown
     to be the same: both race to the end."""

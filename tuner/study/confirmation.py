@@ -7,7 +7,8 @@ that baseline is the recommendation.
 The rounds are sequential (``tuner.study.sequential``): ``confirm.rounds`` first, then more
 at each look (about 1.5 times as many) up to ``confirm.max_rounds``, stopping at the first
 look where every interval still compared is narrower than the target precision
-(``confirm.precision``; ``auto``: the noise floor, at least 2%). At each look a candidate
+(``confirm.precision``; ``auto``: the noise floor, at least 2%; the baselines' ratio to
+each other counts only while a baseline may be the answer). At each look a candidate
 measurably slower than the leading candidate leaves the race (its intervals are reported as
 they stood), so the rounds go to the comparisons still open. A comparison that shows no
 difference but is still wider than the target when the round budget runs out is
@@ -174,8 +175,7 @@ class Race:
         self._drop_candidates()
         racing = {e.label for e in self.racing}
         record = compare(self.entries, floor=self.floor, goal=self.goal, level=level)
-        widths = [half_width(s) for e in record["entries"] if e["label"] in racing
-                  for s in e["speedups"].values()]
+        widths = deciding_widths(record["entries"], racing)
         # nothing comparable (every pairing failed): more rounds of failing runs buy nothing
         self.met = bool(widths) and max(widths) <= self.target
         if not widths or self.met:
@@ -235,15 +235,13 @@ class Race:
         # left sat out rounds, so its intervals are not the ones the precision was met for
         record = compare(self.entries, floor=self.floor, goal=self.goal, level=stopped.level,
                          choose_among=racing)
-        widths = []
+        widths = deciding_widths(record["entries"], racing)
         for entry in record["entries"]:
             if entry["label"] in self.dropped:
                 entry["dropped"] = self.dropped[entry["label"]]
             for speedup in entry["speedups"].values():
                 width = half_width(speedup)
                 speedup["half_width"] = width
-                if entry["label"] in racing:
-                    widths.append(width)
                 if width > self.target and speedup["verdict"] == "no measurable difference":
                     speedup["verdict"] = "inconclusive"
         record["comparisons"] = self.comparisons
@@ -255,6 +253,24 @@ class Race:
                                "looks": list(looks.rounds),
                                "level": stopped.level}
         return record
+
+
+def deciding_widths(entries: list[dict[str, Any]], racing: set[str]) -> list[float]:
+    """The half-widths the precision target is for: each comparison of an entry still
+    racing with a baseline, except the baselines' comparison with each other once a
+    candidate still racing is a measured win over every baseline. From then on the
+    recommendation is a candidate whatever the baselines' ratio, so rounds spent narrowing
+    that ratio buy nothing the answer needs (it is still reported, with its width: wider
+    than the target and showing no difference, it is inconclusive). Before, a baseline may
+    be the recommendation, and which one is what that comparison decides."""
+    baselines = [e for e in entries if e["label"] in ROLE_LABELS]
+    decided = any(
+        e["label"] in racing and e["label"] not in ROLE_LABELS and baselines and all(
+            e["speedups"].get(b["label"], {}).get("verdict") == "win" for b in baselines)
+        for e in entries)
+    return [half_width(speedup) for e in entries if e["label"] in racing
+            for role, speedup in e["speedups"].items()
+            if not (decided and e["label"] in ROLE_LABELS and role in ROLE_LABELS)]
 
 
 def equivalent(versus: stats.Speedup, margin: float) -> bool:

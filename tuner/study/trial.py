@@ -4,9 +4,10 @@
   noise floor (stored as the study attribute ``noise``).
 * The vendor baseline runs ``repeats.max`` times.
 * A search trial runs at least ``repeats.min`` times and keeps going (up to ``repeats.max``)
-  only while its value lies within twice the noise floor of the best so far, or beyond it:
-  close calls get more samples, clearly worse candidates none. Its first run may be pruned
-  from its per-interval metrics.
+  only while its value lies within twice the noise floor of the best so far, or beyond it,
+  and is known less well than to 2%: close calls get more samples, clearly worse
+  candidates none, and on a machine that varies by at most 1% one run is enough. Its first
+  run may be pruned from its per-interval metrics.
 * The trial's value is the median (or trimmed mean) of its runs; the runs are stored, and so
   is what the workload's process loaded (``loaded``: its threading and allocator libraries
   and framework build, from the first run that knew them; screening reads the baselines').
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,6 +56,7 @@ from tuner.store.values import Loaded, Noise, Run, Worker
 from tuner.study.events import RunEvents, Silent
 from tuner.study.measure import Measurer
 from tuner.study.sampler import bind_baseline
+from tuner.study.sequential import PRECISION_FLOOR
 
 #: Per-run trial attributes, reset when a trial starts (a retried trial is enqueued with its
 #: role only, but a trial can also be re-asked after an interrupted start).
@@ -79,14 +82,22 @@ def inert_knobs(study: optuna.Study) -> dict[str, Any]:
 
 def deserves_more(samples: list[float], study: optuna.Study, statistic: stats.Statistic) -> bool:
     """True while a candidate is within twice the noise floor of the best so far (or
-    better): only then can more runs change which configuration wins."""
+    better), where more runs can change which configuration wins, and while its value is
+    known less well than the margin a confirmation calls the same (``PRECISION_FLOOR``,
+    2%): ``n`` runs at a noise floor ``f`` (the runs' CV) put it within about ``2 f /
+    sqrt(n)`` (95%). On a quiet machine (``f`` at most 1%) one run already says as much as
+    more could that matters: the candidates it could still reorder are within 2% of each
+    other, which the confirmation races anyway and calls the same."""
     try:
         best = snapshot.best_value(study)
     except ValueError:
         return False
+    floor = study_floor(study)
+    if 2.0 * floor / math.sqrt(len(samples)) <= PRECISION_FLOOR:
+        return False
     goal = Goal.of(study.direction)
     estimate = stats.robust(samples, statistic)
-    return goal.at_least_as_good(estimate, goal.bound(best, 2.0 * study_floor(study)))
+    return goal.at_least_as_good(estimate, goal.bound(best, 2.0 * floor))
 
 
 @dataclass(kw_only=True)
