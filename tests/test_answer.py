@@ -114,3 +114,21 @@ def test_a_candidate_that_left_the_race_says_why_in_the_report() -> None:
     text = render(summarize(study))
     line = next(x for x in text.splitlines() if x.startswith("  candidate trial 3:"))
     assert line.endswith(f"over defaults ({why})")
+
+
+def test_a_baseline_that_left_the_race_says_so_beside_its_speedup() -> None:
+    study = study_with([112.8, 118.0, 120.0, 137.4])
+    record = confirmation("trial 3")
+    defaults, vendor, best = record["entries"]
+    best["speedups"] = {
+        "defaults": {"ratio": 1.2, "low": 1.17, "high": 1.23, "verdict": "win"},
+        "vendor": {"ratio": 1.1, "low": 1.09, "high": 1.11, "verdict": "win"}}
+    why = "left the race after 4 rounds: its intervals against the candidates still racing " \
+          "within +/-2.0%"
+    vendor["dropped"] = why
+    records.put(study.set_user_attr, "confirmation", record)
+    lines = render(summarize(study)).splitlines()
+    assert next(x for x in lines if x.startswith("Speedup over vendor settings:")).endswith(
+        f"a measured win (vendor {why})")
+    assert "left the race" not in next(
+        x for x in lines if x.startswith("Speedup over framework defaults:"))

@@ -13,6 +13,7 @@ import pytest
 from tuner import stats
 from tuner.execution.outcome import Outcome, Status
 from tuner.goal import MAXIMIZE
+from tuner.space.baselines import ROLE_LABELS
 from tuner.study.confirmation import Race
 from tuner.study.interleave import Entry
 from tuner.study.sequential import Looks, half_width, run_looks, target_precision
@@ -191,6 +192,38 @@ def test_the_baselines_ratio_counts_only_while_a_baseline_may_be_the_answer() ->
     assert record["rounds"] == 12 and not record["precision"]["settled"]
     assert record["precision"]["reached"] == entries["vendor"]["speedups"]["defaults"][
         "half_width"] > 0.03
+
+
+def test_a_settled_baseline_leaves_the_race_once_a_candidate_wins() -> None:
+    """Noisy defaults (2% run noise), quiet vendor settings and candidates: once a candidate
+    is a measured win over both baselines and the vendor's intervals against the candidates
+    still racing are within the target, the vendor stops taking rounds while the rounds go
+    on for the defaults; its comparisons are reported at the level of the look it left at
+    (the intervals the error was spent on)."""
+    values = {"defaults": 100.0, "vendor": 120.0, "trial 3": 140.0, "trial 5": 139.9}
+    record, measurer = race_of(values, noise=0.003, target=0.02, most=12, seed=1,
+                               noise_of={100.0: 0.02})
+    entries = {e["label"]: e for e in record["entries"]}
+    vendor = entries["vendor"]
+    assert vendor["dropped"].startswith("left the race after ")
+    assert "its intervals against the candidates still racing within +/-2.0%" in vendor["dropped"]
+    assert measurer.runs.count("120.0") < measurer.runs.count("100.0") == record["rounds"]
+    best = entries[record["best"]]
+    assert best["speedups"]["vendor"]["verdict"] == "win"
+    assert best["speedups"]["vendor"]["half_width"] <= 0.02
+    assert best["speedups"]["vendor"]["level"] > best["speedups"]["defaults"]["level"] == \
+        record["precision"]["level"]
+    assert "dropped" not in entries["defaults"]
+
+
+def test_no_baseline_leaves_while_a_baseline_may_be_the_answer() -> None:
+    """The same race with candidates no faster than the vendor's settings: a baseline may be
+    the answer, so both baselines race to the end."""
+    values = {"defaults": 100.0, "vendor": 120.0, "trial 3": 120.0, "trial 5": 119.9}
+    record, measurer = race_of(values, noise=0.003, target=0.02, most=12, seed=1,
+                               noise_of={100.0: 0.02})
+    assert not any("dropped" in e for e in record["entries"] if e["label"] in ROLE_LABELS)
+    assert measurer.runs.count("120.0") >= 2 * record["rounds"] - 1
 
 
 def test_an_interval_wider_than_two_percent_is_not_called_the_same() -> None:

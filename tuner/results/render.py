@@ -112,8 +112,11 @@ def render(summary: Summary, *, written: Path | None = None,
     if summary.confirmation.get("choice") == "best estimate":
         lines.append("  (recommended as the confirmation's best estimate: no win over the "
                      "baselines is claimed for it, none measured it slower)")
+    baselines_left = {e["label"]: e["dropped"] for e in summary.confirmation.get("entries", [])
+                      if e["label"] in ROLE_LABELS and e.get("dropped")}
     for role, speedup in summary.speedups.items():
-        lines.append(f"Speedup over {ROLE_LABELS[role]}: {format_speedup(speedup)}")
+        why = f" ({role} {baselines_left[role]})" if role in baselines_left else ""
+        lines.append(f"Speedup over {ROLE_LABELS[role]}: {format_speedup(speedup)}{why}")
     if summary.confirmed and summary.speedups:
         count = int(summary.confirmation.get("comparisons", 1))
         kind = f"simultaneous over the {count} comparisons" if count > 1 else (

@@ -9,8 +9,11 @@ at each look (about 1.5 times as many) up to ``confirm.max_rounds``, stopping at
 look where every interval still compared is narrower than the target precision
 (``confirm.precision``; ``auto``: the noise floor, at least 2%; the baselines' ratio to
 each other counts only while a baseline may be the answer). At each look a candidate
-measurably slower than the leading candidate leaves the race (its intervals are reported as
-they stood), so the rounds go to the comparisons still open. A comparison that shows no
+measurably slower than the leading candidate, or the same as it within 2%, leaves the race,
+and so does a baseline whose intervals against the candidates still racing are within the
+target once a candidate is a measured win over every baseline; the intervals of an entry
+that left are reported as they stood at that look (at its level), and the rounds go to the
+comparisons still open. A comparison that shows no
 difference but is still wider than the target when the round budget runs out is
 ``inconclusive``, not "no difference"; the record states the precision reached.
 
@@ -158,6 +161,9 @@ class Race:
         self.projected: float | None = None
         self.racing = list(entries)
         self.dropped: dict[str, str] = {}
+        #: The level of the look at which each entry that left did so: its comparisons are
+        #: reported at that level (the intervals the error was spent on), not the last's.
+        self.left_at: dict[str, float] = {}
         self.level = 0.95
         self.rounds = 0
         candidates = sum(e.label not in ROLE_LABELS for e in entries)
@@ -173,13 +179,14 @@ class Race:
     def settled(self, level: float) -> bool:
         self.level = level
         self._drop_candidates()
-        racing = {e.label for e in self.racing}
-        record = compare(self.entries, floor=self.floor, goal=self.goal, level=level)
-        widths = deciding_widths(record["entries"], racing)
+        record = compare(self.entries, floor=self.floor, goal=self.goal, level=level,
+                         left_at=self.left_at)
+        widths = deciding_widths(record["entries"], {e.label for e in self.racing})
         # nothing comparable (every pairing failed): more rounds of failing runs buy nothing
         self.met = bool(widths) and max(widths) <= self.target
         if not widths or self.met:
             return True
+        self._release_baselines(record["entries"])  # within the target: the widest stays
         self.projected = self._projected(max(widths), level) if self.give_up else None
         return self.projected is not None and \
             self.projected > FUTILITY_MARGIN * self.target
@@ -220,21 +227,43 @@ class Race:
                 continue
             versus = stats.paired_speedup(a, b, floor=0.0, goal=self.goal, level=self.level)
             if versus.high < 1.0:
-                self.racing.remove(entry)
-                self.dropped[entry.label] = (f"left the race after {self.rounds} rounds: "
-                                             f"{versus} of {leader.label}")
+                self._leave(entry, f"{versus} of {leader.label}")
             elif equivalent(versus, self.margin):
-                self.racing.remove(entry)
-                self.dropped[entry.label] = (
-                    f"left the race after {self.rounds} rounds: {versus} of {leader.label}, "
-                    f"the same within +/-{self.margin:.1%}")
+                self._leave(entry, f"{versus} of {leader.label}, the same within "
+                                   f"+/-{self.margin:.1%}")
+
+    def _release_baselines(self, record: list[dict[str, Any]]) -> None:
+        """A baseline leaves the race once no baseline can be the answer (a candidate
+        still racing is a measured win over every baseline) and its interval against each
+        candidate still racing is within the target: its rounds would only narrow intervals
+        already precise enough, while the rounds go on for the comparisons still open
+        (typically the noisy defaults against the leader, the vendor's settled)."""
+        racing = {e.label for e in self.racing}
+        candidates = [e for e in record if e["label"] in racing
+                      and e["label"] not in ROLE_LABELS]
+        bases = [e["label"] for e in record if e["label"] in ROLE_LABELS]
+        if not candidates or not any(
+                all(e["speedups"].get(b, {}).get("verdict") == "win" for b in bases)
+                for e in candidates):
+            return
+        for entry in [e for e in self.racing if e.label in ROLE_LABELS]:
+            widths = [half_width(e["speedups"][entry.label]) for e in candidates
+                      if entry.label in e["speedups"]]
+            if len(widths) == len(candidates) and max(widths) <= self.target:
+                self._leave(entry, f"its intervals against the candidates still racing "
+                                   f"within +/-{self.target:.1%}")
+
+    def _leave(self, entry: Entry, why: str) -> None:
+        self.racing.remove(entry)
+        self.left_at[entry.label] = self.level
+        self.dropped[entry.label] = f"left the race after {self.rounds} rounds: {why}"
 
     def result(self, stopped: Stopped, looks: Looks) -> dict[str, Any]:
         racing = {e.label for e in self.racing}
         # the recommendation is one of the entries that raced to the end: a candidate that
         # left sat out rounds, so its intervals are not the ones the precision was met for
         record = compare(self.entries, floor=self.floor, goal=self.goal, level=stopped.level,
-                         choose_among=racing)
+                         choose_among=racing, left_at=self.left_at)
         widths = deciding_widths(record["entries"], racing)
         for entry in record["entries"]:
             if entry["label"] in self.dropped:
@@ -287,13 +316,17 @@ def baseline_comparisons(entries: list[Entry]) -> int:
 
 
 def compare(entries: list[Entry], *, floor: float, goal: Goal, level: float | None = None,
-            choose_among: set[str] | None = None) -> dict[str, Any]:
+            choose_among: set[str] | None = None,
+            left_at: dict[str, float] | None = None) -> dict[str, Any]:
     """The confirmation's record: speedups of every entry over each baseline with
-    simultaneous intervals (at ``level`` each; by default Bonferroni over the comparisons),
-    throughput intervals, and the winner (among the labels ``choose_among``; all: None)."""
+    simultaneous intervals (at ``level`` each; by default Bonferroni over the comparisons;
+    a comparison with an entry that left the race at the level of the look it left at,
+    ``left_at``), throughput intervals, and the winner (among the baselines and the labels
+    ``choose_among``; all: None)."""
     comparisons = baseline_comparisons(entries)
     if level is None:
         level = stats.simultaneous_level(comparisons)
+    left_at = left_at or {}
     baselines = {e.label: e for e in entries if e.label in ROLE_LABELS}
     out: list[dict[str, Any]] = []
     for entry in entries:
@@ -307,11 +340,13 @@ def compare(entries: list[Entry], *, floor: float, goal: Goal, level: float | No
                 continue
             a, b = paired(entry, base)
             if len(a) >= 2:
+                # the rounds they share end where the first of them left: that look's level
+                at = max([level, *(left_at[x] for x in (entry.label, role) if x in left_at)])
                 item["speedups"][role] = stats.paired_speedup(
-                    a, b, floor=floor, goal=goal, level=level).to_dict()
+                    a, b, floor=floor, goal=goal, level=at).to_dict()
         out.append(item)
-    best, basis = choose([e for e in out if choose_among is None or e["label"] in choose_among],
-                         goal=goal)
+    best, basis = choose([e for e in out if choose_among is None or e["label"] in choose_among
+                          or e["label"] in ROLE_LABELS], goal=goal)
     return {"entries": out, "best": best, "choice": basis, "floor": floor, "level": level,
             "comparisons": comparisons}
 

@@ -2,7 +2,8 @@
 
 * The defaults baseline runs ``noise.runs`` times; the spread of those runs is the study's
   noise floor (stored as the study attribute ``noise``).
-* The vendor baseline runs ``repeats.max`` times.
+* The vendor baseline runs ``repeats.max`` times, or fewer (``repeats.min`` at least) once
+  its value is known to within 2% (two noise floors over the square root of its runs).
 * A search trial runs at least ``repeats.min`` times and keeps going (up to ``repeats.max``)
   only while its value lies within twice the noise floor of the best so far, or beyond it,
   and is known less well than to 2%: close calls get more samples, clearly worse
@@ -80,20 +81,24 @@ def inert_knobs(study: optuna.Study) -> dict[str, Any]:
     return {name: UNSET for name in (screened.inert if screened else {})}
 
 
+def known_to_the_margin(samples: list[float], floor: float) -> bool:
+    """``n`` runs at a noise floor ``f`` (the runs' CV) put a value within about ``2 f /
+    sqrt(n)`` (95%): True once that is within the margin a confirmation calls the same
+    (``PRECISION_FLOOR``, 2%). On a quiet machine (``f`` at most 1%) one run is enough."""
+    return bool(samples) and 2.0 * floor / math.sqrt(len(samples)) <= PRECISION_FLOOR
+
+
 def deserves_more(samples: list[float], study: optuna.Study, statistic: stats.Statistic) -> bool:
     """True while a candidate is within twice the noise floor of the best so far (or
     better), where more runs can change which configuration wins, and while its value is
-    known less well than the margin a confirmation calls the same (``PRECISION_FLOOR``,
-    2%): ``n`` runs at a noise floor ``f`` (the runs' CV) put it within about ``2 f /
-    sqrt(n)`` (95%). On a quiet machine (``f`` at most 1%) one run already says as much as
-    more could that matters: the candidates it could still reorder are within 2% of each
-    other, which the confirmation races anyway and calls the same."""
+    not yet ``known_to_the_margin``: more runs of it could then only reorder candidates
+    within 2% of each other, which the confirmation races anyway and calls the same."""
     try:
         best = snapshot.best_value(study)
     except ValueError:
         return False
     floor = study_floor(study)
-    if 2.0 * floor / math.sqrt(len(samples)) <= PRECISION_FLOOR:
+    if known_to_the_margin(samples, floor):
         return False
     goal = Goal.of(study.direction)
     estimate = stats.robust(samples, statistic)
@@ -119,9 +124,15 @@ class TrialObjective:
     def runs_for(self, role: str) -> tuple[int, int]:
         if role == "defaults":
             return self.spec.noise.runs, self.spec.noise.runs
-        if role in self.baselines:
-            return self.spec.repeats.max, self.spec.repeats.max
         return self.spec.repeats.min, self.spec.repeats.max
+
+    def more_runs(self, role: str, samples: list[float], study: optuna.Study) -> bool:
+        """Whether a trial that has run ``repeats.min`` times goes on: a search trial while
+        it ``deserves_more``; a baseline (the vendor's: the defaults run ``noise.runs``
+        times) until its value is ``known_to_the_margin``, however it compares."""
+        if role not in self.baselines:
+            return deserves_more(samples, study, self.spec.repeats.statistic)
+        return not known_to_the_margin(samples, study_floor(study))
 
     def stable_error(self, study: optuna.Study) -> float:
         setting = self.spec.pruner.stable_error
@@ -256,7 +267,7 @@ class TrialObjective:
             if not outcome.ok:
                 failure = outcome
                 break
-            if len(samples) >= low and not deserves_more(samples, trial.study, statistic):
+            if len(samples) >= low and not self.more_runs(role, samples, trial.study):
                 break
         SAMPLES.put(found, samples)
         RUNS.put(found, [Run.of(run) for run in runs])
