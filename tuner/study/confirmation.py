@@ -13,9 +13,9 @@ measurably slower than the leading candidate, or the same as it within 2%, leave
 and so does a baseline whose intervals against the candidates still racing are within the
 target once a candidate is a measured win over every baseline; the intervals of an entry
 that left are reported as they stood at that look (at its level), and the rounds go to the
-comparisons still open. A comparison that shows no
-difference but is still wider than the target when the round budget runs out is
-``inconclusive``, not "no difference"; the record states the precision reached.
+comparisons still open. A comparison that shows no difference but is still wider than the
+target when the round budget runs out is ``inconclusive``, not "no difference"; the record
+states the precision reached.
 
 The result is the study attribute ``confirmation``; it is redone when trials were added
 after it (a resumed study).
@@ -239,13 +239,10 @@ class Race:
         already precise enough, while the rounds go on for the comparisons still open
         (typically the noisy defaults against the leader, the vendor's settled)."""
         racing = {e.label for e in self.racing}
+        if not a_candidate_wins(record, racing):
+            return
         candidates = [e for e in record if e["label"] in racing
                       and e["label"] not in ROLE_LABELS]
-        bases = [e["label"] for e in record if e["label"] in ROLE_LABELS]
-        if not candidates or not any(
-                all(e["speedups"].get(b, {}).get("verdict") == "win" for b in bases)
-                for e in candidates):
-            return
         for entry in [e for e in self.racing if e.label in ROLE_LABELS]:
             widths = [half_width(e["speedups"][entry.label]) for e in candidates
                       if entry.label in e["speedups"]]
@@ -260,8 +257,8 @@ class Race:
 
     def result(self, stopped: Stopped, looks: Looks) -> dict[str, Any]:
         racing = {e.label for e in self.racing}
-        # the recommendation is one of the entries that raced to the end: a candidate that
-        # left sat out rounds, so its intervals are not the ones the precision was met for
+        # the recommendation is a baseline or a candidate that raced to the end: a candidate
+        # that left sat out rounds, so its intervals are not the ones the precision was met for
         record = compare(self.entries, floor=self.floor, goal=self.goal, level=stopped.level,
                          choose_among=racing, left_at=self.left_at)
         widths = deciding_widths(record["entries"], racing)
@@ -292,14 +289,20 @@ def deciding_widths(entries: list[dict[str, Any]], racing: set[str]) -> list[flo
     that ratio buy nothing the answer needs (it is still reported, with its width: wider
     than the target and showing no difference, it is inconclusive). Before, a baseline may
     be the recommendation, and which one is what that comparison decides."""
-    baselines = [e for e in entries if e["label"] in ROLE_LABELS]
-    decided = any(
-        e["label"] in racing and e["label"] not in ROLE_LABELS and baselines and all(
-            e["speedups"].get(b["label"], {}).get("verdict") == "win" for b in baselines)
-        for e in entries)
+    decided = a_candidate_wins(entries, racing)
     return [half_width(speedup) for e in entries if e["label"] in racing
             for role, speedup in e["speedups"].items()
             if not (decided and e["label"] in ROLE_LABELS and role in ROLE_LABELS)]
+
+
+def a_candidate_wins(entries: list[dict[str, Any]], racing: set[str]) -> bool:
+    """A candidate among ``racing`` is a measured win over every baseline: no baseline can
+    then be the recommendation."""
+    bases = [e["label"] for e in entries if e["label"] in ROLE_LABELS]
+    return bool(bases) and any(
+        e["label"] in racing and e["label"] not in ROLE_LABELS and all(
+            e["speedups"].get(b, {}).get("verdict") == "win" for b in bases)
+        for e in entries)
 
 
 def equivalent(versus: stats.Speedup, margin: float) -> bool:
