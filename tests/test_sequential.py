@@ -214,6 +214,12 @@ def test_a_settled_baseline_leaves_the_race_once_a_candidate_wins() -> None:
     assert best["speedups"]["vendor"]["level"] > best["speedups"]["defaults"]["level"] == \
         record["precision"]["level"]
     assert "dropped" not in entries["defaults"]
+    # a race that ends at its last look without the target: nobody "leaves" at that look
+    record, _ = race_of(values, noise=0.003, target=0.02, most=6, seed=1,
+                        noise_of={100.0: 0.03, 120.0: 0.006})
+    assert not record["precision"]["settled"] and record["rounds"] == 6
+    assert not any("left the race after 6" in e.get("dropped", "") for e in record["entries"]
+                   if e["label"] in ROLE_LABELS)
 
 
 def test_no_baseline_leaves_while_a_baseline_may_be_the_answer() -> None:

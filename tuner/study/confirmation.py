@@ -239,7 +239,8 @@ class Race:
         already precise enough, while the rounds go on for the comparisons still open
         (typically the noisy defaults against the leader, the vendor's settled)."""
         racing = {e.label for e in self.racing}
-        if not a_candidate_wins(record, racing):
+        last = self.looks is not None and self.rounds >= self.looks.rounds[-1]
+        if last or not a_candidate_wins(record, racing):  # at the last look all stop anyway
             return
         candidates = [e for e in record if e["label"] in racing
                       and e["label"] not in ROLE_LABELS]
