@@ -191,10 +191,15 @@ class Race:
         return self.projected is not None and \
             self.projected > FUTILITY_MARGIN * self.target
 
+    @property
+    def at_last_look(self) -> bool:
+        """The rounds have reached the last look (never, without looks)."""
+        return self.looks is not None and self.rounds >= self.looks.rounds[-1]
+
     def _projected(self, width: float, level: float) -> float | None:
         """``width`` (a half-width at this look) as it would be at the last look: the same
         spread over the last look's rounds, at its level. None at the last look."""
-        if self.looks is None or self.rounds >= self.looks.rounds[-1] or self.rounds < 2:
+        if self.looks is None or self.at_last_look or self.rounds < 2:
             return None
         last = self.looks.rounds[-1]
         final_level = self.looks.level(len(self.looks.rounds) - 1, self.comparisons)
@@ -204,8 +209,7 @@ class Race:
 
     def why_not(self) -> str:
         """Why the target was not met, for the report."""
-        if self.projected is not None and self.looks is not None and \
-                self.rounds < self.looks.rounds[-1]:
+        if self.projected is not None and self.looks is not None and not self.at_last_look:
             return (f"out of reach: after {self.rounds} rounds the widest interval would "
                     f"still be +/-{self.projected:.1%} after {self.looks.rounds[-1]}")
         return "not met: the round budget ran out"
@@ -239,8 +243,7 @@ class Race:
         already precise enough, while the rounds go on for the comparisons still open
         (typically the noisy defaults against the leader, the vendor's settled)."""
         racing = {e.label for e in self.racing}
-        last = self.looks is not None and self.rounds >= self.looks.rounds[-1]
-        if last or not a_candidate_wins(record, racing):  # at the last look all stop anyway
+        if self.at_last_look or not a_candidate_wins(record, racing):  # all stop there anyway
             return
         candidates = [e for e in record if e["label"] in racing
                       and e["label"] not in ROLE_LABELS]
@@ -300,10 +303,14 @@ def a_candidate_wins(entries: list[dict[str, Any]], racing: set[str]) -> bool:
     """A candidate among ``racing`` is a measured win over every baseline: no baseline can
     then be the recommendation."""
     bases = [e["label"] for e in entries if e["label"] in ROLE_LABELS]
-    return bool(bases) and any(
-        e["label"] in racing and e["label"] not in ROLE_LABELS and all(
-            e["speedups"].get(b, {}).get("verdict") == "win" for b in bases)
-        for e in entries)
+    return bool(bases) and bool(measured_wins([e for e in entries if e["label"] in racing],
+                                              bases))
+
+
+def measured_wins(entries: list[dict[str, Any]], bases: list[str]) -> list[dict[str, Any]]:
+    """The candidates among ``entries`` measured a win over every baseline of ``bases``."""
+    return [e for e in entries if e["label"] not in ROLE_LABELS and all(
+        e["speedups"].get(b, {}).get("verdict") == "win" for b in bases)]
 
 
 def equivalent(versus: stats.Speedup, margin: float) -> bool:
@@ -385,8 +392,7 @@ def choose(entries: list[dict[str, Any]], *, goal: Goal) -> tuple[str | None, st
     def best_of(pool: list[dict[str, Any]]) -> str:
         return str(max(pool, key=lambda e: estimate(e, reference, goal=goal))["label"])
 
-    wins = [e for e in ran if e["label"] not in ROLE_LABELS and all(
-        e["speedups"].get(b["label"], {}).get("verdict") == "win" for b in bases)]
+    wins = measured_wins(ran, [b["label"] for b in bases])
     if wins:
         return best_of(wins), MEASURED_WIN
     safe = [e for e in ran if e["label"] in ROLE_LABELS or not any(
